@@ -1,0 +1,279 @@
+//! Command-line syntax of the nine commands, argparse-compatible: unique prefixes of long
+//! options are accepted, `--help` is the only help flag (`-h` is `--host` in
+//! barman-cloud-backup), and every parse error exits 3.
+
+use std::path::PathBuf;
+
+use barman_cloud::compression::{Compression, CompressionLevel};
+use barman_cloud::storage::{
+    AddressingStyle, AzureCredentialKind, Provider, S3Encryption, StorageOptions,
+};
+use barman_cloud::units;
+use clap::{ArgAction, ArgGroup, Args, Parser};
+
+/// Options every command accepts.
+#[derive(Args, Debug)]
+pub struct Common {
+    /// Show this help message and exit
+    #[arg(long = "help", action = ArgAction::Help)]
+    help: Option<bool>,
+    /// Increase output verbosity (e.g., -vv is more than -v)
+    #[arg(short = 'v', long, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Decrease output verbosity (e.g., -qq is less than -q)
+    #[arg(short = 'q', long, action = ArgAction::Count)]
+    pub quiet: u8,
+    /// Test cloud connectivity and exit
+    #[arg(short = 't', long)]
+    pub test: bool,
+    /// The cloud provider to use as a storage backend (file:// URLs always use a local directory)
+    #[arg(long, value_parser = ["aws-s3", "azure-blob-storage", "google-cloud-storage"], default_value = "aws-s3")]
+    pub cloud_provider: String,
+    /// Override default S3 endpoint URL with the given one
+    #[arg(long)]
+    pub endpoint_url: Option<String>,
+    /// Profile name (e.g. INI section in AWS credentials file)
+    #[arg(short = 'P', long = "aws-profile", alias = "profile")]
+    pub aws_profile: Option<String>,
+    /// Use IAM roles for service accounts (EKS): web identity from AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE
+    #[arg(long)]
+    pub aws_irsa: bool,
+    /// The time in seconds until a timeout is raised when waiting to read from a connection (defaults to 60 seconds)
+    #[arg(long, allow_negative_numbers = true)]
+    pub read_timeout: Option<i64>,
+    /// S3 addressing style
+    #[arg(long, value_parser = ["auto", "virtual", "path"])]
+    pub addressing_style: Option<String>,
+    /// Optionally specify the type of credential to use when authenticating with Azure
+    #[arg(long = "azure-credential", aliases = ["credential", "default"], value_parser = ["azure-cli", "managed-identity", "default"])]
+    pub azure_credential: Option<String>,
+}
+
+impl Common {
+    pub fn storage_options(&self) -> StorageOptions {
+        StorageOptions {
+            cloud_provider: Provider::parse(&self.cloud_provider),
+            endpoint_url: self.endpoint_url.clone(),
+            aws_profile: self.aws_profile.clone(),
+            aws_irsa: self.aws_irsa,
+            read_timeout_secs: self.read_timeout.map(|t| t.max(1) as u64),
+            addressing_style: match self.addressing_style.as_deref() {
+                Some("virtual") => AddressingStyle::Virtual,
+                Some("path") => AddressingStyle::Path,
+                _ => AddressingStyle::Auto,
+            },
+            azure_credential: match self.azure_credential.as_deref() {
+                Some("azure-cli") => Some(AzureCredentialKind::AzureCli),
+                Some("managed-identity") => Some(AzureCredentialKind::ManagedIdentity),
+                Some("default") => Some(AzureCredentialKind::Default),
+                _ => None,
+            },
+            ..StorageOptions::default()
+        }
+    }
+}
+
+/// S3 server-side encryption options of the commands that write.
+#[derive(Args, Debug)]
+pub struct Encryption {
+    /// The encryption algorithm used when storing the uploaded data in S3
+    #[arg(short = 'e', long, value_parser = ["AES256", "aws:kms"])]
+    pub encryption: Option<String>,
+    /// The AWS KMS key ID that should be used for encrypting the uploaded data in S3
+    #[arg(long)]
+    pub sse_kms_key_id: Option<String>,
+    /// The name of an encryption scope defined in the Azure Blob Storage service
+    #[arg(long)]
+    pub encryption_scope: Option<String>,
+    /// The name of the GCP KMS key which should be used for encrypting the uploaded data in GCS
+    #[arg(long)]
+    pub kms_key_name: Option<String>,
+}
+
+impl Encryption {
+    pub fn apply(&self, options: &mut StorageOptions) {
+        options.s3_encryption = match self.encryption.as_deref() {
+            Some("AES256") => Some(S3Encryption::Aes256),
+            Some("aws:kms") => Some(S3Encryption::AwsKms),
+            _ => None,
+        };
+        options.sse_kms_key_id = self.sse_kms_key_id.clone();
+        options.encryption_scope = self.encryption_scope.clone();
+        options.kms_key_name = self.kms_key_name.clone();
+    }
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    units::parse_size(text).map_err(|e| e.to_string())
+}
+
+fn parse_positive(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<i64>() {
+        Ok(n) if n >= 1 && n <= u32::MAX as i64 => Ok(n as u32),
+        _ => Err(format!("'{text}' must be a positive integer")),
+    }
+}
+
+fn parse_tag(text: &str) -> Result<(String, String), String> {
+    units::parse_tag(text).map_err(|e| e.to_string())
+}
+
+fn parse_csv_tag(text: &str) -> Result<(String, String), String> {
+    units::parse_csv_tag(text).map_err(|e| e.to_string())
+}
+
+fn parse_level(text: &str) -> Result<CompressionLevel, String> {
+    CompressionLevel::parse(text).map_err(|e| e.to_string())
+}
+
+/// Picks the effective tag list: `--tag` if any, else `--tags`.
+pub fn effective_tags(
+    tag: &[(String, String)],
+    tags: &Option<Vec<(String, String)>>,
+) -> Vec<(String, String)> {
+    if !tag.is_empty() {
+        tag.to_vec()
+    } else {
+        tags.clone().unwrap_or_default()
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(disable_help_flag = true, infer_long_args = true)]
+#[command(group(ArgGroup::new("compression").multiple(false)))]
+#[command(
+    about = "Archive a WAL file to cloud storage (drop-in for Barman's barman-cloud-wal-archive)"
+)]
+pub struct WalArchiveArgs {
+    /// URL of the cloud destination, such as a bucket in AWS S3 (e.g. s3://bucket/path), or file:///dir
+    #[arg(value_name = "DESTINATION_URL")]
+    pub url: String,
+    /// The name of the server as configured in Barman
+    pub server_name: String,
+    /// The value of the '%p' keyword (according to 'archive_command')
+    pub wal_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: Common,
+    /// gzip-compress the WAL while uploading to the cloud
+    #[arg(short = 'z', long, group = "compression")]
+    pub gzip: bool,
+    /// bzip2-compress the WAL while uploading to the cloud
+    #[arg(short = 'j', long, group = "compression")]
+    pub bzip2: bool,
+    /// xz-compress the WAL while uploading to the cloud
+    #[arg(long, group = "compression")]
+    pub xz: bool,
+    /// snappy-compress the WAL while uploading to the cloud
+    #[arg(long, group = "compression")]
+    pub snappy: bool,
+    /// zstd-compress the WAL while uploading to the cloud
+    #[arg(long, group = "compression")]
+    pub zstd: bool,
+    /// lz4-compress the WAL while uploading to the cloud
+    #[arg(long, group = "compression")]
+    pub lz4: bool,
+    /// A compression level: low, medium, high or an integer (default: medium)
+    #[arg(long, value_parser = parse_level, allow_negative_numbers = true)]
+    pub compression_level: Option<CompressionLevel>,
+    /// Tag KEY,VALUE added to every uploaded WAL file (repeatable)
+    #[arg(long, value_parser = parse_tag, action = ArgAction::Append, conflicts_with = "tags")]
+    pub tag: Vec<(String, String)>,
+    /// Tags (KEY,VALUE ...) added to every uploaded WAL file (deprecated form; end with --)
+    #[arg(long, value_parser = parse_csv_tag, num_args = 0..)]
+    pub tags: Option<Vec<(String, String)>>,
+    /// Tag KEY,VALUE for history files, used instead of --tag (repeatable)
+    #[arg(long, value_parser = parse_tag, action = ArgAction::Append, conflicts_with = "history_tags")]
+    pub history_tag: Vec<(String, String)>,
+    /// Tags (KEY,VALUE ...) for history files (deprecated form)
+    #[arg(long, value_parser = parse_csv_tag, num_args = 0..)]
+    pub history_tags: Option<Vec<(String, String)>>,
+    #[command(flatten)]
+    pub encryption: Encryption,
+    /// SSE-C key for S3, as file:///path to a file holding the base64 of a 32-byte key
+    #[arg(long)]
+    pub sse_customer_key: Option<String>,
+    /// Azure: maximum block size for uploads bigger than --max-single-put-size (default 4MB)
+    #[arg(long, value_parser = parse_size)]
+    pub max_block_size: Option<u64>,
+    /// Azure: maximum number of concurrent block uploads (default 1)
+    #[arg(long, value_parser = parse_positive)]
+    pub max_concurrency: Option<u32>,
+    /// Azure: largest upload done as a single request (default 64MB)
+    #[arg(long, value_parser = parse_size)]
+    pub max_single_put_size: Option<u64>,
+}
+
+impl WalArchiveArgs {
+    pub fn compression(&self) -> Option<Compression> {
+        [
+            (self.gzip, Compression::Gzip),
+            (self.bzip2, Compression::Bzip2),
+            (self.xz, Compression::Xz),
+            (self.snappy, Compression::Snappy),
+            (self.zstd, Compression::Zstd),
+            (self.lz4, Compression::Lz4),
+        ]
+        .into_iter()
+        .find_map(|(on, c)| on.then_some(c))
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(disable_help_flag = true, infer_long_args = true)]
+#[command(
+    about = "Restore a WAL file from cloud storage (drop-in for Barman's barman-cloud-wal-restore)"
+)]
+pub struct WalRestoreArgs {
+    /// URL of the cloud source, such as a bucket in AWS S3 (e.g. s3://bucket/path), or file:///dir
+    #[arg(value_name = "SOURCE_URL")]
+    pub url: String,
+    /// The name of the server as configured in Barman
+    pub server_name: String,
+    /// The value of the '%f' keyword (according to 'restore_command')
+    pub wal_name: String,
+    /// The value of the '%p' keyword (according to 'restore_command')
+    pub wal_dest: PathBuf,
+    #[command(flatten)]
+    pub common: Common,
+    /// Do not download partial WAL files
+    #[arg(long)]
+    pub no_partial: bool,
+    /// Number of WAL files to fetch in all, prefetching into --spool-dir (values <= 1 disable prefetch)
+    #[arg(short = 'p', long, default_value_t = 0, allow_negative_numbers = true)]
+    pub parallel: i64,
+    /// Directory for prefetched WAL files
+    #[arg(long, default_value = "/var/tmp/walrestore")]
+    pub spool_dir: PathBuf,
+    /// SSE-C key for S3, as file:///path to a file holding the base64 of a 32-byte key
+    #[arg(long)]
+    pub sse_customer_key: Option<String>,
+}
+
+#[derive(Parser, Debug)]
+#[command(disable_help_flag = true, infer_long_args = true)]
+#[command(about = "Check that the WAL archive destination is safe for a new PostgreSQL cluster")]
+pub struct CheckWalArchiveArgs {
+    /// URL of the cloud destination, such as a bucket in AWS S3 (e.g. s3://bucket/path), or file:///dir
+    #[arg(value_name = "DESTINATION_URL")]
+    pub url: String,
+    /// The name of the server as configured in Barman
+    pub server_name: String,
+    #[command(flatten)]
+    pub common: Common,
+    /// The earliest timeline whose WALs should cause the check to fail
+    #[arg(long, value_parser = parse_positive)]
+    pub timeline: Option<u32>,
+}
+
+/// Commands whose implementation has not landed yet: they parse the common options so that
+/// `--help`, `-V`, `-v` and `-q` behave, and refuse to run.
+#[derive(Parser, Debug)]
+#[command(disable_help_flag = true, infer_long_args = true)]
+#[command(about = "Not implemented yet in barman-rs (see the README's roadmap)")]
+pub struct PendingArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Arguments of the Barman command
+    #[arg(num_args = 0.., allow_hyphen_values = true, trailing_var_arg = true)]
+    pub args: Vec<String>,
+}

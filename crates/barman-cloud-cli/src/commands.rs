@@ -1,0 +1,98 @@
+//! Each command: turn parsed arguments into a library call.
+
+use barman_cloud::storage::{BucketState, CloudStorage, StorageOptions};
+use barman_cloud::wal::{self, WalArchiveCheck, WalArchiveRequest, WalRestoreRequest};
+use barman_cloud::{Error, Result};
+
+use crate::args::{CheckWalArchiveArgs, WalArchiveArgs, WalRestoreArgs, effective_tags};
+
+/// `-t/--test`: Barman's connectivity and bucket-existence probe.
+async fn connectivity_test(storage: &CloudStorage) -> Result<()> {
+    match storage.bucket_state().await? {
+        BucketState::Exists => Ok(()),
+        BucketState::Missing => Err(Error::BucketMissing(storage.location().bucket.clone())),
+    }
+}
+
+pub async fn wal_archive(args: WalArchiveArgs) -> Result<()> {
+    let wal_path = match (&args.wal_path, hook_wal_path()) {
+        (Some(path), _) => path.clone(),
+        (None, Some(path)) => path.into(),
+        (None, None) => {
+            return Err(Error::InvalidInput(
+                "the following arguments are required: WAL_PATH".into(),
+            ));
+        }
+    };
+    let basename = wal_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    barman_cloud::wal::WalName::try_parse(basename).ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "{} is an invalid name for a WAL file",
+            wal_path.display()
+        ))
+    })?;
+    let mut options: StorageOptions = args.common.storage_options();
+    args.encryption.apply(&mut options);
+    options.sse_customer_key_uri = args.sse_customer_key.clone();
+    let storage = CloudStorage::open(&args.url, &options).await?;
+    if args.common.test {
+        return connectivity_test(&storage).await;
+    }
+    let request = WalArchiveRequest {
+        server_name: args.server_name.clone(),
+        wal_path,
+        compression: args.compression(),
+        compression_level: args.compression_level.unwrap_or_default(),
+        tags: effective_tags(&args.tag, &args.tags),
+        history_tags: effective_tags(&args.history_tag, &args.history_tags),
+    };
+    wal::archive_wal(&storage, &request).await.map(|_| ())
+}
+
+/// In Barman hook mode (`archive_script`/`archive_retry_script`, phase `pre`) the WAL path
+/// comes from `BARMAN_FILE`.
+fn hook_wal_path() -> Option<String> {
+    let hook = std::env::var("BARMAN_HOOK").ok()?;
+    let phase = std::env::var("BARMAN_PHASE").ok()?;
+    if (hook == "archive_script" || hook == "archive_retry_script") && phase == "pre" {
+        std::env::var("BARMAN_FILE").ok()
+    } else {
+        None
+    }
+}
+
+pub async fn wal_restore(args: WalRestoreArgs) -> Result<()> {
+    barman_cloud::wal::WalName::parse(&args.wal_name)?;
+    let mut options = args.common.storage_options();
+    options.sse_customer_key_uri = args.sse_customer_key.clone();
+    let storage = CloudStorage::open(&args.url, &options).await?;
+    if args.common.test {
+        return connectivity_test(&storage).await;
+    }
+    let request = WalRestoreRequest {
+        server_name: args.server_name,
+        wal_name: args.wal_name,
+        destination: args.wal_dest,
+        no_partial: args.no_partial,
+        parallel: args.parallel,
+        spool_dir: args.spool_dir,
+    };
+    wal::restore_wal(&storage, &request).await.map(|_| ())
+}
+
+pub async fn check_wal_archive(args: CheckWalArchiveArgs) -> Result<()> {
+    let mut storage = CloudStorage::open(&args.url, &args.common.storage_options()).await?;
+    // Barman probes connectivity first, and with -t stops there, bucket or not.
+    storage.bucket_state().await?;
+    if args.common.test {
+        return Ok(());
+    }
+    let check = WalArchiveCheck {
+        server_name: args.server_name,
+        timeline: args.timeline,
+    };
+    wal::check_wal_archive(&mut storage, &check).await
+}

@@ -1,0 +1,124 @@
+//! barman-rs: one multicall binary for the nine `barman-cloud-*` commands.
+//!
+//! The command is chosen by the name the binary is called with (install creates one link
+//! per command), or by the first argument (`barman-rs barman-cloud-wal-archive ...` or
+//! `barman-rs wal-archive ...`). One binary keeps the install small and the build to a
+//! single link step.
+
+mod args;
+mod commands;
+mod exit;
+mod logging;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use args::{CheckWalArchiveArgs, PendingArgs, WalArchiveArgs, WalRestoreArgs};
+
+const VERSION: &str = concat!("3.20.1 (barman-rs ", env!("CARGO_PKG_VERSION"), ")");
+
+pub const COMMANDS: [&str; 9] = [
+    "barman-cloud-backup",
+    "barman-cloud-backup-delete",
+    "barman-cloud-backup-keep",
+    "barman-cloud-backup-list",
+    "barman-cloud-backup-show",
+    "barman-cloud-check-wal-archive",
+    "barman-cloud-restore",
+    "barman-cloud-wal-archive",
+    "barman-cloud-wal-restore",
+];
+
+fn main() -> ExitCode {
+    let mut argv: Vec<OsString> = std::env::args_os().collect();
+    let invoked = argv
+        .first()
+        .and_then(|a| {
+            std::path::Path::new(a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    let command = if COMMANDS.contains(&invoked.as_str()) {
+        invoked
+    } else {
+        let requested = argv.get(1).map(|a| a.to_string_lossy().into_owned());
+        let resolved = requested.as_deref().and_then(|name| {
+            let full = if name.starts_with("barman-cloud-") {
+                name.to_string()
+            } else {
+                format!("barman-cloud-{name}")
+            };
+            COMMANDS.contains(&full.as_str()).then_some(full)
+        });
+        match resolved {
+            Some(name) => {
+                argv.remove(0);
+                name
+            }
+            None => {
+                eprintln!(
+                    "usage: barman-rs COMMAND [ARGS...]\n\nCOMMAND is one of:\n  {}\n\nor run the command links installed next to barman-rs.",
+                    COMMANDS.join("\n  ")
+                );
+                return ExitCode::from(3);
+            }
+        }
+    };
+    run(&command, argv)
+}
+
+fn parse<T: clap::Parser>(name: &str, argv: Vec<OsString>) -> Result<T, ExitCode> {
+    let cmd = T::command()
+        .name(name.to_string())
+        .bin_name(name.to_string())
+        .version(VERSION);
+    cmd.try_get_matches_from(argv)
+        .and_then(|matches| T::from_arg_matches(&matches))
+        .map_err(|e| exit::report_usage(&e))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("cannot start the async runtime")
+}
+
+fn finish(result: barman_cloud::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => exit::report(&error),
+    }
+}
+
+fn run(command: &str, argv: Vec<OsString>) -> ExitCode {
+    macro_rules! dispatch {
+        ($args:ty, $run:path) => {{
+            let args: $args = match parse(command, argv) {
+                Ok(args) => args,
+                Err(code) => return code,
+            };
+            logging::init(args.common.verbose, args.common.quiet);
+            finish(runtime().block_on($run(args)))
+        }};
+    }
+    match command {
+        "barman-cloud-wal-archive" => dispatch!(WalArchiveArgs, commands::wal_archive),
+        "barman-cloud-wal-restore" => dispatch!(WalRestoreArgs, commands::wal_restore),
+        "barman-cloud-check-wal-archive" => {
+            dispatch!(CheckWalArchiveArgs, commands::check_wal_archive)
+        }
+        _ => {
+            let args: PendingArgs = match parse(command, argv) {
+                Ok(args) => args,
+                Err(code) => return code,
+            };
+            logging::init(args.common.verbose, args.common.quiet);
+            exit::report(&barman_cloud::Error::Config(format!(
+                "{command} is not implemented yet in barman-rs {}; use Barman's Python command for now",
+                env!("CARGO_PKG_VERSION")
+            )))
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! barman-rs library: Barman-compatible backups of PostgreSQL to object storage.
+//!
+//! A bucket written by this crate is laid out exactly as Barman 3.20's `barman-cloud-*`
+//! commands lay it out, so either tool reads what the other wrote:
+//!
+//! ```text
+//! <prefix>/<server>/base/<backup_id>/backup.info, data.tar[.gz]...
+//! <prefix>/<server>/wals/<TTTTTTTTLLLLLLLL>/<segment>[.gz|.bz2|.xz|.snappy|.zst|.lz4]
+//! <prefix>/<server>/wals/<timeline>.history
+//! ```
+//!
+//! Modules follow the domain: [`storage`] (one client over S3, Azure, GCS and local
+//! directories), [`wal`] (archive, restore and check of WAL files), [`compression`]
+//! (Barman's codecs and levels), [`units`] (Barman's value syntaxes), [`error`].
+//! Command front-ends only parse arguments and call these.
+
+pub mod compression;
+pub mod error;
+pub mod storage;
+pub mod units;
+pub mod wal;
+
+pub use error::{Error, ErrorKind, Result};
+
+/// Version reported by `--version`: the Barman release whose behaviour we reproduce.
+pub const BARMAN_COMPAT_VERSION: &str = "3.20.1";

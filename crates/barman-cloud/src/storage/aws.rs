@@ -1,0 +1,345 @@
+//! AWS S3 and S3-compatible servers.
+//!
+//! Credentials follow boto3's order (environment keys, profile, web identity for IRSA,
+//! container and instance metadata) through `aws-config`; the static-key case skips it
+//! so that `wal-archive` starts in milliseconds.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::provider::ProvideCredentials;
+use object_store::ObjectStore;
+use object_store::aws::{AmazonS3Builder, AwsAuthorizer, AwsCredential, AwsCredentialProvider};
+use object_store::client::{HttpClient, HttpConnector, HttpRequest, ReqwestConnector};
+use tokio::sync::Mutex;
+
+use super::{AddressingStyle, BucketState, Location, S3Encryption, StorageOptions};
+use crate::error::{Error, Result};
+
+pub(super) struct S3Admin {
+    http: HttpClient,
+    credentials: AwsCredentialProvider,
+    region: String,
+    bucket_url: String,
+    bucket: String,
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+pub(super) async fn build(
+    location: &Location,
+    options: &StorageOptions,
+) -> Result<(Arc<dyn ObjectStore>, S3Admin)> {
+    let profile = options
+        .aws_profile
+        .clone()
+        .or_else(|| env_nonempty("AWS_PROFILE"));
+    let region = resolve_region(profile.as_deref()).await;
+    let credentials = credential_provider(options, profile.as_deref(), &region).await?;
+
+    let endpoint = options
+        .endpoint_url
+        .clone()
+        .or_else(|| env_nonempty("AWS_ENDPOINT_URL_S3"))
+        .or_else(|| env_nonempty("AWS_ENDPOINT_URL"))
+        .map(|e| e.trim_end_matches('/').to_string());
+    let virtual_hosted = match options.addressing_style {
+        AddressingStyle::Virtual => true,
+        AddressingStyle::Path => false,
+        // botocore's "auto" uses virtual hosts on AWS itself and paths elsewhere.
+        AddressingStyle::Auto => endpoint.is_none(),
+    };
+    let base = endpoint
+        .clone()
+        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+    let bucket_url = if virtual_hosted {
+        match base.split_once("://") {
+            Some((scheme, host)) => format!("{scheme}://{}.{host}", location.bucket),
+            None => format!("https://{}.{base}", location.bucket),
+        }
+    } else {
+        format!("{base}/{}", location.bucket)
+    };
+    let allow_http = base.starts_with("http://");
+    let client_options = super::client_options(options, allow_http);
+
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(&location.bucket)
+        .with_region(&region)
+        .with_credentials(credentials.clone())
+        .with_client_options(client_options.clone())
+        .with_retry(super::retry_config())
+        .with_virtual_hosted_style_request(virtual_hosted);
+    if virtual_hosted {
+        builder = builder.with_endpoint(&bucket_url);
+    } else if let Some(endpoint) = &endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    builder = apply_encryption(builder, options)?;
+    let store = builder
+        .build()
+        .map_err(|e| Error::Config(format!("cannot configure S3 client: {e}")))?;
+
+    let http = ReqwestConnector::default()
+        .connect(&client_options)
+        .map_err(|e| Error::Config(format!("cannot build HTTP client: {e}")))?;
+    Ok((
+        Arc::new(store),
+        S3Admin {
+            http,
+            credentials,
+            region,
+            bucket_url,
+            bucket: location.bucket.clone(),
+        },
+    ))
+}
+
+fn apply_encryption(builder: AmazonS3Builder, options: &StorageOptions) -> Result<AmazonS3Builder> {
+    if options.sse_kms_key_id.is_some() && options.s3_encryption != Some(S3Encryption::AwsKms) {
+        return Err(Error::Config(
+            "Encryption type must be \"aws:kms\" if SSE KMS Key ID is specified".into(),
+        ));
+    }
+    if let Some(uri) = &options.sse_customer_key_uri {
+        if options.s3_encryption.is_some() || options.sse_kms_key_id.is_some() {
+            return Err(Error::Config(
+                "--sse-customer-key cannot be used together with --encryption or --sse-kms-key-id"
+                    .into(),
+            ));
+        }
+        return Ok(builder.with_ssec_encryption(read_customer_key(uri)?));
+    }
+    Ok(match options.s3_encryption {
+        Some(S3Encryption::Aes256) => builder.with_config(
+            "aws_server_side_encryption"
+                .parse::<object_store::aws::AmazonS3ConfigKey>()
+                .map_err(|e| Error::Config(e.to_string()))?,
+            "AES256",
+        ),
+        Some(S3Encryption::AwsKms) => {
+            builder.with_sse_kms_encryption(options.sse_kms_key_id.clone().unwrap_or_default())
+        }
+        None => builder,
+    })
+}
+
+/// Reads an SSE-C key file given as `file:///absolute/path`: base64 of 32 bytes.
+fn read_customer_key(uri: &str) -> Result<String> {
+    use base64::Engine;
+    let path = uri
+        .strip_prefix("file://")
+        .filter(|p| p.starts_with('/'))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "--sse-customer-key must be a file:// URI with an absolute path, got {uri}"
+            ))
+        })?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let key = text.trim();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .map_err(|_| Error::Config(format!("SSE-C key in {path} is not valid base64")))?;
+    if raw.len() != 32 {
+        return Err(Error::Config(format!(
+            "SSE-C key in {path} must decode to 32 bytes, got {}",
+            raw.len()
+        )));
+    }
+    Ok(key.to_string())
+}
+
+async fn resolve_region(profile: Option<&str>) -> String {
+    if let Some(region) = env_nonempty("AWS_REGION").or_else(|| env_nonempty("AWS_DEFAULT_REGION"))
+    {
+        return region;
+    }
+    use aws_config::meta::region::ProvideRegion;
+    let mut builder = aws_config::profile::ProfileFileRegionProvider::builder();
+    if let Some(profile) = profile {
+        builder = builder.profile_name(profile);
+    }
+    match builder.build().region().await {
+        Some(region) => region.to_string(),
+        None => "us-east-1".to_string(),
+    }
+}
+
+async fn credential_provider(
+    options: &StorageOptions,
+    profile: Option<&str>,
+    region: &str,
+) -> Result<AwsCredentialProvider> {
+    let region = aws_config::Region::new(region.to_string());
+    if options.aws_irsa {
+        if env_nonempty("AWS_ROLE_ARN").is_none()
+            || env_nonempty("AWS_WEB_IDENTITY_TOKEN_FILE").is_none()
+        {
+            return Err(Error::Config(
+                "--aws-irsa needs AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE (set by EKS for service accounts)".into(),
+            ));
+        }
+        let config =
+            aws_config::provider_config::ProviderConfig::default().with_region(Some(region));
+        let provider =
+            aws_config::web_identity_token::WebIdentityTokenCredentialsProvider::builder()
+                .configure(&config)
+                .build();
+        return Ok(Arc::new(CachedAwsCredentials::new(provider)));
+    }
+    if let (None, Some(key_id), Some(secret_key)) = (
+        profile,
+        env_nonempty("AWS_ACCESS_KEY_ID"),
+        env_nonempty("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        {
+            return Ok(Arc::new(object_store::StaticCredentialProvider::new(
+                AwsCredential {
+                    key_id,
+                    secret_key,
+                    token: env_nonempty("AWS_SESSION_TOKEN"),
+                },
+            )));
+        }
+    }
+    let mut chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+        .region(region);
+    if let Some(profile) = profile {
+        chain = chain.profile_name(profile);
+    }
+    Ok(Arc::new(CachedAwsCredentials::new(chain.build().await)))
+}
+
+/// Bridges an `aws-config` provider into object_store, caching until shortly before expiry.
+struct CachedAwsCredentials<P> {
+    provider: P,
+    cached: Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
+}
+
+impl<P> std::fmt::Debug for CachedAwsCredentials<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CachedAwsCredentials")
+    }
+}
+
+impl<P> CachedAwsCredentials<P> {
+    fn new(provider: P) -> Self {
+        Self {
+            provider,
+            cached: Mutex::new(None),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<P: ProvideCredentials + Send + Sync + 'static> object_store::CredentialProvider
+    for CachedAwsCredentials<P>
+{
+    type Credential = AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
+        let mut cached = self.cached.lock().await;
+        if let Some((credential, expiry)) = cached.as_ref() {
+            let fresh = expiry
+                .map(|e| e > SystemTime::now() + Duration::from_secs(300))
+                .unwrap_or(true);
+            if fresh {
+                return Ok(credential.clone());
+            }
+        }
+        let creds = self.provider.provide_credentials().await.map_err(|e| {
+            object_store::Error::Generic {
+                store: "S3",
+                source: format!("no usable AWS credentials: {}", super::error_chain(&e)).into(),
+            }
+        })?;
+        let credential = Arc::new(AwsCredential {
+            key_id: creds.access_key_id().to_string(),
+            secret_key: creds.secret_access_key().to_string(),
+            token: creds.session_token().map(str::to_string),
+        });
+        *cached = Some((credential.clone(), creds.expiry()));
+        Ok(credential)
+    }
+}
+
+impl S3Admin {
+    async fn send(
+        &self,
+        method: http::Method,
+        body: bytes::Bytes,
+    ) -> Result<(http::StatusCode, String)> {
+        let credential = self
+            .credentials
+            .get_credential()
+            .await
+            .map_err(|e| Error::Config(super::error_chain(&e)))?;
+        let mut request: HttpRequest = http::Request::builder()
+            .method(method)
+            .uri(format!("{}/", self.bucket_url))
+            .body(body.into())
+            .map_err(|e| Error::Config(format!("bad bucket URL {}: {e}", self.bucket_url)))?;
+        AwsAuthorizer::new(&credential, "s3", &self.region)
+            .try_authorize(&mut request, None)
+            .map_err(|e| Error::Config(super::error_chain(&e)))?;
+        let response = self.http.execute(request).await.map_err(|e| {
+            if super::is_connectivity_error(&e) {
+                Error::Connectivity(super::error_chain(&e))
+            } else {
+                Error::Storage(super::error_chain(&e))
+            }
+        })?;
+        let status = response.status();
+        let text = response
+            .into_body()
+            .bytes()
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        Ok((status, text))
+    }
+
+    pub(super) async fn bucket_state(&self) -> Result<BucketState> {
+        let (status, _) = self.send(http::Method::HEAD, bytes::Bytes::new()).await?;
+        match status.as_u16() {
+            200..=299 => Ok(BucketState::Exists),
+            404 => Ok(BucketState::Missing),
+            403 => Err(Error::Storage(format!(
+                "Permission denied when accessing bucket {}",
+                self.bucket
+            ))),
+            400 => Err(Error::Storage(format!(
+                "Bad request when accessing bucket {}: invalid or misconfigured credentials?",
+                self.bucket
+            ))),
+            other => Err(Error::Storage(format!(
+                "unexpected HTTP status {other} when checking bucket {}",
+                self.bucket
+            ))),
+        }
+    }
+
+    pub(super) async fn create_bucket(&self) -> Result<()> {
+        let body = if self.region == "us-east-1" {
+            bytes::Bytes::new()
+        } else {
+            bytes::Bytes::from(format!(
+                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                 <LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>",
+                self.region
+            ))
+        };
+        let (status, text) = self.send(http::Method::PUT, body).await?;
+        if status.is_success() || text.contains("BucketAlreadyOwnedByYou") {
+            Ok(())
+        } else {
+            Err(Error::Storage(format!(
+                "cannot create bucket {}: HTTP {status}: {}",
+                self.bucket,
+                text.lines().next().unwrap_or_default()
+            )))
+        }
+    }
+}

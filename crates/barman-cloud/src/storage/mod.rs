@@ -1,0 +1,434 @@
+//! Object storage: one [`CloudStorage`] over `object_store`'s `ObjectStore` trait for S3,
+//! Azure Blob Storage, Google Cloud Storage and local directories.
+//!
+//! Provider differences (how credentials are found, bucket-level calls, which headers a
+//! write needs) stay in the provider modules; callers see keys, bytes and semantic errors.
+
+mod aws;
+mod azure;
+mod gcs;
+mod headers;
+mod local;
+pub mod location;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, TagSet};
+
+use crate::error::{Error, Result};
+pub use location::{AzureAccount, Location, Provider};
+
+/// S3 server-side encryption (`-e/--encryption`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum S3Encryption {
+    Aes256,
+    AwsKms,
+}
+
+/// `--addressing-style`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AddressingStyle {
+    #[default]
+    Auto,
+    Virtual,
+    Path,
+}
+
+/// `--azure-credential`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AzureCredentialKind {
+    AzureCli,
+    ManagedIdentity,
+    Default,
+}
+
+/// Everything the command line can say about how to reach the storage.
+#[derive(Clone, Default)]
+pub struct StorageOptions {
+    pub cloud_provider: Option<Provider>,
+    pub endpoint_url: Option<String>,
+    pub aws_profile: Option<String>,
+    pub aws_irsa: bool,
+    pub read_timeout_secs: Option<u64>,
+    pub addressing_style: AddressingStyle,
+    pub s3_encryption: Option<S3Encryption>,
+    pub sse_kms_key_id: Option<String>,
+    /// `--sse-customer-key file:///path`: the URI, read when the store is built.
+    pub sse_customer_key_uri: Option<String>,
+    pub azure_credential: Option<AzureCredentialKind>,
+    pub encryption_scope: Option<String>,
+    pub kms_key_name: Option<String>,
+}
+
+// Hand-written so that no secret-bearing field ever reaches a log line.
+impl std::fmt::Debug for StorageOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageOptions")
+            .field("cloud_provider", &self.cloud_provider)
+            .field("endpoint_url", &self.endpoint_url)
+            .field("aws_profile", &self.aws_profile)
+            .field("s3_encryption", &self.s3_encryption)
+            .field("sse_customer_key", &self.sse_customer_key_uri.is_some())
+            .field("azure_credential", &self.azure_credential)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the storage can do beyond plain reads and writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Capabilities {
+    /// Object tags (S3 tagging, Azure blob index tags) or metadata (GCS) on writes.
+    pub tags: bool,
+}
+
+/// An object found by a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+}
+
+/// Result of an existence probe of the bucket/container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketState {
+    Exists,
+    Missing,
+}
+
+/// Outcome of a create-only write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    AlreadyExists,
+}
+
+pub struct CloudStorage {
+    location: Location,
+    store: Arc<dyn ObjectStore>,
+    admin: BucketAdmin,
+    capabilities: Capabilities,
+}
+
+/// Bucket-level calls, which `object_store` does not cover.
+enum BucketAdmin {
+    S3(aws::S3Admin),
+    Azure(azure::AzureAdmin),
+    Gcs(gcs::GcsAdmin),
+    Local,
+}
+
+impl CloudStorage {
+    /// Builds the client for `url`. Nothing is contacted except credential sources.
+    pub async fn open(url: &str, options: &StorageOptions) -> Result<Self> {
+        let provider = options.cloud_provider.unwrap_or(Provider::AwsS3);
+        let location = Location::parse(url, provider)?;
+        let (store, admin, capabilities): (Arc<dyn ObjectStore>, BucketAdmin, Capabilities) =
+            match location.provider {
+                Provider::AwsS3 => {
+                    let (store, admin) = aws::build(&location, options).await?;
+                    (store, BucketAdmin::S3(admin), Capabilities { tags: true })
+                }
+                Provider::AzureBlobStorage => {
+                    let (store, admin) = azure::build(&location, options)?;
+                    (
+                        store,
+                        BucketAdmin::Azure(admin),
+                        Capabilities { tags: true },
+                    )
+                }
+                Provider::GoogleCloudStorage => {
+                    let (store, admin) = gcs::build(&location, options)?;
+                    (store, BucketAdmin::Gcs(admin), Capabilities { tags: true })
+                }
+                Provider::Local => (
+                    local::build(&location)?,
+                    BucketAdmin::Local,
+                    Capabilities { tags: false },
+                ),
+            };
+        Ok(CloudStorage {
+            location,
+            store,
+            admin,
+            capabilities,
+        })
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    /// Key of `parts` below the URL prefix.
+    pub fn key(&self, parts: &[&str]) -> String {
+        self.location.key(parts)
+    }
+
+    fn path(key: &str) -> Result<Path> {
+        Path::parse(key).map_err(|e| Error::InvalidInput(format!("invalid object key {key}: {e}")))
+    }
+
+    fn put_options(&self, tags: &[(String, String)], mode: PutMode) -> PutOptions {
+        let mut options = PutOptions {
+            mode,
+            ..Default::default()
+        };
+        if !tags.is_empty() && self.capabilities.tags {
+            if self.location.provider == Provider::GoogleCloudStorage {
+                // GCS has no object tags; Barman stores them as custom metadata.
+                for (k, v) in tags {
+                    options.attributes.insert(
+                        object_store::Attribute::Metadata(k.clone().into()),
+                        v.clone().into(),
+                    );
+                }
+            } else {
+                let mut set = TagSet::default();
+                for (k, v) in tags {
+                    set.push(k, v);
+                }
+                options.tags = set;
+            }
+        }
+        options
+    }
+
+    /// Writes `payload` at `key`, replacing any object there.
+    pub async fn put(
+        &self,
+        key: &str,
+        payload: PutPayload,
+        tags: &[(String, String)],
+    ) -> Result<()> {
+        let path = Self::path(key)?;
+        self.store
+            .put_opts(&path, payload, self.put_options(tags, PutMode::Overwrite))
+            .await
+            .map_err(|e| self.map_error(e, key))?;
+        Ok(())
+    }
+
+    /// Writes `payload` at `key` only if nothing is there yet.
+    pub async fn put_if_absent(
+        &self,
+        key: &str,
+        payload: PutPayload,
+        tags: &[(String, String)],
+    ) -> Result<PutOutcome> {
+        let path = Self::path(key)?;
+        match self
+            .store
+            .put_opts(
+                &path,
+                payload.clone(),
+                self.put_options(tags, PutMode::Create),
+            )
+            .await
+        {
+            Ok(_) => Ok(PutOutcome::Created),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(PutOutcome::AlreadyExists),
+            Err(object_store::Error::NotImplemented { .. }) => {
+                // A server without conditional writes: the caller listed first, so a plain
+                // write only loses to a concurrent writer of the same name.
+                self.put(key, payload, tags).await?;
+                Ok(PutOutcome::Created)
+            }
+            Err(e) => Err(self.map_error(e, key)),
+        }
+    }
+
+    /// Reads a whole object into memory. For large objects use [`Self::get_stream`].
+    pub async fn get(&self, key: &str) -> Result<Bytes> {
+        let path = Self::path(key)?;
+        let result = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| self.map_error(e, key))?;
+        result.bytes().await.map_err(|e| self.map_error(e, key))
+    }
+
+    /// Streams an object's bytes.
+    pub async fn get_stream(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let path = Self::path(key)?;
+        let result = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| self.map_error(e, key))?;
+        let key = key.to_string();
+        let provider = self.location.provider;
+        let bucket = self.location.bucket.clone();
+        Ok(result
+            .into_stream()
+            .map(move |chunk| chunk.map_err(|e| map_error(provider, &bucket, e, &key)))
+            .boxed())
+    }
+
+    /// Every object whose key starts with `prefix` followed by `/` boundaries as written
+    /// (`prefix` is a key prefix, not necessarily a directory).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        // object_store lists by directory; list the parent and filter on the raw prefix so
+        // that `wals/X/NAME` finds `NAME`, `NAME.gz`, `NAME.partial`...
+        let (dir, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+        let dir_path = if dir.is_empty() {
+            None
+        } else {
+            Some(Self::path(dir)?)
+        };
+        let mut stream = self.store.list(dir_path.as_ref());
+        let mut found = Vec::new();
+        while let Some(item) = stream.next().await {
+            let meta = item.map_err(|e| self.map_error(e, prefix))?;
+            let key = meta.location.to_string();
+            if key.starts_with(prefix) {
+                found.push(ObjectInfo {
+                    key,
+                    size: meta.size,
+                });
+            }
+        }
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
+    }
+
+    /// Confirms that `key` is stored with `expected` bytes (and, for local directories,
+    /// that it reached the disk) before a write is reported done.
+    pub async fn verify_size(&self, key: &str, expected: u64) -> Result<()> {
+        if self.location.provider == Provider::Local {
+            local::sync_to_disk(&self.location, key)?;
+        }
+        let path = Self::path(key)?;
+        let meta = self
+            .store
+            .head(&path)
+            .await
+            .map_err(|e| self.map_error(e, key))?;
+        if meta.size != expected {
+            return Err(Error::Operation(format!(
+                "stored object {key} has {} bytes, expected {expected}",
+                meta.size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the bucket/container exists; `Err(Connectivity)` when the service cannot
+    /// be reached (Barman's exit 2).
+    pub async fn bucket_state(&self) -> Result<BucketState> {
+        match &self.admin {
+            BucketAdmin::S3(admin) => admin.bucket_state().await,
+            BucketAdmin::Azure(admin) => admin.container_state().await,
+            BucketAdmin::Gcs(admin) => admin.bucket_state().await,
+            BucketAdmin::Local => local::root_state(&self.location),
+        }
+    }
+
+    /// Creates the bucket/container (check-wal-archive does this, as Barman's does).
+    pub async fn create_bucket(&mut self) -> Result<()> {
+        match &self.admin {
+            BucketAdmin::S3(admin) => admin.create_bucket().await,
+            BucketAdmin::Azure(admin) => admin.create_container().await,
+            BucketAdmin::Gcs(admin) => admin.create_bucket().await,
+            BucketAdmin::Local => {
+                local::create_root(&self.location)?;
+                self.store = local::build(&self.location)?;
+                Ok(())
+            }
+        }
+    }
+
+    fn map_error(&self, error: object_store::Error, key: &str) -> Error {
+        map_error(self.location.provider, &self.location.bucket, error, key)
+    }
+}
+
+/// Turns an `object_store` error into ours, keeping the distinctions exit codes need.
+fn map_error(provider: Provider, bucket: &str, error: object_store::Error, key: &str) -> Error {
+    if is_connectivity_error(&error) {
+        return Error::Connectivity(error_chain(&error));
+    }
+    match error {
+        object_store::Error::NotFound { .. } => {
+            let text = error_chain(&error);
+            if text.contains("NoSuchBucket") || text.contains("ContainerNotFound") {
+                Error::BucketMissing(bucket.to_string())
+            } else {
+                Error::NotFound(key.to_string())
+            }
+        }
+        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
+            Error::Conflict(format!("object {key} already exists"))
+        }
+        other => {
+            let _ = provider;
+            Error::Storage(error_chain(&other))
+        }
+    }
+}
+
+/// True when the failure is the network (refused, reset, timed out), not an answer.
+pub(crate) fn is_connectivity_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(err) = source {
+        if let Some(http) = err.downcast_ref::<object_store::client::HttpError>() {
+            use object_store::client::HttpErrorKind as K;
+            return matches!(
+                http.kind(),
+                K::Connect | K::Timeout | K::Request | K::Interrupted
+            );
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// One line made of an error and its causes, without duplicates.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(err) = source {
+        let text = err.to_string().replace('\n', " ");
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = err.source();
+    }
+    parts.join(": ")
+}
+
+/// Object-store retry and timeout settings shared by the cloud providers: a few quick
+/// retries (an `archive_command` that hangs for minutes helps nobody) and Barman's
+/// read timeout instead of object_store's whole-request limit, which would cut off large
+/// uploads on slow links.
+pub(crate) fn client_options(
+    options: &StorageOptions,
+    allow_http: bool,
+) -> object_store::ClientOptions {
+    let read_timeout = options.read_timeout_secs.unwrap_or(60).max(1);
+    object_store::ClientOptions::new()
+        .with_allow_http(allow_http)
+        .with_timeout_disabled()
+        .with_connect_timeout(std::time::Duration::from_secs(10))
+        .with_read_timeout(std::time::Duration::from_secs(read_timeout))
+}
+
+pub(crate) fn retry_config() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(30),
+        backoff: object_store::BackoffConfig {
+            init_backoff: std::time::Duration::from_millis(100),
+            max_backoff: std::time::Duration::from_secs(5),
+            base: 2.0,
+        },
+    }
+}

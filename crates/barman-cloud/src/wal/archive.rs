@@ -1,0 +1,174 @@
+//! `barman-cloud-wal-archive`: one WAL file to one object.
+//!
+//! Unlike Barman, which overwrites silently, an existing object for the same WAL name is
+//! compared first: identical content is success without a new upload (PostgreSQL retries
+//! archive_command after failures), different content is refused, because replacing an
+//! archived WAL silently loses data.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use object_store::PutPayload;
+
+use super::name::{WalKind, WalName, split_compression_suffix};
+use crate::compression::{Compression, CompressionLevel};
+use crate::error::{Error, Result};
+use crate::storage::{CloudStorage, ObjectInfo, PutOutcome};
+
+#[derive(Debug, Clone, Default)]
+pub struct WalArchiveRequest {
+    pub server_name: String,
+    pub wal_path: PathBuf,
+    pub compression: Option<Compression>,
+    pub compression_level: CompressionLevel,
+    /// Tags for every WAL file.
+    pub tags: Vec<(String, String)>,
+    /// Tags used instead for `.history` files, when not empty.
+    pub history_tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveOutcome {
+    Uploaded { key: String },
+    AlreadyArchived { key: String },
+}
+
+pub async fn archive_wal(
+    storage: &CloudStorage,
+    request: &WalArchiveRequest,
+) -> Result<ArchiveOutcome> {
+    let basename = request
+        .wal_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let wal = WalName::parse(basename).map_err(|_| {
+        Error::InvalidInput(format!(
+            "{} is an invalid name for a WAL file",
+            request.wal_path.display()
+        ))
+    })?;
+    let directory = super::wal_directory(storage, &request.server_name, &wal);
+    let name_key = format!("{directory}/{wal}");
+    let suffix = request.compression.map(|c| c.suffix()).unwrap_or("");
+    let key = format!("{name_key}{suffix}");
+
+    // Reading (and compressing) the file overlaps with the listing round trip.
+    let path = request.wal_path.clone();
+    let (compression, level) = (request.compression, request.compression_level);
+    let payload = tokio::task::spawn_blocking(move || read_payload(&path, compression, level));
+
+    let existing = archived_copies(storage, &name_key, wal.as_str()).await?;
+    if !existing.is_empty() {
+        return compare_with_archived(storage, &request.wal_path, &existing).await;
+    }
+    let payload = payload
+        .await
+        .map_err(|e| Error::Operation(format!("compression task failed: {e}")))??;
+
+    let tags = if wal.kind() == WalKind::History && !request.history_tags.is_empty() {
+        &request.history_tags
+    } else {
+        &request.tags
+    };
+    let size = payload.len() as u64;
+    match storage
+        .put_if_absent(&key, PutPayload::from_bytes(payload), tags)
+        .await?
+    {
+        PutOutcome::Created => {
+            storage.verify_size(&key, size).await?;
+            tracing::info!("archived {} as {key}", request.wal_path.display());
+            Ok(ArchiveOutcome::Uploaded { key })
+        }
+        // Someone stored the same name between our listing and our write.
+        PutOutcome::AlreadyExists => {
+            let info = ObjectInfo { key, size };
+            compare_with_archived(storage, &request.wal_path, &[info]).await
+        }
+    }
+}
+
+fn read_payload(
+    path: &Path,
+    compression: Option<Compression>,
+    level: CompressionLevel,
+) -> Result<Bytes> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    match compression {
+        None => {
+            let mut data =
+                Vec::with_capacity(file.metadata().map(|m| m.len() as usize).unwrap_or(0));
+            let mut file = file;
+            file.read_to_end(&mut data)
+                .map_err(|e| Error::io(path, e))?;
+            Ok(Bytes::from(data))
+        }
+        Some(codec) => {
+            let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
+            let out = codec
+                .compress(level, &mut reader, Vec::new())
+                .map_err(|e| match e {
+                    Error::Compression { source, .. }
+                        if source.kind() != std::io::ErrorKind::Other =>
+                    {
+                        Error::io(path, source)
+                    }
+                    other => other,
+                })?;
+            Ok(Bytes::from(out))
+        }
+    }
+}
+
+/// Objects that hold `wal_name` under any compression suffix.
+async fn archived_copies(
+    storage: &CloudStorage,
+    name_key: &str,
+    wal_name: &str,
+) -> Result<Vec<ObjectInfo>> {
+    let listed = storage.list(name_key).await?;
+    Ok(listed
+        .into_iter()
+        .filter(|o| {
+            let basename = o.key.rsplit('/').next().unwrap_or_default();
+            split_compression_suffix(basename).0 == wal_name
+        })
+        .collect())
+}
+
+async fn compare_with_archived(
+    storage: &CloudStorage,
+    local: &Path,
+    existing: &[ObjectInfo],
+) -> Result<ArchiveOutcome> {
+    let local_data = tokio::fs::read(local)
+        .await
+        .map_err(|e| Error::io(local, e))?;
+    for object in existing {
+        let stored = storage.get(&object.key).await?;
+        let basename = object.key.rsplit('/').next().unwrap_or_default();
+        let content = match split_compression_suffix(basename).1 {
+            None => stored.to_vec(),
+            Some(codec) => {
+                let mut out = Vec::with_capacity(local_data.len());
+                codec.decompress(&stored[..], &mut out)?;
+                out
+            }
+        };
+        if content != local_data {
+            return Err(Error::Conflict(format!(
+                "WAL file {} is already archived as {} with different content; refusing to overwrite it",
+                local.display(),
+                object.key
+            )));
+        }
+    }
+    let key = existing[0].key.clone();
+    tracing::info!(
+        "{} is already archived with identical content as {key}; nothing to do",
+        local.display()
+    );
+    Ok(ArchiveOutcome::AlreadyArchived { key })
+}

@@ -1,0 +1,22 @@
+//! WAL archiving and restoring in Barman's bucket layout:
+//! `<prefix>/<server>/wals/<TTTTTTTTLLLLLLLL>/<name>[.<ext>]`, history files in `wals/`.
+
+mod archive;
+mod check;
+pub mod name;
+mod restore;
+
+pub use archive::{ArchiveOutcome, WalArchiveRequest, archive_wal};
+pub use check::{WalArchiveCheck, check_wal_archive};
+pub use name::{WalKind, WalName, split_compression_suffix};
+pub use restore::{RestoreOutcome, WalRestoreRequest, restore_wal};
+
+use crate::storage::CloudStorage;
+
+/// Key of the directory holding `wal` for `server` (no trailing `/`).
+pub fn wal_directory(storage: &CloudStorage, server: &str, wal: &WalName) -> String {
+    match wal.hash_dir() {
+        Some(dir) => storage.key(&[server, "wals", &dir]),
+        None => storage.key(&[server, "wals"]),
+    }
+}
