@@ -65,7 +65,14 @@ pub(super) fn build(
         .with_client_options(client_options.clone())
         .with_retry(super::retry_config());
     if emulator.is_some() {
-        builder = builder.with_skip_signature(true);
+        // Emulators take any token; object_store sends one on writes whatever
+        // skip_signature says, so give it a static one rather than let it ask the
+        // metadata server.
+        builder = builder.with_credentials(Arc::new(object_store::StaticCredentialProvider::new(
+            object_store::gcp::GcpCredential {
+                bearer: "emulator".into(),
+            },
+        )));
     } else if let Some(path) = env_nonempty("GOOGLE_APPLICATION_CREDENTIALS") {
         builder = builder.with_application_credentials(path);
     }

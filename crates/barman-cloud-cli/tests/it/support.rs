@@ -1,0 +1,249 @@
+//! Test harness: the storage servers started by `scripts/test.sh`, the reference Barman
+//! commands, our binary, and throwaway PostgreSQL clusters.
+//!
+//! The servers are required: a test that cannot reach them fails (with a hint to run
+//! `scripts/test.sh`), it never passes silently.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the integration tests through scripts/test.sh, which starts the storage servers")
+    })
+}
+
+/// A storage service the commands can target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Local,
+    S3,
+    Azure,
+    Gcs,
+}
+
+pub const ALL_SERVICES: [Service; 4] = [Service::Local, Service::S3, Service::Azure, Service::Gcs];
+
+/// One destination (a fresh bucket or directory) on a service, with the arguments and
+/// environment that both our commands and Barman's need to reach it.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub service: Service,
+    pub url: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    _dir: Option<std::sync::Arc<tempfile::TempDir>>,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub fn unique_name(tag: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{tag}-{}-{n}-{}", std::process::id(), nanos % 100_000)
+}
+
+impl Destination {
+    /// A new, not yet created bucket on `service` (a directory path for `Local`).
+    pub fn new(service: Service, tag: &str) -> Self {
+        let bucket = unique_name(tag).to_lowercase();
+        let mut env = Vec::new();
+        let mut args = Vec::new();
+        let mut dir = None;
+        let url = match service {
+            Service::Local => {
+                let temp = tempfile::Builder::new()
+                    .prefix("barman-rs-it-")
+                    .tempdir()
+                    .unwrap();
+                make_world_accessible(temp.path());
+                let url = format!("file://{}/{bucket}", temp.path().display());
+                dir = Some(std::sync::Arc::new(temp));
+                url
+            }
+            Service::S3 => {
+                args.extend([
+                    "--endpoint-url".into(),
+                    required_env("BARMAN_RS_TEST_S3_ENDPOINT"),
+                ]);
+                env.extend([
+                    ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+                    ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+                    ("AWS_DEFAULT_REGION".into(), "us-east-1".into()),
+                ]);
+                format!("s3://{bucket}/pg")
+            }
+            Service::Azure => {
+                args.extend(["--cloud-provider".into(), "azure-blob-storage".into()]);
+                env.push((
+                    "AZURE_STORAGE_CONNECTION_STRING".into(),
+                    required_env("BARMAN_RS_TEST_AZURE_CONNECTION_STRING"),
+                ));
+                format!(
+                    "{}/{bucket}/pg",
+                    required_env("BARMAN_RS_TEST_AZURE_BLOB_ENDPOINT")
+                )
+            }
+            Service::Gcs => {
+                args.extend(["--cloud-provider".into(), "google-cloud-storage".into()]);
+                env.push((
+                    "STORAGE_EMULATOR_HOST".into(),
+                    required_env("BARMAN_RS_TEST_GCS_ENDPOINT"),
+                ));
+                env.push(("GOOGLE_CLOUD_PROJECT".into(), "barman-rs-test".into()));
+                format!("gs://{bucket}/pg")
+            }
+        };
+        Destination {
+            service,
+            url,
+            args,
+            env,
+            _dir: dir,
+        }
+    }
+
+    /// Creates the bucket with our check-wal-archive (which creates missing buckets).
+    pub fn create(service: Service, tag: &str) -> Self {
+        let dest = Self::new(service, tag);
+        let out = dest.ours("barman-cloud-check-wal-archive", &["srv"]);
+        assert_success(&out, "check-wal-archive creating the bucket");
+        dest
+    }
+
+    fn command(&self, program: &Path, prefix: &[&str], name: &str, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.args(prefix);
+        let _ = name;
+        cmd.args(&self.args);
+        cmd.args(extra);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs one of our commands: `<command> <args> <url> <rest...>`.
+    pub fn ours(&self, command: &str, rest: &[&str]) -> Output {
+        self.ours_with(command, &[], rest)
+    }
+
+    pub fn ours_with(&self, command: &str, options: &[&str], rest: &[&str]) -> Output {
+        let mut extra: Vec<&str> = options.to_vec();
+        extra.push(&self.url);
+        extra.extend(rest);
+        self.command(&our_binary(), &[command], command, &extra)
+            .output()
+            .expect("run barman-rs")
+    }
+
+    /// Runs the reference Python Barman command with the same destination.
+    pub fn barman(&self, command: &str, options: &[&str], rest: &[&str]) -> Output {
+        assert_ne!(
+            self.service,
+            Service::Local,
+            "Barman has no file:// support"
+        );
+        let program = PathBuf::from(required_env("BARMAN_RS_TEST_BARMAN_BIN")).join(command);
+        let mut extra: Vec<&str> = options.to_vec();
+        extra.push(&self.url);
+        extra.extend(rest);
+        self.command(&program, &[], command, &extra)
+            .output()
+            .expect("run Python Barman")
+    }
+
+    /// Environment assignments as shell text, for scripts run by PostgreSQL.
+    pub fn shell_env(&self) -> String {
+        self.env
+            .iter()
+            .map(|(k, v)| format!("export {k}='{v}'\n"))
+            .collect()
+    }
+
+    pub fn shell_args(&self) -> String {
+        self.args.iter().map(|a| format!("'{a}' ")).collect()
+    }
+}
+
+pub fn our_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_barman-rs"))
+}
+
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed with {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn assert_exit(out: &Output, code: i32, what: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: expected exit {code}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// WAL-like content: a random-looking head (xorshift, deterministic per seed) followed by
+/// zeros, as in a segment switched before it filled up.
+pub fn wal_content(seed: u64, len: usize, random_len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut data = vec![0u8; len];
+    for chunk in data[..random_len.min(len)].chunks_mut(8) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let bytes = state.to_le_bytes();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
+    data
+}
+
+pub fn temp_dir(tag: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("barman-rs-{tag}-"))
+        .tempdir()
+        .unwrap();
+    make_world_accessible(dir.path());
+    dir
+}
+
+pub fn make_world_accessible(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
+}
+
+/// Every object key below `root` of a local destination (relative paths, sorted).
+pub fn local_files(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
