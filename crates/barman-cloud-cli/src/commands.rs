@@ -1,6 +1,6 @@
 //! Each command: turn parsed arguments into a library call.
 
-use barman_cloud::storage::{BucketState, CloudStorage, StorageOptions};
+use barman_cloud::storage::{BucketState, CloudStorage, Provider, StorageOptions};
 use barman_cloud::wal::{self, WalArchiveCheck, WalArchiveRequest, WalRestoreRequest};
 use barman_cloud::{Error, Result};
 
@@ -48,6 +48,11 @@ pub async fn wal_archive(args: WalArchiveArgs) -> Result<()> {
         compression_level: args.compression_level.unwrap_or_default(),
         tags: effective_tags(&args.tag, &args.tags),
         history_tags: effective_tags(&args.history_tag, &args.history_tags),
+        // Barman applies the block options to Azure only.
+        max_single_put_size: (storage.location().provider == Provider::AzureBlobStorage)
+            .then(|| args.max_single_put_size.unwrap_or(64 << 20)),
+        block_size: args.max_block_size.unwrap_or(4 << 20),
+        block_concurrency: args.max_concurrency.unwrap_or(1) as usize,
     };
     wal::archive_wal(&storage, &request).await.map(|_| ())
 }

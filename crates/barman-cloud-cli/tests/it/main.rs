@@ -5,3 +5,4 @@ mod postgres;
 mod support;
 mod wal_cli;
 mod wal_interop;
+mod wal_options;

@@ -86,3 +86,85 @@ impl HttpService for WithHeaders {
         self.inner.execute(request).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    /// Serves `count` requests on 127.0.0.1 with `201 Created` and returns their heads.
+    fn capture_requests(count: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let mut heads = Vec::new();
+            for _ in 0..count {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut buf = vec![0u8; 65536];
+                let mut head = String::new();
+                while !head.contains("\r\n\r\n") {
+                    let n = stream.read(&mut buf).unwrap();
+                    head.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+                stream
+                    .write_all(
+                        b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
+                    .unwrap();
+                heads.push(head.to_ascii_lowercase());
+            }
+            heads
+        });
+        (url, handle)
+    }
+
+    #[tokio::test]
+    async fn scope_header_goes_on_writes_only_and_shared_key_requests_are_resigned() {
+        let (url, server) = capture_requests(2);
+        let key = "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U=";
+        let connector = ExtraWriteHeaders::new(
+            vec![(
+                HeaderName::from_static("x-ms-encryption-scope"),
+                HeaderValue::from_static("scope1"),
+            )],
+            |method, _| method == Method::PUT,
+        )
+        .resigning_with_azure_key("acct", key);
+        let options = object_store::ClientOptions::new().with_allow_http(true);
+        let client = connector.connect(&options).unwrap();
+        for method in [Method::PUT, Method::GET] {
+            let mut request: HttpRequest = http::Request::builder()
+                .method(method)
+                .uri(format!("{url}/acct/container/blob"))
+                .body(bytes::Bytes::from_static(b"data").into())
+                .unwrap();
+            request.headers_mut().insert(
+                http::header::AUTHORIZATION,
+                HeaderValue::from_static("SharedKey acct:stale"),
+            );
+            client.execute(request).await.unwrap();
+        }
+        let heads = server.join().unwrap();
+        assert!(
+            heads[0].contains("x-ms-encryption-scope: scope1"),
+            "{}",
+            heads[0]
+        );
+        assert!(
+            heads[0].contains("authorization: sharedkey acct:"),
+            "{}",
+            heads[0]
+        );
+        assert!(
+            !heads[0].contains("acct:stale"),
+            "the PUT kept its old signature"
+        );
+        assert_eq!(heads[0].matches("authorization:").count(), 1);
+        assert!(!heads[1].contains("x-ms-encryption-scope"), "{}", heads[1]);
+        assert!(
+            heads[1].contains("acct:stale"),
+            "a GET must be left as signed"
+        );
+    }
+}

@@ -245,6 +245,45 @@ impl CloudStorage {
         }
     }
 
+    /// Writes `data` at `key` as a multipart upload (S3 parts, Azure blocks, GCS XML
+    /// multipart) of `part_size` bytes with up to `concurrency` parts in flight; the
+    /// upload is aborted if any part fails.
+    pub async fn put_multipart(
+        &self,
+        key: &str,
+        data: Bytes,
+        part_size: usize,
+        concurrency: usize,
+        tags: &[(String, String)],
+    ) -> Result<()> {
+        let path = Self::path(key)?;
+        let put = self.put_options(tags, PutMode::Overwrite);
+        let options = object_store::PutMultipartOptions {
+            tags: put.tags,
+            attributes: put.attributes,
+            ..Default::default()
+        };
+        let upload = self
+            .store
+            .put_multipart_opts(&path, options)
+            .await
+            .map_err(|e| self.map_error(e, key))?;
+        let mut writer =
+            object_store::WriteMultipart::new_with_chunk_size(upload, part_size.max(1));
+        let mut offset = 0;
+        while offset < data.len() {
+            let end = (offset + part_size.max(1)).min(data.len());
+            if let Err(e) = writer.wait_for_capacity(concurrency.max(1)).await {
+                let _ = writer.abort().await;
+                return Err(self.map_error(e, key));
+            }
+            writer.put(data.slice(offset..end));
+            offset = end;
+        }
+        writer.finish().await.map_err(|e| self.map_error(e, key))?;
+        Ok(())
+    }
+
     /// Reads a whole object into memory. For large objects use [`Self::get_stream`].
     pub async fn get(&self, key: &str) -> Result<Bytes> {
         let path = Self::path(key)?;

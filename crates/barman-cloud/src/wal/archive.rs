@@ -16,7 +16,7 @@ use crate::compression::{Compression, CompressionLevel};
 use crate::error::{Error, Result};
 use crate::storage::{CloudStorage, ObjectInfo, PutOutcome};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WalArchiveRequest {
     pub server_name: String,
     pub wal_path: PathBuf,
@@ -26,6 +26,28 @@ pub struct WalArchiveRequest {
     pub tags: Vec<(String, String)>,
     /// Tags used instead for `.history` files, when not empty.
     pub history_tags: Vec<(String, String)>,
+    /// Files larger than this go up in blocks (`--max-single-put-size`; Azure only, as in
+    /// Barman, where it defaults to 64 MiB).
+    pub max_single_put_size: Option<u64>,
+    /// Block size and parallelism of such uploads (`--max-block-size`, `--max-concurrency`).
+    pub block_size: u64,
+    pub block_concurrency: usize,
+}
+
+impl Default for WalArchiveRequest {
+    fn default() -> Self {
+        Self {
+            server_name: String::new(),
+            wal_path: PathBuf::new(),
+            compression: None,
+            compression_level: CompressionLevel::default(),
+            tags: Vec::new(),
+            history_tags: Vec::new(),
+            max_single_put_size: None,
+            block_size: 4 << 20,
+            block_concurrency: 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +95,24 @@ pub async fn archive_wal(
         &request.tags
     };
     let size = payload.len() as u64;
+    if request
+        .max_single_put_size
+        .is_some_and(|limit| size > limit)
+    {
+        // Block uploads cannot be create-only; the listing above is the guard.
+        storage
+            .put_multipart(
+                &key,
+                payload,
+                request.block_size as usize,
+                request.block_concurrency,
+                tags,
+            )
+            .await?;
+        storage.verify_size(&key, size).await?;
+        tracing::info!("archived {} as {key} in blocks", request.wal_path.display());
+        return Ok(ArchiveOutcome::Uploaded { key });
+    }
     match storage
         .put_if_absent(&key, PutPayload::from_bytes(payload), tags)
         .await?
