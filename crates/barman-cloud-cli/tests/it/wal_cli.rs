@@ -400,3 +400,159 @@ fn secrets_never_reach_the_logs() {
         stderr(&out)
     );
 }
+
+/// A small tmpfs, unmounted on drop (needs root, which the test script and CI have).
+struct TinyFilesystem(tempfile::TempDir);
+
+impl TinyFilesystem {
+    fn mount(size: &str) -> Self {
+        let dir = temp_dir("tinyfs");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root: run the suite through scripts/test.sh as root"
+        );
+        TinyFilesystem(dir)
+    }
+}
+
+impl Drop for TinyFilesystem {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[test]
+fn restore_onto_a_full_disk_fails_cleanly() {
+    let work = temp_dir("diskfull");
+    let wal = work.path().join(SEG1);
+    std::fs::write(&wal, wal_content(3, 1 << 20, 1 << 20)).unwrap();
+    let full = TinyFilesystem::mount("64k");
+    for options in [&[][..], &["--gzip"][..]] {
+        let dest = Destination::create(Service::Local, "diskfull");
+        assert_success(
+            &dest.ours_with(
+                "barman-cloud-wal-archive",
+                options,
+                &["srv", wal.to_str().unwrap()],
+            ),
+            "archive",
+        );
+        let target = full.0.path().join("RECOVERYXLOG");
+        let out = dest.ours(
+            "barman-cloud-wal-restore",
+            &["srv", SEG1, target.to_str().unwrap()],
+        );
+        assert_exit(
+            &out,
+            4,
+            &format!("restore {options:?} onto a full filesystem"),
+        );
+        assert!(
+            stderr(&out).contains("No space left on device"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+        assert!(
+            local_files(full.0.path()).is_empty(),
+            "left behind: {:?}",
+            local_files(full.0.path())
+        );
+    }
+}
+
+#[test]
+fn wrong_credentials_give_barmans_exit_codes() {
+    let mut dest = Destination::create(Service::Azure, "badkey");
+    let work = temp_dir("badkey");
+    let wal = work.path().join(SEG1);
+    std::fs::write(&wal, b"wal").unwrap();
+    let wrong_key = "d3Jvbmcga2V5IHdyb25nIGtleSB3cm9uZyBrZXkgd3Jvbmcga2V5IHdyb25nIGtleQ==";
+    for (k, v) in dest.env.iter_mut() {
+        if k == "AZURE_STORAGE_CONNECTION_STRING" {
+            let start = v.find("AccountKey=").unwrap() + "AccountKey=".len();
+            let end = start + v[start..].find(';').unwrap();
+            v.replace_range(start..end, wrong_key);
+        }
+    }
+    let target = work.path().join("out");
+    let cases: [(&str, Vec<&str>); 3] = [
+        (
+            "barman-cloud-wal-archive",
+            vec!["srv", wal.to_str().unwrap()],
+        ),
+        (
+            "barman-cloud-wal-restore",
+            vec!["srv", SEG1, target.to_str().unwrap()],
+        ),
+        ("barman-cloud-check-wal-archive", vec!["srv"]),
+    ];
+    for (command, rest) in cases {
+        let ours = dest.ours(command, &rest);
+        let barman = dest.barman(command, &[], &rest);
+        assert_ne!(
+            ours.status.code(),
+            Some(0),
+            "{command} succeeded with a wrong key"
+        );
+        assert_eq!(
+            ours.status.code(),
+            barman.status.code(),
+            "{command}: ours {}\nBarman's: {}",
+            stderr(&ours),
+            stderr(&barman)
+        );
+        assert!(!stderr(&ours).contains(wrong_key), "the key leaked");
+    }
+}
+
+#[test]
+fn missing_bucket_gives_barmans_exit_codes() {
+    for service in [Service::S3, Service::Azure, Service::Gcs] {
+        let dest = Destination::new(service, "nobucket");
+        let work = temp_dir("nobucket");
+        let wal = work.path().join(SEG1);
+        std::fs::write(&wal, b"wal").unwrap();
+        let target = work.path().join("out");
+        let cases: [(&str, &[&str], Vec<&str>); 4] = [
+            (
+                "barman-cloud-wal-archive",
+                &[],
+                vec!["srv", wal.to_str().unwrap()],
+            ),
+            (
+                "barman-cloud-wal-archive",
+                &["-t"],
+                vec!["srv", wal.to_str().unwrap()],
+            ),
+            (
+                "barman-cloud-wal-restore",
+                &[],
+                vec!["srv", SEG1, target.to_str().unwrap()],
+            ),
+            (
+                "barman-cloud-wal-restore",
+                &["-t"],
+                vec!["srv", SEG1, target.to_str().unwrap()],
+            ),
+        ];
+        for (command, options, rest) in cases {
+            let ours = dest.ours_with(command, options, &rest);
+            let barman = dest.barman(command, options, &rest);
+            assert_eq!(
+                ours.status.code(),
+                barman.status.code(),
+                "{command} {options:?} on a missing {service:?} bucket: ours {}\nBarman's: {}",
+                stderr(&ours),
+                stderr(&barman)
+            );
+        }
+    }
+}

@@ -8,7 +8,7 @@ use futures::StreamExt;
 
 use super::name::{WalKind, WalName, split_compression_suffix};
 use crate::error::{Error, Result};
-use crate::storage::CloudStorage;
+use crate::storage::{CloudStorage, Provider};
 
 #[derive(Debug, Clone)]
 pub struct WalRestoreRequest {
@@ -31,6 +31,20 @@ pub async fn restore_wal(
     storage: &CloudStorage,
     request: &WalRestoreRequest,
 ) -> Result<RestoreOutcome> {
+    restore(storage, request)
+        .await
+        .map_err(|error| match (storage.location().provider, error) {
+            // Barman 3.20 reports any error answer from Azure or GCS here as a connectivity
+            // failure (exit 2): their SDKs raise one exception class for both.
+            (
+                Provider::AzureBlobStorage | Provider::GoogleCloudStorage,
+                Error::Storage(message),
+            ) => Error::Connectivity(message),
+            (_, error) => error,
+        })
+}
+
+async fn restore(storage: &CloudStorage, request: &WalRestoreRequest) -> Result<RestoreOutcome> {
     let wal = WalName::parse(&request.wal_name)?;
     let spooled = request.spool_dir.join(wal.as_str());
     if spooled.is_file() {
