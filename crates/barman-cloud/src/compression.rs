@@ -114,18 +114,16 @@ impl Compression {
     }
 
     /// Compresses everything `input` yields into one stream (one gzip member, one zstd or
-    /// lz4 frame...), which is what every Barman reader decodes in full.
+    /// lz4 frame...), which is what every Barman reader decodes in full. Read errors come
+    /// back as [`StreamError::Read`], encoder or output errors as [`StreamError::Write`].
     pub fn compress<R: Read, W: Write>(
         self,
         level: CompressionLevel,
         input: &mut R,
         output: W,
-    ) -> Result<W> {
+    ) -> Result<W, StreamError> {
         let level = self.effective_level(level);
-        let wrap = |source| Error::Compression {
-            codec: self.name(),
-            source,
-        };
+        let finish = StreamError::Write;
         match self {
             Compression::Gzip => {
                 let mtime = std::time::SystemTime::now()
@@ -135,59 +133,96 @@ impl Compression {
                 let mut encoder = flate2::GzBuilder::new()
                     .mtime(mtime)
                     .write(output, flate2::Compression::new(level.unwrap_or(6) as u32));
-                io::copy(input, &mut encoder).map_err(wrap)?;
-                encoder.finish().map_err(wrap)
+                pump(input, &mut encoder)?;
+                encoder.finish().map_err(finish)
             }
             Compression::Bzip2 => {
                 let mut encoder = bzip2::write::BzEncoder::new(
                     output,
                     bzip2::Compression::new(level.unwrap_or(5) as u32),
                 );
-                io::copy(input, &mut encoder).map_err(wrap)?;
-                encoder.finish().map_err(wrap)
+                pump(input, &mut encoder)?;
+                encoder.finish().map_err(finish)
             }
             Compression::Xz => {
                 let mut encoder = liblzma::write::XzEncoder::new(output, level.unwrap_or(3) as u32);
-                io::copy(input, &mut encoder).map_err(wrap)?;
-                encoder.finish().map_err(wrap)
+                pump(input, &mut encoder)?;
+                encoder.finish().map_err(finish)
             }
             Compression::Snappy => {
                 let mut encoder = snap::write::FrameEncoder::new(output);
-                io::copy(input, &mut encoder).map_err(wrap)?;
-                encoder.into_inner().map_err(|e| wrap(e.into_error()))
+                pump(input, &mut encoder)?;
+                encoder.into_inner().map_err(|e| finish(e.into_error()))
             }
             Compression::Zstd => {
-                let mut encoder =
-                    zstd::stream::write::Encoder::new(output, level.unwrap_or(4)).map_err(wrap)?;
-                io::copy(input, &mut encoder).map_err(wrap)?;
-                encoder.finish().map_err(wrap)
+                let mut encoder = zstd::stream::write::Encoder::new(output, level.unwrap_or(4))
+                    .map_err(finish)?;
+                pump(input, &mut encoder)?;
+                encoder.finish().map_err(finish)
             }
             Compression::Lz4 => {
                 // lz4_flex implements only the fast compressor; the level is a hint Barman's
                 // reader does not need (any valid frame decodes).
                 let mut encoder = lz4_flex::frame::FrameEncoder::new(output);
-                io::copy(input, &mut encoder).map_err(wrap)?;
-                encoder.finish().map_err(|e| wrap(io::Error::other(e)))
+                pump(input, &mut encoder)?;
+                encoder.finish().map_err(|e| finish(io::Error::other(e)))
             }
         }
     }
 
     /// Decompresses `input` into `output`, accepting concatenated members/frames as
-    /// Python's readers do. Returns the number of bytes written.
-    pub fn decompress<R: Read, W: Write>(self, input: R, output: &mut W) -> Result<u64> {
-        let wrap = |source| Error::Compression {
-            codec: self.name(),
-            source,
-        };
+    /// Python's readers do. Decoding errors come back as [`StreamError::Read`], output
+    /// errors (a full disk) as [`StreamError::Write`]. Returns the bytes written.
+    pub fn decompress<R: Read, W: Write>(
+        self,
+        input: R,
+        output: &mut W,
+    ) -> Result<u64, StreamError> {
         let mut decoder: Box<dyn Read> = match self {
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
             Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(input)),
             Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(input)),
             Compression::Snappy => Box::new(snap::read::FrameDecoder::new(input)),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(input).map_err(wrap)?),
+            Compression::Zstd => {
+                Box::new(zstd::stream::read::Decoder::new(input).map_err(StreamError::Read)?)
+            }
             Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(input)),
         };
-        io::copy(&mut decoder, output).map_err(wrap)
+        pump(&mut decoder, output)
+    }
+
+    /// Wraps a decoding failure for the user.
+    pub fn decode_error(self, source: io::Error) -> Error {
+        Error::Compression {
+            codec: self.name(),
+            source,
+        }
+    }
+}
+
+/// Which side of a stream failed.
+#[derive(Debug)]
+pub enum StreamError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// `io::copy` that remembers whether reading or writing failed.
+fn pump<R: Read + ?Sized, W: Write + ?Sized>(
+    input: &mut R,
+    output: &mut W,
+) -> Result<u64, StreamError> {
+    let mut buffer = vec![0u8; 128 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match input.read(&mut buffer) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(StreamError::Read(e)),
+        };
+        output.write_all(&buffer[..n]).map_err(StreamError::Write)?;
+        total += n as u64;
     }
 }
 

@@ -304,11 +304,10 @@ impl CloudStorage {
             .await
             .map_err(|e| self.map_error(e, key))?;
         let key = key.to_string();
-        let provider = self.location.provider;
         let bucket = self.location.bucket.clone();
         Ok(result
             .into_stream()
-            .map(move |chunk| chunk.map_err(|e| map_error(provider, &bucket, e, &key)))
+            .map(move |chunk| chunk.map_err(|e| map_error(&bucket, e, &key)))
             .boxed())
     }
 
@@ -386,12 +385,12 @@ impl CloudStorage {
     }
 
     fn map_error(&self, error: object_store::Error, key: &str) -> Error {
-        map_error(self.location.provider, &self.location.bucket, error, key)
+        map_error(&self.location.bucket, error, key)
     }
 }
 
 /// Turns an `object_store` error into ours, keeping the distinctions exit codes need.
-fn map_error(provider: Provider, bucket: &str, error: object_store::Error, key: &str) -> Error {
+fn map_error(bucket: &str, error: object_store::Error, key: &str) -> Error {
     if is_connectivity_error(&error) {
         return Error::Connectivity(error_chain(&error));
     }
@@ -407,10 +406,7 @@ fn map_error(provider: Provider, bucket: &str, error: object_store::Error, key: 
         object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
             Error::Conflict(format!("object {key} already exists"))
         }
-        other => {
-            let _ = provider;
-            Error::Storage(error_chain(&other))
-        }
+        other => Error::Storage(error_chain(&other)),
     }
 }
 

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use object_store::PutPayload;
 
 use super::name::{WalKind, WalName, split_compression_suffix};
-use crate::compression::{Compression, CompressionLevel};
+use crate::compression::{Compression, CompressionLevel, StreamError};
 use crate::error::{Error, Result};
 use crate::storage::{CloudStorage, ObjectInfo, PutOutcome};
 
@@ -150,12 +150,11 @@ fn read_payload(
             let out = codec
                 .compress(level, &mut reader, Vec::new())
                 .map_err(|e| match e {
-                    Error::Compression { source, .. }
-                        if source.kind() != std::io::ErrorKind::Other =>
-                    {
-                        Error::io(path, source)
-                    }
-                    other => other,
+                    StreamError::Read(e) => Error::io(path, e),
+                    StreamError::Write(e) => Error::Compression {
+                        codec: codec.name(),
+                        source: e,
+                    },
                 })?;
             Ok(Bytes::from(out))
         }
@@ -193,7 +192,11 @@ async fn compare_with_archived(
             None => stored.to_vec(),
             Some(codec) => {
                 let mut out = Vec::with_capacity(local_data.len());
-                codec.decompress(&stored[..], &mut out)?;
+                codec
+                    .decompress(&stored[..], &mut out)
+                    .map_err(|e| match e {
+                        StreamError::Read(e) | StreamError::Write(e) => codec.decode_error(e),
+                    })?;
                 out
             }
         };

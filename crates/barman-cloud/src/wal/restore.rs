@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use futures::StreamExt;
 
 use super::name::{WalKind, WalName, split_compression_suffix};
+use crate::compression::StreamError;
 use crate::error::{Error, Result};
 use crate::storage::{CloudStorage, Provider};
 
@@ -201,10 +202,8 @@ async fn write_object(storage: &CloudStorage, key: &str, temp: &Path) -> Result<
                 codec
                     .decompress(&compressed[..], &mut writer)
                     .map_err(|e| match e {
-                        Error::Compression { source, .. } if is_write_error(&source) => {
-                            Error::io(&temp, source)
-                        }
-                        other => other,
+                        StreamError::Read(e) => codec.decode_error(e),
+                        StreamError::Write(e) => Error::io(&temp, e),
                     })?;
                 let file = writer
                     .into_inner()
@@ -215,13 +214,6 @@ async fn write_object(storage: &CloudStorage, key: &str, temp: &Path) -> Result<
             .map_err(|e| Error::Operation(format!("decompression task failed: {e}")))?
         }
     }
-}
-
-fn is_write_error(error: &std::io::Error) -> bool {
-    matches!(
-        error.raw_os_error(),
-        Some(libc_enospc) if libc_enospc == 28 || libc_enospc == 122 || libc_enospc == 5
-    )
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
