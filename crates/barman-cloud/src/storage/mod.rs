@@ -311,28 +311,46 @@ impl CloudStorage {
             .boxed())
     }
 
-    /// Every object whose key starts with `prefix` followed by `/` boundaries as written
-    /// (`prefix` is a key prefix, not necessarily a directory).
+    /// Objects directly in the "directory" of `prefix` whose keys start with `prefix`
+    /// (which need not end at a `/`): `wals/X/NAME` finds `NAME`, `NAME.gz`,
+    /// `NAME.partial`... without listing anything below that directory. Sorted by key.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        // object_store lists by directory; list the parent and filter on the raw prefix so
-        // that `wals/X/NAME` finds `NAME`, `NAME.gz`, `NAME.partial`...
-        let (dir, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+        let dir = prefix.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
         let dir_path = if dir.is_empty() {
             None
         } else {
             Some(Self::path(dir)?)
         };
-        let mut stream = self.store.list(dir_path.as_ref());
+        let listing = self
+            .store
+            .list_with_delimiter(dir_path.as_ref())
+            .await
+            .map_err(|e| self.map_error(e, prefix))?;
+        let mut found: Vec<ObjectInfo> = listing
+            .objects
+            .into_iter()
+            .map(|meta| ObjectInfo {
+                key: meta.location.to_string(),
+                size: meta.size,
+            })
+            .filter(|o| o.key.starts_with(prefix))
+            .collect();
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
+    }
+
+    /// Every object below the directory `dir`, at any depth. Sorted by key.
+    pub async fn list_tree(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        let dir = dir.trim_end_matches('/');
+        let dir_path = Self::path(dir)?;
+        let mut stream = self.store.list(Some(&dir_path));
         let mut found = Vec::new();
         while let Some(item) = stream.next().await {
-            let meta = item.map_err(|e| self.map_error(e, prefix))?;
-            let key = meta.location.to_string();
-            if key.starts_with(prefix) {
-                found.push(ObjectInfo {
-                    key,
-                    size: meta.size,
-                });
-            }
+            let meta = item.map_err(|e| self.map_error(e, dir))?;
+            found.push(ObjectInfo {
+                key: meta.location.to_string(),
+                size: meta.size,
+            });
         }
         found.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(found)

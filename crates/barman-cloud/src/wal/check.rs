@@ -18,9 +18,9 @@ pub async fn check_wal_archive(storage: &mut CloudStorage, check: &WalArchiveChe
         tracing::info!("creating bucket {}", storage.location().bucket);
         storage.create_bucket().await?;
     }
-    let prefix = format!("{}/", storage.key(&[&check.server_name, "wals"]));
+    let wals = storage.key(&[&check.server_name, "wals"]);
     let names: Vec<WalName> = storage
-        .list(&prefix)
+        .list_tree(&wals)
         .await?
         .iter()
         .filter_map(|o| {
