@@ -49,11 +49,13 @@ pub fn init(verbose: u8, quiet: u8) {
         40 => "error",
         _ => "off",
     };
-    let others = if score <= 10 { "info" } else { "warn" };
-    let others = if ours == "off" || ours == "error" {
-        ours
-    } else {
-        others
+    // Libraries (HTTP, credential chains) speak one level below us: their warnings are
+    // noise in an archive_command log unless asked for with -v.
+    let others = match ours {
+        "debug" => "info",
+        "info" => "warn",
+        "warn" => "error",
+        quieter => quieter,
     };
     let filter = tracing_subscriber::EnvFilter::new(format!(
         "{others},barman_cloud={ours},barman_cloud_cli={ours}"
@@ -61,6 +63,7 @@ pub fn init(verbose: u8, quiet: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(false)
         .event_format(BarmanFormat)
         .try_init();
 }

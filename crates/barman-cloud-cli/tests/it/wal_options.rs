@@ -195,3 +195,58 @@ fn gcs_kms_key_name() {
         1 << 20,
     );
 }
+
+#[test]
+fn aws_profiles_and_irsa() {
+    let work = temp_dir("profile");
+    let credentials = work.path().join("credentials");
+    std::fs::write(
+        &credentials,
+        "[archiver]\naws_access_key_id = profilekey\naws_secret_access_key = profilesecret\n",
+    )
+    .unwrap();
+    let config = work.path().join("config");
+    std::fs::write(&config, "[profile archiver]\nregion = us-east-1\n").unwrap();
+    let mut dest = Destination::create(Service::S3, "profile");
+    dest.env.retain(|(k, _)| !k.starts_with("AWS_"));
+    dest.env.push((
+        "AWS_SHARED_CREDENTIALS_FILE".into(),
+        credentials.display().to_string(),
+    ));
+    dest.env
+        .push(("AWS_CONFIG_FILE".into(), config.display().to_string()));
+    dest.env
+        .push(("AWS_EC2_METADATA_DISABLED".into(), "true".into()));
+    let wal = work.path().join("000000010000000000000001");
+    std::fs::write(&wal, b"profile").unwrap();
+    let out = dest.ours_with(
+        "barman-cloud-wal-archive",
+        &["-P", "archiver"],
+        &["srv", wal.to_str().unwrap()],
+    );
+    assert_success(&out, "archive with a named profile");
+    let out = dest.ours_with(
+        "barman-cloud-wal-archive",
+        &["--profile", "archiver"],
+        &["srv", wal.to_str().unwrap()],
+    );
+    assert_success(&out, "deprecated --profile spelling");
+    let out = dest.ours_with(
+        "barman-cloud-wal-archive",
+        &["-P", "nosuchprofile"],
+        &["srv", wal.to_str().unwrap()],
+    );
+    assert_exit(&out, 4, "unknown profile");
+    assert!(!stderr(&out).contains("profilesecret"), "{}", stderr(&out));
+    let out = dest.ours_with(
+        "barman-cloud-wal-archive",
+        &["--aws-irsa"],
+        &["srv", wal.to_str().unwrap()],
+    );
+    assert_exit(&out, 4, "--aws-irsa without the web identity variables");
+    assert!(
+        stderr(&out).contains("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        "{}",
+        stderr(&out)
+    );
+}
