@@ -147,3 +147,33 @@ macro_rules! interop_tests {
 }
 
 interop_tests!(s3 => Service::S3, azure => Service::Azure, gcs => Service::Gcs);
+
+/// Full-size segments are compressed on several cores (concatenated gzip members, bzip2
+/// and xz streams; one multi-threaded zstd frame): Barman must still restore them whole.
+#[test]
+fn parallel_compressed_full_segments_restore_with_barman() {
+    let dest = Destination::create(Service::S3, "parallel");
+    let work = temp_dir("parallel");
+    for (i, option) in ["--gzip", "--bzip2", "--xz", "--zstd"].iter().enumerate() {
+        let name = segment_name(0x20 + i);
+        let source = work.path().join(&name);
+        std::fs::write(&source, wal_content(0x20 + i as u64, 16 << 20, 6 << 20)).unwrap();
+        let out = dest.ours_with(
+            "barman-cloud-wal-archive",
+            &[option],
+            &["srv", source.to_str().unwrap()],
+        );
+        assert_success(&out, &format!("archive {name} {option}"));
+        let target = work.path().join(format!("out-{name}"));
+        let out = dest.barman(
+            "barman-cloud-wal-restore",
+            &[],
+            &["srv", &name, target.to_str().unwrap()],
+        );
+        assert_success(&out, &format!("Barman restores {name} {option}"));
+        assert!(
+            std::fs::read(&target).unwrap() == std::fs::read(&source).unwrap(),
+            "{name} {option} differs"
+        );
+    }
+}

@@ -135,30 +135,23 @@ fn read_payload(
     compression: Option<Compression>,
     level: CompressionLevel,
 ) -> Result<Bytes> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    match compression {
-        None => {
-            let mut data =
-                Vec::with_capacity(file.metadata().map(|m| m.len() as usize).unwrap_or(0));
-            let mut file = file;
-            file.read_to_end(&mut data)
-                .map_err(|e| Error::io(path, e))?;
-            Ok(Bytes::from(data))
-        }
-        Some(codec) => {
-            let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
-            let out = codec
-                .compress(level, &mut reader, Vec::new())
-                .map_err(|e| match e {
-                    StreamError::Read(e) => Error::io(path, e),
-                    StreamError::Write(e) => Error::Compression {
-                        codec: codec.name(),
-                        source: e,
-                    },
-                })?;
-            Ok(Bytes::from(out))
-        }
-    }
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut data = Vec::with_capacity(file.metadata().map(|m| m.len() as usize).unwrap_or(0));
+    file.read_to_end(&mut data)
+        .map_err(|e| Error::io(path, e))?;
+    let Some(codec) = compression else {
+        return Ok(Bytes::from(data));
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let out = codec
+        .compress_parallel(level, &data, threads)
+        .map_err(|e| match e {
+            StreamError::Read(e) | StreamError::Write(e) => Error::Compression {
+                codec: codec.name(),
+                source: e,
+            },
+        })?;
+    Ok(Bytes::from(out))
 }
 
 /// Objects that hold `wal_name` under any compression suffix.
