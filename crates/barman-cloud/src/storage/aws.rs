@@ -10,14 +10,14 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::provider::ProvideCredentials;
 use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AwsAuthorizer, AwsCredential, AwsCredentialProvider};
-use object_store::client::{HttpClient, HttpConnector, HttpRequest, ReqwestConnector};
+use object_store::client::HttpRequest;
 use tokio::sync::Mutex;
 
 use super::{AddressingStyle, BucketState, Location, S3Encryption, StorageOptions};
 use crate::error::{Error, Result};
 
 pub(super) struct S3Admin {
-    http: HttpClient,
+    client_options: object_store::ClientOptions,
     credentials: AwsCredentialProvider,
     region: String,
     bucket_url: String,
@@ -82,13 +82,10 @@ pub(super) async fn build(
         .build()
         .map_err(|e| Error::Config(format!("cannot configure S3 client: {e}")))?;
 
-    let http = ReqwestConnector::default()
-        .connect(&client_options)
-        .map_err(|e| Error::Config(format!("cannot build HTTP client: {e}")))?;
     Ok((
         Arc::new(store),
         S3Admin {
-            http,
+            client_options,
             credentials,
             region,
             bucket_url,
@@ -284,13 +281,16 @@ impl S3Admin {
         AwsAuthorizer::new(&credential, "s3", &self.region)
             .try_authorize(&mut request, None)
             .map_err(|e| Error::Config(super::error_chain(&e)))?;
-        let response = self.http.execute(request).await.map_err(|e| {
-            if super::is_connectivity_error(&e) {
-                Error::Connectivity(super::error_chain(&e))
-            } else {
-                Error::Storage(super::error_chain(&e))
-            }
-        })?;
+        let response = super::admin_client(&self.client_options)?
+            .execute(request)
+            .await
+            .map_err(|e| {
+                if super::is_connectivity_error(&e) {
+                    Error::Connectivity(super::error_chain(&e))
+                } else {
+                    Error::Storage(super::error_chain(&e))
+                }
+            })?;
         let status = response.status();
         let text = response
             .into_body()

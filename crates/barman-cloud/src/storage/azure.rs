@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use object_store::ObjectStore;
 use object_store::azure::{AzureAuthorizer, AzureCredentialProvider, MicrosoftAzureBuilder};
-use object_store::client::{HttpClient, HttpConnector, HttpRequest, ReqwestConnector};
+use object_store::client::HttpRequest;
 
 use super::headers::ExtraWriteHeaders;
 use super::{AzureAccount, AzureCredentialKind, BucketState, Location, StorageOptions};
 use crate::error::{Error, Result};
 
 pub(super) struct AzureAdmin {
-    http: HttpClient,
+    client_options: object_store::ClientOptions,
     credentials: AzureCredentialProvider,
     account: String,
     container_url: String,
@@ -203,11 +203,8 @@ pub(super) fn build(
         .build()
         .map_err(|e| Error::Config(format!("cannot configure Azure client: {e}")))?;
     let credentials = store.credentials().clone();
-    let http = ReqwestConnector::default()
-        .connect(&client_options)
-        .map_err(|e| Error::Config(format!("cannot build HTTP client: {e}")))?;
     let admin = AzureAdmin {
-        http,
+        client_options,
         credentials,
         container_url: format!("{endpoint}/{}", location.bucket),
         container: location.bucket.clone(),
@@ -261,13 +258,16 @@ impl AzureAdmin {
         AzureAuthorizer::new(&credential, &self.account)
             .try_authorize(&mut request)
             .map_err(|e| Error::Config(super::error_chain(&e)))?;
-        let response = self.http.execute(request).await.map_err(|e| {
-            if super::is_connectivity_error(&e) {
-                Error::Connectivity(super::error_chain(&e))
-            } else {
-                Error::Storage(super::error_chain(&e))
-            }
-        })?;
+        let response = super::admin_client(&self.client_options)?
+            .execute(request)
+            .await
+            .map_err(|e| {
+                if super::is_connectivity_error(&e) {
+                    Error::Connectivity(super::error_chain(&e))
+                } else {
+                    Error::Storage(super::error_chain(&e))
+                }
+            })?;
         let status = response.status();
         let text = response
             .into_body()

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use object_store::ObjectStore;
-use object_store::client::{HttpClient, HttpConnector, ReqwestConnector};
 use object_store::gcp::{GcpCredentialProvider, GoogleCloudStorageBuilder};
 
 use super::headers::ExtraWriteHeaders;
@@ -13,7 +12,7 @@ use super::{BucketState, Location, StorageOptions};
 use crate::error::{Error, Result};
 
 pub(super) struct GcsAdmin {
-    http: HttpClient,
+    client_options: object_store::ClientOptions,
     credentials: Option<GcpCredentialProvider>,
     base_url: String,
     bucket: String,
@@ -96,11 +95,8 @@ pub(super) fn build(
         .build()
         .map_err(|e| Error::Config(format!("cannot configure Google Cloud Storage client: {e}")))?;
     let credentials = emulator.is_none().then(|| store.credentials().clone());
-    let http = ReqwestConnector::default()
-        .connect(&client_options)
-        .map_err(|e| Error::Config(format!("cannot build HTTP client: {e}")))?;
     let admin = GcsAdmin {
-        http,
+        client_options,
         credentials,
         base_url,
         bucket: location.bucket.clone(),
@@ -130,13 +126,16 @@ impl GcsAdmin {
         let request = request
             .body(body.into())
             .map_err(|e| Error::Config(format!("bad GCS URL: {e}")))?;
-        let response = self.http.execute(request).await.map_err(|e| {
-            if super::is_connectivity_error(&e) {
-                Error::Connectivity(super::error_chain(&e))
-            } else {
-                Error::Storage(super::error_chain(&e))
-            }
-        })?;
+        let response = super::admin_client(&self.client_options)?
+            .execute(request)
+            .await
+            .map_err(|e| {
+                if super::is_connectivity_error(&e) {
+                    Error::Connectivity(super::error_chain(&e))
+                } else {
+                    Error::Storage(super::error_chain(&e))
+                }
+            })?;
         let status = response.status();
         let text = response
             .into_body()

@@ -469,9 +469,22 @@ pub(crate) fn client_options(
     let read_timeout = options.read_timeout_secs.unwrap_or(60).max(1);
     object_store::ClientOptions::new()
         .with_allow_http(allow_http)
+        // Plain-HTTP endpoints (emulators, private S3 servers) need no trust store, and
+        // loading it is half of a WAL command's start-up.
+        .with_no_system_certificates(allow_http)
         .with_timeout_disabled()
         .with_connect_timeout(std::time::Duration::from_secs(10))
         .with_read_timeout(std::time::Duration::from_secs(read_timeout))
+}
+
+/// A client for the rare bucket-level calls, built only when one is made.
+pub(crate) fn admin_client(
+    options: &object_store::ClientOptions,
+) -> Result<object_store::client::HttpClient> {
+    use object_store::client::HttpConnector;
+    object_store::client::ReqwestConnector::default()
+        .connect(options)
+        .map_err(|e| Error::Config(format!("cannot build HTTP client: {}", error_chain(&e))))
 }
 
 pub(crate) fn retry_config() -> object_store::RetryConfig {
