@@ -10,6 +10,7 @@ use super::name::{WalKind, WalName, split_compression_suffix};
 use crate::compression::StreamError;
 use crate::error::{Error, Result};
 use crate::storage::{CloudStorage, Provider};
+use crate::stream::{ChannelReader, into_storage_error};
 
 #[derive(Debug, Clone)]
 pub struct WalRestoreRequest {
@@ -195,23 +196,34 @@ async fn write_object(storage: &CloudStorage, key: &str, temp: &Path) -> Result<
             file.sync_all().map_err(|e| Error::io(temp, e))
         }
         Some(codec) => {
-            let compressed = storage.get(key).await?;
+            // Decompress while downloading: only a few chunks are ever in memory.
+            let mut stream = storage.get_stream(key).await?;
+            let (chunks, reader) = ChannelReader::new(8);
             let temp = temp.to_path_buf();
-            tokio::task::spawn_blocking(move || {
+            let decoder = tokio::task::spawn_blocking(move || {
                 let mut writer = std::io::BufWriter::with_capacity(256 * 1024, file);
-                codec
-                    .decompress(&compressed[..], &mut writer)
-                    .map_err(|e| match e {
-                        StreamError::Read(e) => codec.decode_error(e),
-                        StreamError::Write(e) => Error::io(&temp, e),
-                    })?;
+                codec.decompress(reader, &mut writer).map_err(|e| match e {
+                    StreamError::Read(e) => match into_storage_error(e) {
+                        Ok(storage_error) => storage_error,
+                        Err(e) => codec.decode_error(e),
+                    },
+                    StreamError::Write(e) => Error::io(&temp, e),
+                })?;
                 let file = writer
                     .into_inner()
                     .map_err(|e| Error::io(&temp, e.into_error()))?;
                 file.sync_all().map_err(|e| Error::io(&temp, e))
-            })
-            .await
-            .map_err(|e| Error::Operation(format!("decompression task failed: {e}")))?
+            });
+            while let Some(chunk) = stream.next().await {
+                // A closed channel means the decoder stopped: its result says why.
+                if chunks.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            drop(chunks);
+            decoder
+                .await
+                .map_err(|e| Error::Operation(format!("decompression task failed: {e}")))?
         }
     }
 }
