@@ -10,13 +10,16 @@
 //! ```
 //!
 //! Modules follow the domain: [`storage`] (one client over S3, Azure, GCS and local
-//! directories), [`wal`] (archive, restore and check of WAL files), [`compression`]
-//! (Barman's codecs and levels), [`units`] (Barman's value syntaxes), [`error`].
+//! directories), [`wal`] (archive, restore and check of WAL files), [`catalog`] (backup.info
+//! and the backup-list/-show outputs), [`compression`] (Barman's codecs and levels),
+//! [`units`] (Barman's value syntaxes), [`stream`] (async-to-blocking bridges), [`error`].
 //! Command front-ends only parse arguments and call these.
 
+pub mod catalog;
 pub mod compression;
 pub mod error;
 pub mod storage;
+pub mod stream;
 pub mod units;
 pub mod wal;
 
