@@ -170,44 +170,55 @@ impl Compression {
         }
     }
 
-    /// Compresses `data` using up to `threads` cores. gzip, bzip2 and xz split the input
-    /// and concatenate independent members/streams, which Python's `gzip`, `bz2` and
-    /// `lzma` readers (and so Barman's WAL restore) decode in full; zstd stays one frame
-    /// (Barman's zstd reader stops after the first) and uses its own worker threads;
-    /// snappy and lz4 are fast enough alone. Only for WAL files: Barman's base-backup
-    /// reader wants a single gzip member.
-    pub fn compress_parallel(
+    /// Compresses the file at `path` (`len` bytes) using up to `threads` cores, returning
+    /// the compressed stream as consecutive pieces. gzip, bzip2 and xz split the file and
+    /// concatenate independent members/streams, which Python's `gzip`, `bz2` and `lzma`
+    /// readers (and so Barman's WAL restore) decode in full; zstd stays one frame (Barman's
+    /// zstd reader stops after the first) and uses its own worker threads; snappy and lz4
+    /// are fast enough alone. Each thread reads its own range, so the input is never held
+    /// whole in memory. Only for WAL files: Barman's base-backup reader wants a single
+    /// gzip member.
+    pub fn compress_file_parallel(
         self,
         level: CompressionLevel,
-        data: &[u8],
+        path: &std::path::Path,
+        len: u64,
         threads: usize,
-    ) -> Result<Vec<u8>, StreamError> {
-        const MIN_SPLIT: usize = 2 << 20;
-        let threads = threads.clamp(1, (data.len() / MIN_SPLIT).max(1));
+    ) -> Result<Vec<Vec<u8>>, StreamError> {
+        const MIN_SPLIT: u64 = 2 << 20;
+        let threads = threads.clamp(1, (len / MIN_SPLIT).max(1) as usize);
+        let open_range = |offset: u64,
+                          size: u64|
+         -> Result<io::Take<io::BufReader<std::fs::File>>, StreamError> {
+            use std::io::Seek;
+            let mut file = std::fs::File::open(path).map_err(StreamError::Read)?;
+            file.seek(io::SeekFrom::Start(offset))
+                .map_err(StreamError::Read)?;
+            Ok(io::BufReader::with_capacity(128 * 1024, file).take(size))
+        };
         match self {
-            _ if threads == 1 => self.compress(level, &mut &data[..], Vec::new()),
-            Compression::Snappy | Compression::Lz4 => {
-                self.compress(level, &mut &data[..], Vec::new())
-            }
-            Compression::Zstd => {
+            Compression::Zstd if threads > 1 => {
                 let mut encoder = zstd::stream::write::Encoder::new(
-                    Vec::with_capacity(data.len() / 4),
+                    Vec::new(),
                     self.effective_level(level).unwrap_or(4),
                 )
                 .map_err(StreamError::Write)?;
                 encoder
                     .multithread(threads as u32)
                     .map_err(StreamError::Write)?;
-                pump(&mut &data[..], &mut encoder)?;
-                encoder.finish().map_err(StreamError::Write)
+                pump(&mut open_range(0, len)?, &mut encoder)?;
+                Ok(vec![encoder.finish().map_err(StreamError::Write)?])
             }
-            Compression::Gzip | Compression::Bzip2 | Compression::Xz => {
-                let chunk = data.len().div_ceil(threads);
-                let parts: Vec<Result<Vec<u8>, StreamError>> = std::thread::scope(|scope| {
-                    let handles: Vec<_> = data
-                        .chunks(chunk)
-                        .map(|piece| {
-                            scope.spawn(move || self.compress(level, &mut &piece[..], Vec::new()))
+            Compression::Gzip | Compression::Bzip2 | Compression::Xz if threads > 1 => {
+                let chunk = len.div_ceil(threads as u64);
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = (0..threads as u64)
+                        .map(|i| {
+                            let (offset, size) =
+                                (i * chunk, chunk.min(len.saturating_sub(i * chunk)));
+                            scope.spawn(move || {
+                                self.compress(level, &mut open_range(offset, size)?, Vec::new())
+                            })
                         })
                         .collect();
                     handles
@@ -220,13 +231,13 @@ impl Compression {
                             })
                         })
                         .collect()
-                });
-                let mut out = Vec::new();
-                for part in parts {
-                    out.extend_from_slice(&part?);
-                }
-                Ok(out)
+                })
             }
+            _ => Ok(vec![self.compress(
+                level,
+                &mut open_range(0, len)?,
+                Vec::new(),
+            )?]),
         }
     }
 
@@ -348,13 +359,21 @@ mod tests {
         let data: Vec<u8> = (0..3_000_000u32)
             .flat_map(|i| (i / 7).to_le_bytes())
             .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal");
+        std::fs::write(&path, &data).unwrap();
         for codec in ALL {
-            let compressed = codec
-                .compress_parallel(CompressionLevel::Low, &data, 4)
+            let pieces = codec
+                .compress_file_parallel(CompressionLevel::Low, &path, data.len() as u64, 4)
                 .unwrap();
+            let expected_pieces = match codec {
+                Compression::Gzip | Compression::Bzip2 | Compression::Xz => 4,
+                _ => 1,
+            };
+            assert_eq!(pieces.len(), expected_pieces, "{}", codec.name());
+            let compressed = pieces.concat();
             let mut out = Vec::new();
             codec.decompress(&compressed[..], &mut out).unwrap();
-            assert_eq!(out.len(), data.len(), "{}", codec.name());
             assert!(out == data, "{} parallel round trip", codec.name());
         }
     }

@@ -94,7 +94,7 @@ pub async fn archive_wal(
     } else {
         &request.tags
     };
-    let size = payload.len() as u64;
+    let size = payload.content_length() as u64;
     if request
         .max_single_put_size
         .is_some_and(|limit| size > limit)
@@ -103,7 +103,7 @@ pub async fn archive_wal(
         storage
             .put_multipart(
                 &key,
-                payload,
+                Bytes::from(payload),
                 request.block_size as usize,
                 request.block_concurrency,
                 tags,
@@ -113,10 +113,7 @@ pub async fn archive_wal(
         tracing::info!("archived {} as {key} in blocks", request.wal_path.display());
         return Ok(ArchiveOutcome::Uploaded { key });
     }
-    match storage
-        .put_if_absent(&key, PutPayload::from_bytes(payload), tags)
-        .await?
-    {
+    match storage.put_if_absent(&key, payload, tags).await? {
         PutOutcome::Created => {
             storage.verify_size(&key, size).await?;
             tracing::info!("archived {} as {key}", request.wal_path.display());
@@ -134,24 +131,26 @@ fn read_payload(
     path: &Path,
     compression: Option<Compression>,
     level: CompressionLevel,
-) -> Result<Bytes> {
+) -> Result<PutPayload> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut data = Vec::with_capacity(file.metadata().map(|m| m.len() as usize).unwrap_or(0));
-    file.read_to_end(&mut data)
-        .map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let Some(codec) = compression else {
-        return Ok(Bytes::from(data));
+        let mut data = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut data)
+            .map_err(|e| Error::io(path, e))?;
+        return Ok(PutPayload::from(data));
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let out = codec
-        .compress_parallel(level, &data, threads)
+    let pieces = codec
+        .compress_file_parallel(level, path, len, threads)
         .map_err(|e| match e {
-            StreamError::Read(e) | StreamError::Write(e) => Error::Compression {
+            StreamError::Read(e) => Error::io(path, e),
+            StreamError::Write(e) => Error::Compression {
                 codec: codec.name(),
                 source: e,
             },
         })?;
-    Ok(Bytes::from(out))
+    Ok(pieces.into_iter().map(Bytes::from).collect())
 }
 
 /// Objects that hold `wal_name` under any compression suffix.
