@@ -170,14 +170,14 @@ impl Compression {
         }
     }
 
-    /// Compresses the file at `path` (`len` bytes) using up to `threads` cores, returning
-    /// the compressed stream as consecutive pieces. gzip, bzip2 and xz split the file and
-    /// concatenate independent members/streams, which Python's `gzip`, `bz2` and `lzma`
-    /// readers (and so Barman's WAL restore) decode in full; zstd stays one frame (Barman's
-    /// zstd reader stops after the first) and uses its own worker threads; snappy and lz4
-    /// are fast enough alone. Each thread reads its own range, so the input is never held
-    /// whole in memory. Only for WAL files: Barman's base-backup reader wants a single
-    /// gzip member.
+    /// Compresses the file at `path` (`len` bytes), returning the compressed stream as
+    /// consecutive pieces. gzip and bzip2, the slow common codecs, use up to `threads`
+    /// cores: the file is split and the independent members/streams are concatenated,
+    /// which Python's `gzip` and `bz2` readers (and so Barman's WAL restore) decode in
+    /// full. Each thread reads its own range, so the input is never held whole in memory.
+    /// zstd, lz4 and snappy are fast alone, and zstd must stay one frame (Barman's reader
+    /// stops after the first); xz stays single-threaded because each of its encoders needs
+    /// tens of MiB. Only for WAL files: Barman's base-backup reader wants a single member.
     pub fn compress_file_parallel(
         self,
         level: CompressionLevel,
@@ -197,19 +197,7 @@ impl Compression {
             Ok(io::BufReader::with_capacity(128 * 1024, file).take(size))
         };
         match self {
-            Compression::Zstd if threads > 1 => {
-                let mut encoder = zstd::stream::write::Encoder::new(
-                    Vec::new(),
-                    self.effective_level(level).unwrap_or(4),
-                )
-                .map_err(StreamError::Write)?;
-                encoder
-                    .multithread(threads as u32)
-                    .map_err(StreamError::Write)?;
-                pump(&mut open_range(0, len)?, &mut encoder)?;
-                Ok(vec![encoder.finish().map_err(StreamError::Write)?])
-            }
-            Compression::Gzip | Compression::Bzip2 | Compression::Xz if threads > 1 => {
+            Compression::Gzip | Compression::Bzip2 if threads > 1 => {
                 let chunk = len.div_ceil(threads as u64);
                 std::thread::scope(|scope| {
                     let handles: Vec<_> = (0..threads as u64)
@@ -367,7 +355,7 @@ mod tests {
                 .compress_file_parallel(CompressionLevel::Low, &path, data.len() as u64, 4)
                 .unwrap();
             let expected_pieces = match codec {
-                Compression::Gzip | Compression::Bzip2 | Compression::Xz => 4,
+                Compression::Gzip | Compression::Bzip2 => 4,
                 _ => 1,
             };
             assert_eq!(pieces.len(), expected_pieces, "{}", codec.name());

@@ -148,8 +148,8 @@ macro_rules! interop_tests {
 
 interop_tests!(s3 => Service::S3, azure => Service::Azure, gcs => Service::Gcs);
 
-/// Full-size segments are compressed on several cores (concatenated gzip members, bzip2
-/// and xz streams; one multi-threaded zstd frame): Barman must still restore them whole.
+/// Full-size segments are compressed on several cores (concatenated gzip members and
+/// bzip2 streams): Barman must still restore them whole; the other codecs for company.
 #[test]
 fn parallel_compressed_full_segments_restore_with_barman() {
     let dest = Destination::create(Service::S3, "parallel");
