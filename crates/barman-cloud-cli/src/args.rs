@@ -265,6 +265,46 @@ pub struct CheckWalArchiveArgs {
     pub timeline: Option<u32>,
 }
 
+#[derive(Parser, Debug)]
+#[command(disable_help_flag = true, infer_long_args = true)]
+#[command(about = "List the backups of a server in cloud storage")]
+pub struct BackupListArgs {
+    /// URL of the cloud source, such as a bucket in AWS S3 (e.g. s3://bucket/path), or file:///dir
+    #[arg(value_name = "SOURCE_URL")]
+    pub url: String,
+    /// The name of the server as configured in Barman
+    pub server_name: String,
+    #[command(flatten)]
+    pub common: Common,
+    /// Output format: console, or anything else for JSON (as Barman)
+    #[arg(long, default_value = "console")]
+    pub format: String,
+    /// SSE-C key for S3, as file:///path to a file holding the base64 of a 32-byte key
+    #[arg(long)]
+    pub sse_customer_key: Option<String>,
+}
+
+#[derive(Parser, Debug)]
+#[command(disable_help_flag = true, infer_long_args = true)]
+#[command(about = "Show the metadata of one backup in cloud storage")]
+pub struct BackupShowArgs {
+    /// URL of the cloud source, such as a bucket in AWS S3 (e.g. s3://bucket/path), or file:///dir
+    #[arg(value_name = "SOURCE_URL")]
+    pub url: String,
+    /// The name of the server as configured in Barman
+    pub server_name: String,
+    /// The backup ID, a shortcut (first, oldest, last, latest, last-failed) or a backup name
+    pub backup_id: String,
+    #[command(flatten)]
+    pub common: Common,
+    /// Output format: console, or anything else for JSON (as Barman)
+    #[arg(long, default_value = "console")]
+    pub format: String,
+    /// SSE-C key for S3, as file:///path to a file holding the base64 of a 32-byte key
+    #[arg(long)]
+    pub sse_customer_key: Option<String>,
+}
+
 /// Commands whose implementation has not landed yet: they parse the common options so that
 /// `--help`, `-V`, `-v` and `-q` behave, and refuse to run.
 #[derive(Parser, Debug)]

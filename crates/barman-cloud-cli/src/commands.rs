@@ -4,7 +4,10 @@ use barman_cloud::storage::{BucketState, CloudStorage, Provider, StorageOptions}
 use barman_cloud::wal::{self, WalArchiveCheck, WalArchiveRequest, WalRestoreRequest};
 use barman_cloud::{Error, Result};
 
-use crate::args::{CheckWalArchiveArgs, WalArchiveArgs, WalRestoreArgs, effective_tags};
+use crate::args::{
+    BackupListArgs, BackupShowArgs, CheckWalArchiveArgs, WalArchiveArgs, WalRestoreArgs,
+    effective_tags,
+};
 
 /// `-t/--test`: Barman's connectivity and bucket-existence probe.
 async fn connectivity_test(storage: &CloudStorage) -> Result<()> {
@@ -100,4 +103,72 @@ pub async fn check_wal_archive(args: CheckWalArchiveArgs) -> Result<()> {
         timeline: args.timeline,
     };
     wal::check_wal_archive(&mut storage, &check).await
+}
+
+pub async fn backup_list(args: BackupListArgs) -> Result<()> {
+    use barman_cloud::backup_catalog::{BackupCatalog, keep_annotations};
+    use barman_cloud::catalog::{ListEntry, backup_list_console, backup_list_json};
+    let mut options = args.common.storage_options();
+    options.sse_customer_key_uri = args.sse_customer_key.clone();
+    let storage = CloudStorage::open(&args.url, &options).await?;
+    if args.common.test {
+        return connectivity_test(&storage).await;
+    }
+    let catalog = BackupCatalog::load(&storage, &args.server_name).await?;
+    let output = if args.format == "console" {
+        let keeps = keep_annotations(&storage, &args.server_name).await?;
+        let entries: Vec<ListEntry> = catalog
+            .backups
+            .iter()
+            .map(|info| ListEntry {
+                info,
+                keep_target: info
+                    .backup_id
+                    .as_ref()
+                    .and_then(|id| keeps.get(id))
+                    .map(String::as_str),
+            })
+            .collect();
+        backup_list_console(&entries)?
+    } else {
+        backup_list_json(&catalog.backups)?
+    };
+    print!("{output}");
+    Ok(())
+}
+
+pub async fn backup_show(args: BackupShowArgs) -> Result<()> {
+    use barman_cloud::backup_catalog::{BackupCatalog, is_backup_id};
+    use barman_cloud::catalog::{BackupInfo, backup_show_console, backup_show_json};
+    let mut options = args.common.storage_options();
+    options.sse_customer_key_uri = args.sse_customer_key.clone();
+    let storage = CloudStorage::open(&args.url, &options).await?;
+    if args.common.test {
+        return connectivity_test(&storage).await;
+    }
+    let backup_id = if is_backup_id(&args.backup_id) {
+        args.backup_id.clone()
+    } else {
+        BackupCatalog::load(&storage, &args.server_name)
+            .await?
+            .resolve(&args.backup_id, &args.server_name)?
+    };
+    let key = storage.key(&[&args.server_name, "base", &backup_id, "backup.info"]);
+    let info = match storage.get(&key).await {
+        Ok(bytes) => BackupInfo::load(&backup_id, &bytes)?,
+        Err(Error::NotFound(_)) => {
+            return Err(Error::Operation(format!(
+                "Backup {backup_id} for server {} does not exist",
+                args.server_name
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    let output = if args.format == "console" {
+        backup_show_console(&info)?
+    } else {
+        backup_show_json(&info)?
+    };
+    print!("{output}");
+    Ok(())
 }

@@ -13,7 +13,10 @@ mod logging;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use args::{CheckWalArchiveArgs, PendingArgs, WalArchiveArgs, WalRestoreArgs};
+use args::{
+    BackupListArgs, BackupShowArgs, CheckWalArchiveArgs, PendingArgs, WalArchiveArgs,
+    WalRestoreArgs,
+};
 
 const VERSION: &str = concat!("3.20.1 (barman-rs ", env!("CARGO_PKG_VERSION"), ")");
 
@@ -106,6 +109,8 @@ fn run(command: &str, argv: Vec<OsString>) -> ExitCode {
     match command {
         "barman-cloud-wal-archive" => dispatch!(WalArchiveArgs, commands::wal_archive),
         "barman-cloud-wal-restore" => dispatch!(WalRestoreArgs, commands::wal_restore),
+        "barman-cloud-backup-list" => dispatch!(BackupListArgs, commands::backup_list),
+        "barman-cloud-backup-show" => dispatch!(BackupShowArgs, commands::backup_show),
         "barman-cloud-check-wal-archive" => {
             dispatch!(CheckWalArchiveArgs, commands::check_wal_archive)
         }

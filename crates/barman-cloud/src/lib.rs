@@ -10,11 +10,13 @@
 //! ```
 //!
 //! Modules follow the domain: [`storage`] (one client over S3, Azure, GCS and local
-//! directories), [`wal`] (archive, restore and check of WAL files), [`catalog`] (backup.info
+//! directories), [`wal`] (archive, restore and check of WAL files), [`backup_catalog`] (the
+//! backups of a server in a bucket, identifier resolution), [`catalog`] (backup.info
 //! and the backup-list/-show outputs), [`compression`] (Barman's codecs and levels),
 //! [`units`] (Barman's value syntaxes), [`stream`] (async-to-blocking bridges), [`error`].
 //! Command front-ends only parse arguments and call these.
 
+pub mod backup_catalog;
 pub mod catalog;
 pub mod compression;
 pub mod error;

@@ -36,7 +36,7 @@ fn as_postgres(program: &Path, args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
 }
 
-fn chown_postgres(path: &Path) {
+pub(crate) fn chown_postgres(path: &Path) {
     if is_root() {
         let status = Command::new("chown")
             .args(["-R", "postgres:postgres"])
@@ -56,9 +56,9 @@ fn free_port() -> u16 {
 }
 
 /// A throwaway cluster listening only on a Unix socket in its own directory.
-struct Cluster {
+pub(crate) struct Cluster {
     root: tempfile::TempDir,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Cluster {
@@ -66,11 +66,11 @@ impl Cluster {
         self.root.path().join("data")
     }
 
-    fn socket_dir(&self) -> String {
+    pub(crate) fn socket_dir(&self) -> String {
         self.root.path().display().to_string()
     }
 
-    fn initdb(tag: &str) -> Cluster {
+    pub(crate) fn initdb(tag: &str) -> Cluster {
         let root = temp_dir(tag);
         chown_postgres(root.path());
         let data = root.path().join("data");
@@ -102,7 +102,7 @@ impl Cluster {
     }
 
     /// Appends settings (later lines win in postgresql.conf).
-    fn configure(&self, settings: &str) {
+    pub(crate) fn configure(&self, settings: &str) {
         use std::io::Write;
         let mut conf = std::fs::OpenOptions::new()
             .append(true)
@@ -111,7 +111,7 @@ impl Cluster {
         conf.write_all(settings.as_bytes()).unwrap();
     }
 
-    fn start(&self) {
+    pub(crate) fn start(&self) {
         let log = self.root.path().join("server.log");
         let out = as_postgres(
             &pg_bin("pg_ctl"),
@@ -149,7 +149,7 @@ impl Cluster {
         );
     }
 
-    fn psql(&self, sql: &str) -> String {
+    pub(crate) fn psql(&self, sql: &str) -> String {
         let port = self.port.to_string();
         let out = as_postgres(
             Path::new("/usr/bin/psql"),
@@ -175,7 +175,7 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    fn pgbench(&self, args: &[&str]) {
+    pub(crate) fn pgbench(&self, args: &[&str]) {
         let port = self.port.to_string();
         let mut all = vec![
             "-h",
@@ -214,7 +214,7 @@ impl Drop for Cluster {
 
 /// A script PostgreSQL runs as archive/restore command: the destination's credentials
 /// live in the script, since the server's children only inherit pg_ctl's environment.
-fn command_script(dir: &Path, name: &str, dest: &Destination, body: &str) -> PathBuf {
+pub(crate) fn command_script(dir: &Path, name: &str, dest: &Destination, body: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
     let script = format!(

@@ -339,6 +339,24 @@ impl CloudStorage {
         Ok(found)
     }
 
+    /// Names of the "subdirectories" directly below `dir` (common prefixes), sorted.
+    pub async fn list_dirs(&self, dir: &str) -> Result<Vec<String>> {
+        let dir = dir.trim_end_matches('/');
+        let dir_path = Self::path(dir)?;
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&dir_path))
+            .await
+            .map_err(|e| self.map_error(e, dir))?;
+        let mut names: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// Every object below the directory `dir`, at any depth. Sorted by key.
     pub async fn list_tree(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
         let dir = dir.trim_end_matches('/');

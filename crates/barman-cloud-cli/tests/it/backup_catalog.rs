@@ -1,0 +1,140 @@
+//! backup-list and backup-show on a catalog written by Barman 3.20.1's barman-cloud-backup:
+//! our output must be Barman's, byte for byte, console and JSON.
+
+use crate::postgres::{Cluster, command_script};
+use crate::support::*;
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn same_output(dest: &Destination, command: &str, options: &[&str], rest: &[&str]) {
+    let ours = dest.ours_with(command, options, rest);
+    let barman = dest.barman(command, options, rest);
+    assert_eq!(
+        ours.status.code(),
+        barman.status.code(),
+        "{command} {options:?} {rest:?}: exit codes differ\nours: {}\nBarman: {}",
+        stderr(&ours),
+        stderr(&barman)
+    );
+    assert_eq!(
+        stdout(&ours),
+        stdout(&barman),
+        "{command} {options:?} {rest:?}: outputs differ"
+    );
+}
+
+fn list_and_show_match_barman(service: Service) {
+    let dest = Destination::create(service, "catalog");
+    let cluster = Cluster::initdb("catalog");
+    let scripts = temp_dir("catalogscripts");
+    let archive = command_script(
+        scripts.path(),
+        "archive.sh",
+        &dest,
+        &format!(
+            "barman-cloud-wal-archive {} '{}' srv \"$1\"",
+            dest.shell_args(),
+            dest.url
+        ),
+    );
+    cluster.configure(&format!(
+        "archive_mode = on\narchive_command = '{} %p'\n",
+        archive.display()
+    ));
+    cluster.start();
+    cluster.pgbench(&["-i", "-s", "1", "-q"]);
+    let port = cluster.port.to_string();
+    let socket = cluster.socket_dir();
+    let connection = [
+        "--immediate-checkpoint",
+        "-h",
+        socket.as_str(),
+        "-p",
+        port.as_str(),
+        "-U",
+        "postgres",
+    ];
+    let first = dest.barman("barman-cloud-backup", &connection, &["srv"]);
+    assert_success(&first, "Barman's first backup");
+    // Backup IDs have a one-second resolution.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let mut named = connection.to_vec();
+    named.extend(["-n", "nightly", "--gzip"]);
+    assert_success(
+        &dest.barman("barman-cloud-backup", &named, &["srv"]),
+        "Barman's named backup",
+    );
+
+    let json = stdout(&dest.barman("barman-cloud-backup-list", &["--format", "json"], &["srv"]));
+    let first_id = json.split("\"backup_id\": \"").nth(1).unwrap()[..15].to_string();
+    assert_success(
+        &dest.barman(
+            "barman-cloud-backup-keep",
+            &["--target", "standalone"],
+            &["srv", &first_id],
+        ),
+        "Barman's keep annotation",
+    );
+
+    same_output(&dest, "barman-cloud-backup-list", &[], &["srv"]);
+    let listing = stdout(&dest.ours("barman-cloud-backup-list", &["srv"]));
+    assert_eq!(listing.lines().count(), 3, "{listing}");
+    assert!(
+        listing.contains("KEEP:STANDALONE") && listing.contains("nightly"),
+        "{listing}"
+    );
+    same_output(
+        &dest,
+        "barman-cloud-backup-list",
+        &["--format", "json"],
+        &["srv"],
+    );
+    for id in [
+        first_id.as_str(),
+        "first",
+        "last",
+        "latest",
+        "oldest",
+        "nightly",
+    ] {
+        same_output(&dest, "barman-cloud-backup-show", &[], &["srv", id]);
+        same_output(
+            &dest,
+            "barman-cloud-backup-show",
+            &["--format", "json"],
+            &["srv", id],
+        );
+    }
+    // Unknown names, missing IDs, an empty server.
+    same_output(
+        &dest,
+        "barman-cloud-backup-show",
+        &[],
+        &["srv", "no-such-name"],
+    );
+    same_output(
+        &dest,
+        "barman-cloud-backup-show",
+        &[],
+        &["srv", "20000101T000000"],
+    );
+    same_output(
+        &dest,
+        "barman-cloud-backup-show",
+        &[],
+        &["srv", "last-failed"],
+    );
+    same_output(&dest, "barman-cloud-backup-list", &[], &["other"]);
+}
+
+#[test]
+fn list_and_show_match_barman_s3() {
+    list_and_show_match_barman(Service::S3);
+}
+
+#[test]
+fn list_and_show_match_barman_azure() {
+    list_and_show_match_barman(Service::Azure);
+}

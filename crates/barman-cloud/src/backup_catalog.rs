@@ -1,0 +1,176 @@
+//! The backups of one server in a bucket: `<prefix>/<server>/base/<id>/backup.info`, read
+//! the way Barman's cloud catalog reads them, and backup identifiers resolved as its
+//! commands resolve them (IDs, shortcuts, names).
+
+use std::collections::BTreeMap;
+
+use futures::{StreamExt, TryStreamExt};
+
+use crate::catalog::{BackupInfo, BackupStatus, CatalogError, keep_target_from_annotation};
+use crate::error::{Error, Result};
+use crate::storage::CloudStorage;
+
+/// How many backup.info objects are fetched at once.
+const PARALLEL_READS: usize = 16;
+
+pub struct BackupCatalog {
+    /// Readable backups, in backup-ID (directory name) order.
+    pub backups: Vec<BackupInfo>,
+    /// Backup IDs whose backup.info exists but could not be read.
+    pub unreadable: Vec<String>,
+}
+
+/// What reading one backup.info gave.
+enum Read {
+    Info(Box<BackupInfo>),
+    /// A directory without backup.info: an upload in progress or a leftover, invisible.
+    Missing,
+    /// Stops the whole command.
+    Fatal(Error),
+    /// Skipped with a warning.
+    Unreadable(Error),
+}
+
+/// `^\d{8}T\d{6}$`: a string used as a backup ID without looking it up.
+pub fn is_backup_id(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 15
+        && bytes[8] == b'T'
+        && bytes[..8].iter().chain(&bytes[9..]).all(u8::is_ascii_digit)
+}
+
+impl BackupCatalog {
+    /// Reads every backup of `server`. A backup.info that cannot be read is skipped with
+    /// a warning, except one with a key Barman does not know, which stops everything
+    /// (as Barman does: it cannot tell what a newer version meant).
+    pub async fn load(storage: &CloudStorage, server: &str) -> Result<Self> {
+        let base = storage.key(&[server, "base"]);
+        let ids = storage.list_dirs(&base).await?;
+        let reads: Vec<(String, Read)> = futures::stream::iter(ids)
+            .map(|id| async move {
+                let key = storage.key(&[server, "base", &id, "backup.info"]);
+                let read = match storage.get(&key).await {
+                    Ok(bytes) => match BackupInfo::load(&id, &bytes) {
+                        Ok(info) => Read::Info(Box::new(info)),
+                        Err(e @ CatalogError::UnsupportedField(_)) => Read::Fatal(e.into()),
+                        Err(e) => Read::Unreadable(e.into()),
+                    },
+                    Err(Error::NotFound(_)) => Read::Missing,
+                    Err(e @ (Error::Connectivity(_) | Error::BucketMissing(_))) => Read::Fatal(e),
+                    Err(e) => Read::Unreadable(e),
+                };
+                (id, read)
+            })
+            .buffered(PARALLEL_READS)
+            .collect()
+            .await;
+        let mut catalog = BackupCatalog {
+            backups: Vec::new(),
+            unreadable: Vec::new(),
+        };
+        for (id, read) in reads {
+            match read {
+                Read::Info(info) => catalog.backups.push(*info),
+                Read::Missing => {}
+                Read::Fatal(e) => return Err(e),
+                Read::Unreadable(e) => {
+                    tracing::warn!("Unable to open backup.info file for {id}: {e}");
+                    catalog.unreadable.push(id);
+                }
+            }
+        }
+        Ok(catalog)
+    }
+
+    pub fn get(&self, backup_id: &str) -> Option<&BackupInfo> {
+        self.backups
+            .iter()
+            .find(|b| b.backup_id.as_deref() == Some(backup_id))
+    }
+
+    /// Resolves what a user typed: a well-formed ID as is (not checked), then the
+    /// shortcuts `first`/`oldest`, `last`/`latest` (skipping STARTED backups, not FAILED
+    /// ones) and `last-failed`, then backup names. `Ok(None)` when nothing matches.
+    pub fn resolve(&self, text: &str, server: &str) -> Result<String> {
+        if is_backup_id(text) {
+            return Ok(text.to_string());
+        }
+        let id = |b: &BackupInfo| b.backup_id.clone();
+        let not_started = |b: &&BackupInfo| b.status != Some(BackupStatus::Started);
+        let shortcut = match text {
+            "first" | "oldest" => self.backups.iter().find(not_started).and_then(id),
+            "last" | "latest" => self.backups.iter().rev().find(not_started).and_then(id),
+            "last-failed" => self
+                .backups
+                .iter()
+                .rev()
+                .find(|b| b.status == Some(BackupStatus::Failed))
+                .and_then(id),
+            _ => None,
+        };
+        if let Some(found) = shortcut {
+            return Ok(found);
+        }
+        let named: Vec<String> = self
+            .backups
+            .iter()
+            .filter(|b| b.backup_name.as_deref() == Some(text))
+            .filter_map(|b| b.backup_id.clone())
+            .collect();
+        match named.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(Error::Config(format!(
+                "Unknown backup '{text}' for server '{server}'"
+            ))),
+            many => Err(Error::Config(format!(
+                "Multiple backups found matching name '{text}' (try using backup ID instead): {}",
+                many.join(" ")
+            ))),
+        }
+    }
+}
+
+/// Keep annotations of every backup of `server`: backup ID → the annotation's target as
+/// Barman reads it. One recursive listing of `base/`, then only existing annotations read.
+pub async fn keep_annotations(
+    storage: &CloudStorage,
+    server: &str,
+) -> Result<BTreeMap<String, String>> {
+    let base = storage.key(&[server, "base"]);
+    let keys: Vec<String> = storage
+        .list_tree(&base)
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| k.ends_with("/annotations/keep"))
+        .collect();
+    futures::stream::iter(keys)
+        .map(|key| async move {
+            let id = key.rsplit('/').nth(2).unwrap_or_default().to_string();
+            let content = storage.get(&key).await?;
+            let target = keep_target_from_annotation(&content).map_err(Error::from)?;
+            Ok::<_, Error>((id, target))
+        })
+        .buffered(PARALLEL_READS)
+        .try_collect()
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backup_ids_are_fifteen_characters_with_a_t() {
+        assert!(is_backup_id("20250304T101112"));
+        for bad in [
+            "2025030T101112",
+            "20250304t101112",
+            "20250304T10111a",
+            "latest",
+            "",
+        ] {
+            assert!(!is_backup_id(bad), "{bad}");
+        }
+    }
+}
