@@ -305,6 +305,58 @@ pub struct BackupShowArgs {
     pub sse_customer_key: Option<String>,
 }
 
+fn parse_tablespace_rule(text: &str) -> Result<(String, PathBuf), String> {
+    text.split_once(':')
+        .map(|(name, location)| (name.to_string(), PathBuf::from(location)))
+        .ok_or_else(|| {
+            format!("Invalid tablespace relocation rule '{text}': expected NAME:LOCATION")
+        })
+}
+
+#[derive(Parser, Debug)]
+#[command(disable_help_flag = true, infer_long_args = true)]
+#[command(about = "Restore a backup from cloud storage into a new PGDATA directory")]
+pub struct RestoreArgs {
+    /// URL of the cloud source, such as a bucket in AWS S3 (e.g. s3://bucket/path), or file:///dir
+    #[arg(value_name = "SOURCE_URL")]
+    pub url: String,
+    /// The name of the server as configured in Barman
+    pub server_name: String,
+    /// The backup ID, a shortcut, a backup name, or `auto` (chosen from the --target-* options)
+    pub backup_id: String,
+    /// The path to a directory for recovery
+    pub recovery_dir: PathBuf,
+    #[command(flatten)]
+    pub common: Common,
+    /// Tablespace relocation rule NAME:LOCATION (repeatable)
+    #[arg(long, value_parser = parse_tablespace_rule, action = ArgAction::Append)]
+    pub tablespace: Vec<(String, PathBuf)>,
+    /// Instance where the disks recovered from the snapshots are attached
+    #[arg(long)]
+    pub snapshot_recovery_instance: Option<String>,
+    /// Zone of the instance for GCP snapshot recovery
+    #[arg(long = "gcp-zone", alias = "snapshot-recovery-zone")]
+    pub gcp_zone: Option<String>,
+    /// Resource group of the instance for Azure snapshot recovery
+    #[arg(long)]
+    pub azure_resource_group: Option<String>,
+    /// AWS region of the instance for snapshot recovery
+    #[arg(long)]
+    pub aws_region: Option<String>,
+    /// SSE-C key for S3, as file:///path to a file holding the base64 of a 32-byte key
+    #[arg(long)]
+    pub sse_customer_key: Option<String>,
+    /// With `auto`: the timeline to recover (a number, `latest` or `current`)
+    #[arg(long)]
+    pub target_tli: Option<String>,
+    /// With `auto`: the LSN to recover to
+    #[arg(long, conflicts_with = "target_time")]
+    pub target_lsn: Option<String>,
+    /// With `auto`: the time to recover to
+    #[arg(long)]
+    pub target_time: Option<String>,
+}
+
 /// Commands whose implementation has not landed yet: they parse the common options so that
 /// `--help`, `-V`, `-v` and `-q` behave, and refuse to run.
 #[derive(Parser, Debug)]

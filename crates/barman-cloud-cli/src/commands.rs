@@ -5,8 +5,8 @@ use barman_cloud::wal::{self, WalArchiveCheck, WalArchiveRequest, WalRestoreRequ
 use barman_cloud::{Error, Result};
 
 use crate::args::{
-    BackupListArgs, BackupShowArgs, CheckWalArchiveArgs, WalArchiveArgs, WalRestoreArgs,
-    effective_tags,
+    BackupListArgs, BackupShowArgs, CheckWalArchiveArgs, RestoreArgs, WalArchiveArgs,
+    WalRestoreArgs, effective_tags,
 };
 
 /// `-t/--test`: Barman's connectivity and bucket-existence probe.
@@ -171,4 +171,64 @@ pub async fn backup_show(args: BackupShowArgs) -> Result<()> {
     };
     print!("{output}");
     Ok(())
+}
+
+pub async fn restore(args: RestoreArgs) -> Result<()> {
+    use barman_cloud::backup_catalog::{BackupCatalog, TargetTimeline, is_backup_id, parse_lsn};
+    use barman_cloud::restore::{RestoreRequest, restore_backup};
+    let target_tli = match args.target_tli.as_deref() {
+        None => None,
+        Some("latest") => Some(TargetTimeline::Latest),
+        Some("current") => Some(TargetTimeline::Current),
+        Some(n) => match n.parse::<i64>() {
+            Ok(n) if n >= 1 => Some(TargetTimeline::Number(n)),
+            _ => return Err(Error::InvalidInput(format!("invalid --target-tli '{n}'"))),
+        },
+    };
+    let target_lsn = match &args.target_lsn {
+        None => None,
+        Some(text) => Some(
+            parse_lsn(text)
+                .ok_or_else(|| Error::InvalidInput(format!("invalid --target-lsn '{text}'")))?,
+        ),
+    };
+    let target_time = match &args.target_time {
+        None => None,
+        Some(text) => Some(
+            barman_cloud::catalog::timestamp::parse(text)
+                .map_err(|e| Error::InvalidInput(format!("invalid --target-time: {e}")))?,
+        ),
+    };
+    let mut options = args.common.storage_options();
+    options.sse_customer_key_uri = args.sse_customer_key.clone();
+    let storage = CloudStorage::open(&args.url, &options).await?;
+    if args.common.test {
+        return connectivity_test(&storage).await;
+    }
+    let backup_id = if is_backup_id(&args.backup_id) {
+        args.backup_id.clone()
+    } else {
+        let catalog = BackupCatalog::load(&storage, &args.server_name).await?;
+        if args.backup_id == "auto" {
+            catalog
+                .choose_for_recovery(
+                    &storage,
+                    &args.server_name,
+                    target_time,
+                    target_lsn,
+                    target_tli,
+                )
+                .await?
+        } else {
+            catalog.resolve(&args.backup_id, &args.server_name)?
+        }
+    };
+    tracing::info!("Restoring from backup_id: {backup_id}");
+    let request = RestoreRequest {
+        server_name: args.server_name,
+        backup_id,
+        destination: args.recovery_dir,
+        relocations: args.tablespace,
+    };
+    restore_backup(&storage, &request).await
 }

@@ -14,7 +14,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use args::{
-    BackupListArgs, BackupShowArgs, CheckWalArchiveArgs, PendingArgs, WalArchiveArgs,
+    BackupListArgs, BackupShowArgs, CheckWalArchiveArgs, PendingArgs, RestoreArgs, WalArchiveArgs,
     WalRestoreArgs,
 };
 
@@ -109,6 +109,7 @@ fn run(command: &str, argv: Vec<OsString>) -> ExitCode {
     match command {
         "barman-cloud-wal-archive" => dispatch!(WalArchiveArgs, commands::wal_archive),
         "barman-cloud-wal-restore" => dispatch!(WalRestoreArgs, commands::wal_restore),
+        "barman-cloud-restore" => dispatch!(RestoreArgs, commands::restore),
         "barman-cloud-backup-list" => dispatch!(BackupListArgs, commands::backup_list),
         "barman-cloud-backup-show" => dispatch!(BackupShowArgs, commands::backup_show),
         "barman-cloud-check-wal-archive" => {

@@ -130,6 +130,79 @@ impl BackupCatalog {
     }
 }
 
+/// `--target-tli` of barman-cloud-restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetTimeline {
+    Number(i64),
+    Latest,
+    Current,
+}
+
+/// Numeric value of an LSN written `X/Y` in hex.
+pub fn parse_lsn(text: &str) -> Option<u64> {
+    let (high, low) = text.trim().split_once('/')?;
+    Some((u64::from_str_radix(high, 16).ok()? << 32) | u64::from_str_radix(low, 16).ok()?)
+}
+
+impl BackupCatalog {
+    /// `auto` in barman-cloud-restore: the newest backup (not STARTED; FAILED ones are
+    /// candidates, as in Barman) that ends at or before the target time or LSN and is on
+    /// the target timeline. `latest` is the timeline of the newest WAL in the archive.
+    pub async fn choose_for_recovery(
+        &self,
+        storage: &CloudStorage,
+        server: &str,
+        target_time: Option<crate::catalog::Timestamp>,
+        target_lsn: Option<u64>,
+        target_tli: Option<TargetTimeline>,
+    ) -> Result<String> {
+        let timeline = match target_tli {
+            None => None,
+            Some(TargetTimeline::Number(n)) => Some(n),
+            Some(TargetTimeline::Current) => {
+                return Err(Error::Config(
+                    "'current' is not a valid --target-tli without a backup ID".into(),
+                ));
+            }
+            Some(TargetTimeline::Latest) => {
+                let wals = storage.list_tree(&storage.key(&[server, "wals"])).await?;
+                let newest = wals
+                    .iter()
+                    .filter_map(|o| {
+                        let name = o.key.rsplit('/').next().unwrap_or_default();
+                        crate::wal::WalName::try_parse(crate::wal::split_compression_suffix(name).0)
+                    })
+                    .map(|w| w.as_str().to_string())
+                    .max()
+                    .ok_or_else(|| {
+                        Error::Config("No WAL files found to determine the latest timeline".into())
+                    })?;
+                Some(i64::from(
+                    u32::from_str_radix(&newest[..8], 16).unwrap_or(0),
+                ))
+            }
+        };
+        let candidate = self
+            .backups
+            .iter()
+            .rev()
+            .filter(|b| b.status != Some(BackupStatus::Started))
+            .filter(|b| timeline.is_none() || b.timeline == timeline)
+            .find(|b| match (target_time, target_lsn) {
+                (Some(time), _) => b.end_time.is_some_and(|end| end <= time),
+                (None, Some(lsn)) => b
+                    .end_xlog
+                    .as_deref()
+                    .and_then(parse_lsn)
+                    .is_some_and(|end| end <= lsn),
+                (None, None) => true,
+            });
+        candidate.and_then(|b| b.backup_id.clone()).ok_or_else(|| {
+            Error::Operation("Cannot find any candidate backup for recovery.".into())
+        })
+    }
+}
+
 /// Keep annotations of every backup of `server`: backup ID → the annotation's target as
 /// Barman reads it. One recursive listing of `base/`, then only existing annotations read.
 pub async fn keep_annotations(

@@ -232,22 +232,28 @@ impl Compression {
     /// Decompresses `input` into `output`, accepting concatenated members/frames as
     /// Python's readers do. Decoding errors come back as [`StreamError::Read`], output
     /// errors (a full disk) as [`StreamError::Write`]. Returns the bytes written.
-    pub fn decompress<R: Read, W: Write>(
+    pub fn decompress<R: Read + Send, W: Write>(
         self,
         input: R,
         output: &mut W,
     ) -> Result<u64, StreamError> {
-        let mut decoder: Box<dyn Read> = match self {
+        let mut decoder = self.decoder(input).map_err(StreamError::Read)?;
+        pump(&mut decoder, output)
+    }
+
+    /// A streaming decoder over `input` (concatenated members/frames are read too).
+    pub fn decoder<'a, R: Read + Send + 'a>(
+        self,
+        input: R,
+    ) -> io::Result<Box<dyn Read + Send + 'a>> {
+        Ok(match self {
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
             Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(input)),
             Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(input)),
             Compression::Snappy => Box::new(snap::read::FrameDecoder::new(input)),
-            Compression::Zstd => {
-                Box::new(zstd::stream::read::Decoder::new(input).map_err(StreamError::Read)?)
-            }
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(input)?),
             Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(input)),
-        };
-        pump(&mut decoder, output)
+        })
     }
 
     /// Wraps a decoding failure for the user.

@@ -3,6 +3,7 @@
 
 mod backup_catalog;
 mod postgres;
+mod restore;
 mod support;
 mod wal_cli;
 mod wal_interop;

@@ -23,7 +23,7 @@ fn is_root() -> bool {
 }
 
 /// Runs a PostgreSQL tool as the `postgres` user when we are root (PostgreSQL refuses root).
-fn as_postgres(program: &Path, args: &[&str]) -> std::process::Output {
+pub(crate) fn as_postgres(program: &Path, args: &[&str]) -> std::process::Output {
     // `timeout` keeps a stuck tool (pg_basebackup waiting for WAL that never gets
     // archived) from hanging the suite.
     let mut cmd = Command::new(if is_root() { "runuser" } else { "timeout" });
@@ -47,7 +47,7 @@ pub(crate) fn chown_postgres(path: &Path) {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -57,12 +57,12 @@ fn free_port() -> u16 {
 
 /// A throwaway cluster listening only on a Unix socket in its own directory.
 pub(crate) struct Cluster {
-    root: tempfile::TempDir,
+    pub(crate) root: tempfile::TempDir,
     pub(crate) port: u16,
 }
 
 impl Cluster {
-    fn data(&self) -> PathBuf {
+    pub(crate) fn data(&self) -> PathBuf {
         self.root.path().join("data")
     }
 
@@ -195,7 +195,7 @@ impl Cluster {
         std::fs::read_to_string(self.root.path().join("server.log")).unwrap_or_default()
     }
 
-    fn wait_for(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    pub(crate) fn wait_for(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
         let start = Instant::now();
         while !check() {
             if start.elapsed() > timeout {
@@ -227,7 +227,7 @@ pub(crate) fn command_script(dir: &Path, name: &str, dest: &Destination, body: &
     path
 }
 
-const CHECKSUM_SQL: &str = "select count(*) || ':' || sum(abalance) || ':' || (select count(*) from pgbench_history) || ':' || (select coalesce(sum(delta), 0) from pgbench_history) from pgbench_accounts";
+pub(crate) const CHECKSUM_SQL: &str = "select count(*) || ':' || sum(abalance) || ':' || (select count(*) from pgbench_history) || ':' || (select coalesce(sum(delta), 0) from pgbench_history) from pgbench_accounts";
 
 fn archive_and_recover(service: Service) {
     let dest = Destination::create(service, "pg");

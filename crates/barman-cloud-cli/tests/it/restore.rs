@@ -1,0 +1,198 @@
+//! barman-cloud-restore of backups taken by Barman 3.20.1's barman-cloud-backup: every
+//! compression, a relocated tablespace, and the restored cluster recovers through our
+//! wal-restore to the data committed before the backup ended.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::postgres::{CHECKSUM_SQL, Cluster, chown_postgres, command_script, free_port};
+use crate::support::*;
+
+const TABLESPACE_SQL: &str = "select count(*) || ':' || sum(x) from in_tablespace";
+
+fn backup_ids(dest: &Destination) -> Vec<String> {
+    let out = dest.barman("barman-cloud-backup-list", &["--format", "json"], &["srv"]);
+    assert_success(&out, "Barman backup-list");
+    String::from_utf8_lossy(&out.stdout)
+        .split("\"backup_id\": \"")
+        .skip(1)
+        .map(|s| s[..15].to_string())
+        .collect()
+}
+
+fn restore(dest: &Destination, id: &str, target: &Path, tablespace: &Path) -> std::process::Output {
+    let rule = format!("ts:{}", tablespace.display());
+    dest.ours_with(
+        "barman-cloud-restore",
+        &["--tablespace", &rule],
+        &["srv", id, target.to_str().unwrap()],
+    )
+}
+
+fn files_below(root: &Path) -> Vec<String> {
+    let mut files = local_files(root);
+    files.retain(|f| !f.starts_with("pg_wal/"));
+    files
+}
+
+#[test]
+fn restores_barman_backups_of_every_compression() {
+    let dest = Destination::create(Service::S3, "restore");
+    let source = Cluster::initdb("rsource");
+    let scripts = temp_dir("rscripts");
+    let archive = command_script(
+        scripts.path(),
+        "archive.sh",
+        &dest,
+        &format!(
+            "barman-cloud-wal-archive {} '{}' srv \"$1\"",
+            dest.shell_args(),
+            dest.url
+        ),
+    );
+    source.configure(&format!(
+        "archive_mode = on\narchive_command = '{} %p'\n",
+        archive.display()
+    ));
+    source.start();
+    let ts_dir = source.root.path().join("ts1");
+    std::fs::create_dir(&ts_dir).unwrap();
+    chown_postgres(&ts_dir);
+    source.psql(&format!(
+        "create tablespace ts location '{}'",
+        ts_dir.display()
+    ));
+    source.psql("create table in_tablespace (x int) tablespace ts");
+    source.psql("insert into in_tablespace select generate_series(1, 5000)");
+    source.pgbench(&["-i", "-s", "1", "-q"]);
+    let expected = (source.psql(CHECKSUM_SQL), source.psql(TABLESPACE_SQL));
+
+    let port = source.port.to_string();
+    let socket = source.socket_dir();
+    let compressions: [&[&str]; 6] = [
+        &[],
+        &["--gzip"],
+        &["--bzip2"],
+        &["--snappy"],
+        &["--lz4"],
+        &["--zstd"],
+    ];
+    for compression in compressions {
+        let mut options = vec![
+            "--immediate-checkpoint",
+            "-h",
+            socket.as_str(),
+            "-p",
+            port.as_str(),
+            "-U",
+            "postgres",
+        ];
+        options.extend(compression);
+        assert_success(
+            &dest.barman("barman-cloud-backup", &options, &["srv"]),
+            &format!("Barman backup {compression:?}"),
+        );
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let ids = backup_ids(&dest);
+    assert_eq!(ids.len(), 6);
+
+    let work = temp_dir("restored");
+    // The first two restores go where a Cluster can start them: <root>/data.
+    let roots: Vec<tempfile::TempDir> = (0..2).map(|_| temp_dir("rcluster")).collect();
+    let mut reference: Option<Vec<String>> = None;
+    let ts_oid = source.psql("select oid from pg_tablespace where spcname = 'ts'");
+    for (i, (id, compression)) in ids.iter().zip(compressions).enumerate() {
+        let pgdata = match roots.get(i) {
+            Some(root) => root.path().join("data"),
+            None => work.path().join(format!("pg-{id}")),
+        };
+        let tablespace = work.path().join(format!("ts-{id}"));
+        let out = restore(&dest, id, &pgdata, &tablespace);
+        assert_success(&out, &format!("restore of the {compression:?} backup"));
+        assert_eq!(
+            std::fs::read_link(pgdata.join("pg_tblspc").join(&ts_oid)).unwrap(),
+            tablespace
+        );
+        assert!(pgdata.join("pg_wal").is_dir());
+        assert!(pgdata.join("backup_label").is_file());
+        assert!(
+            !local_files(&tablespace).is_empty(),
+            "tablespace {compression:?} is empty"
+        );
+        let files = files_below(&pgdata);
+        match &reference {
+            None => reference = Some(files),
+            Some(first) => assert_eq!(&files, first, "{compression:?} restored another file set"),
+        }
+    }
+
+    // The plain and the gzip restores start and recover to the source's data.
+    let restore_script = command_script(
+        scripts.path(),
+        "restore.sh",
+        &dest,
+        &format!(
+            "barman-cloud-wal-restore {} '{}' srv \"$1\" \"$2\"",
+            dest.shell_args(),
+            dest.url
+        ),
+    );
+    for (root, id) in roots.into_iter().zip(&ids) {
+        chown_postgres(root.path());
+        chown_postgres(&work.path().join(format!("ts-{id}")));
+        let restored = Cluster {
+            root,
+            port: free_port(),
+        };
+        restored.configure(&format!(
+            "port = {}\nunix_socket_directories = '{}'\narchive_mode = off\nrestore_command = '{} %f %p'\n",
+            restored.port,
+            restored.socket_dir(),
+            restore_script.display()
+        ));
+        std::fs::write(restored.data().join("recovery.signal"), b"").unwrap();
+        chown_postgres(restored.root.path());
+        restored.start();
+        restored.wait_for("the end of recovery", Duration::from_secs(180), || {
+            restored.psql("select pg_is_in_recovery()") == "f"
+        });
+        assert_eq!(
+            (restored.psql(CHECKSUM_SQL), restored.psql(TABLESPACE_SQL)),
+            expected,
+            "backup {id}"
+        );
+    }
+
+    // Refusals, with Barman's exit codes.
+    let busy = work.path().join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("file"), b"x").unwrap();
+    for (id, target) in [
+        (ids[0].as_str(), busy.as_path()),
+        ("20000101T000000", work.path().join("new").as_path()),
+        ("no-such-name", work.path().join("new2").as_path()),
+    ] {
+        let ours = restore(&dest, id, target, &work.path().join("tsx"));
+        let barman = dest.barman(
+            "barman-cloud-restore",
+            &["--tablespace", "ts:/nonexistent"],
+            &["srv", id, target.to_str().unwrap()],
+        );
+        assert_eq!(
+            ours.status.code(),
+            barman.status.code(),
+            "{id}: ours {}\nBarman: {}",
+            stderr(&ours),
+            stderr(&barman)
+        );
+        assert!(!ours.status.success());
+    }
+    // auto picks the newest backup.
+    let auto = work.path().join("auto");
+    assert_success(
+        &restore(&dest, "auto", &auto, &work.path().join("ts-auto")),
+        "restore auto",
+    );
+    assert!(auto.join("PG_VERSION").is_file());
+}

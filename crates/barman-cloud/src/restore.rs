@@ -1,0 +1,246 @@
+//! `barman-cloud-restore` of object-store backups: every archive of the backup is
+//! streamed, decompressed and extracted at once (parts of one archive family hold
+//! disjoint files, so they can be unpacked side by side), then the tablespace links and
+//! `pg_wal` are made and everything written is fsynced.
+
+use std::path::{Path, PathBuf};
+
+use futures::StreamExt;
+
+use crate::catalog::BackupInfo;
+use crate::compression::Compression;
+use crate::error::{Error, Result};
+use crate::storage::CloudStorage;
+use crate::stream::{ChannelReader, into_storage_error};
+
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    pub server_name: String,
+    pub backup_id: String,
+    pub destination: PathBuf,
+    /// `--tablespace NAME:LOCATION` rules; rules for unknown tablespaces are ignored.
+    pub relocations: Vec<(String, PathBuf)>,
+}
+
+/// One archive object and where it goes.
+#[derive(Debug, Clone)]
+struct Archive {
+    key: String,
+    compression: Option<Compression>,
+    target: PathBuf,
+}
+
+/// The compression a base-backup archive name announces (text after the first `.`).
+fn archive_compression(rest: &str) -> Option<Option<Compression>> {
+    match rest {
+        "tar" => Some(None),
+        "tar.gz" => Some(Some(Compression::Gzip)),
+        "tar.bz2" => Some(Some(Compression::Bzip2)),
+        "tar.snappy" => Some(Some(Compression::Snappy)),
+        "tar.lz4" => Some(Some(Compression::Lz4)),
+        "tar.zst" => Some(Some(Compression::Zstd)),
+        _ => None,
+    }
+}
+
+/// Whether `path` can receive a restore: missing, or an empty directory.
+fn check_empty(path: &Path) -> Result<()> {
+    match std::fs::read_dir(path).map(|mut entries| entries.next().is_some()) {
+        Ok(true) => Err(Error::Operation(format!(
+            "Destination {} already exists and it is not empty",
+            path.display()
+        ))),
+        Ok(false) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// The absolute, symlink-free form of `path` where it exists (Python's realpath).
+fn real_path(path: &Path) -> PathBuf {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    };
+    std::fs::canonicalize(&absolute).unwrap_or(absolute)
+}
+
+pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) -> Result<()> {
+    let server = &request.server_name;
+    let id = &request.backup_id;
+    let info_key = storage.key(&[server, "base", id, "backup.info"]);
+    let info = match storage.get(&info_key).await {
+        Ok(bytes) => BackupInfo::load(id, &bytes)?,
+        Err(Error::NotFound(_)) => {
+            return Err(Error::Operation(format!(
+                "Backup {id} for server {server} does not exists"
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    if info.snapshots_info.is_some() {
+        return Err(Error::Config(
+            "restoring snapshot backups is not implemented yet in barman-rs".into(),
+        ));
+    }
+    check_empty(&request.destination)?;
+
+    // (archive name, target) for PGDATA, then each tablespace in backup.info order.
+    let mut families: Vec<(String, PathBuf)> = vec![("data".into(), request.destination.clone())];
+    let mut links: Vec<(u32, PathBuf)> = Vec::new();
+    for tablespace in info.tablespaces.iter().flatten() {
+        let target = request
+            .relocations
+            .iter()
+            .find(|(name, _)| *name == tablespace.name)
+            .map(|(_, location)| real_path(location))
+            .unwrap_or_else(|| PathBuf::from(&tablespace.location));
+        check_empty(&target)?;
+        families.push((tablespace.oid.to_string(), target.clone()));
+        links.push((tablespace.oid, target));
+    }
+
+    let prefix = format!("{}/", storage.key(&[server, "base", id]));
+    let objects = storage.list(&prefix).await?;
+    let mut archives = Vec::new();
+    for (name, target) in &families {
+        let mut found = Vec::new();
+        for object in &objects {
+            let rest = &object.key[prefix.len()..];
+            let Some(after) = rest.strip_prefix(name.as_str()) else {
+                continue;
+            };
+            let extension = match after.chars().next() {
+                Some('.') => &after[1..],
+                Some('_') => match after.split_once('.') {
+                    Some((_, extension)) => extension,
+                    None => continue,
+                },
+                _ => continue,
+            };
+            match archive_compression(extension) {
+                Some(compression) => found.push((
+                    after.starts_with('.'),
+                    Archive {
+                        key: object.key.clone(),
+                        compression,
+                        target: target.clone(),
+                    },
+                )),
+                None => tracing::warn!("ignoring {} (unknown archive extension)", object.key),
+            }
+        }
+        if !found.iter().any(|(main, _)| *main) {
+            return Err(Error::Operation(format!(
+                "Missing file {name}.* for server {server}"
+            )));
+        }
+        archives.extend(found.into_iter().map(|(_, archive)| archive));
+    }
+
+    // PostgreSQL refuses a data directory open to others; the system tar Barman uses
+    // applies the archive's `./` entry (0700) to it, tar-rs skips that entry.
+    for (_, target) in &families {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(target)
+            .map_err(|e| Error::io(target, e))?;
+        std::fs::set_permissions(target, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io(target, e))?;
+    }
+    let parallel = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2);
+    let results: Vec<Result<()>> = futures::stream::iter(archives)
+        .map(|archive| extract(storage, archive))
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>>>()?;
+
+    for (oid, target) in &links {
+        let link = request.destination.join("pg_tblspc").join(oid.to_string());
+        std::fs::create_dir_all(link.parent().unwrap_or(&request.destination))
+            .map_err(|e| Error::io(&request.destination, e))?;
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(target, &link).map_err(|e| Error::io(&link, e))?;
+    }
+    let wal_dir = request
+        .destination
+        .join(info.wal_directory().unwrap_or("pg_wal"));
+    if !wal_dir.exists() {
+        std::fs::create_dir_all(&wal_dir).map_err(|e| Error::io(&wal_dir, e))?;
+    }
+    let mut roots: Vec<PathBuf> = families.into_iter().map(|(_, target)| target).collect();
+    roots.dedup();
+    tokio::task::spawn_blocking(move || roots.iter().try_for_each(|root| sync_tree(root)))
+        .await
+        .map_err(|e| Error::Operation(format!("fsync task failed: {e}")))??;
+    tracing::info!("Restored backup {id} to {}", request.destination.display());
+    Ok(())
+}
+
+/// Streams one archive object through its decompressor into `tar`'s extractor.
+async fn extract(storage: &CloudStorage, archive: Archive) -> Result<()> {
+    let mut stream = storage.get_stream(&archive.key).await?;
+    let (chunks, reader) = ChannelReader::new(16);
+    let Archive {
+        key,
+        compression,
+        target,
+    } = archive;
+    let unpacker = tokio::task::spawn_blocking(move || -> Result<()> {
+        let input: Box<dyn std::io::Read> = match compression {
+            None => Box::new(reader),
+            Some(codec) => codec.decoder(reader).map_err(|e| codec.decode_error(e))?,
+        };
+        let mut tar = tar::Archive::new(input);
+        tar.set_preserve_permissions(true);
+        tar.set_preserve_mtime(true);
+        tar.set_overwrite(true);
+        tar.unpack(&target)
+            .map_err(|e| match into_storage_error(e) {
+                Ok(storage_error) => storage_error,
+                Err(e) => Error::Operation(format!(
+                    "cannot extract {key} into {}: {e}",
+                    target.display()
+                )),
+            })
+    });
+    while let Some(chunk) = stream.next().await {
+        if chunks.send(chunk).await.is_err() {
+            break;
+        }
+    }
+    drop(chunks);
+    unpacker
+        .await
+        .map_err(|e| Error::Operation(format!("extraction task failed: {e}")))?
+}
+
+/// fsyncs every file and directory below `root` (and `root`).
+fn sync_tree(root: &Path) -> Result<()> {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let kind = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                std::fs::File::open(entry.path())
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| Error::io(entry.path(), e))?;
+            }
+        }
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(&dir, e))?;
+    }
+    Ok(())
+}
