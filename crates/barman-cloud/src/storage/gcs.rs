@@ -126,24 +126,7 @@ impl GcsAdmin {
         let request = request
             .body(body.into())
             .map_err(|e| Error::Config(format!("bad GCS URL: {e}")))?;
-        let response = super::admin_client(&self.client_options)?
-            .execute(request)
-            .await
-            .map_err(|e| {
-                if super::is_connectivity_error(&e) {
-                    Error::Connectivity(super::error_chain(&e))
-                } else {
-                    Error::Storage(super::error_chain(&e))
-                }
-            })?;
-        let status = response.status();
-        let text = response
-            .into_body()
-            .bytes()
-            .await
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        Ok((status, text))
+        super::send_admin_request(&self.client_options, request).await
     }
 
     pub(super) async fn bucket_state(&self) -> Result<BucketState> {

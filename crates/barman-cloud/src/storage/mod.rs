@@ -495,14 +495,31 @@ pub(crate) fn client_options(
         .with_read_timeout(std::time::Duration::from_secs(read_timeout))
 }
 
-/// A client for the rare bucket-level calls, built only when one is made.
-pub(crate) fn admin_client(
+/// Sends one of the rare bucket-level requests (with a client built only then) and
+/// returns the status and body text; failing to reach the server is `Connectivity`.
+pub(crate) async fn send_admin_request(
     options: &object_store::ClientOptions,
-) -> Result<object_store::client::HttpClient> {
+    request: object_store::client::HttpRequest,
+) -> Result<(http::StatusCode, String)> {
     use object_store::client::HttpConnector;
-    object_store::client::ReqwestConnector::default()
+    let client = object_store::client::ReqwestConnector::default()
         .connect(options)
-        .map_err(|e| Error::Config(format!("cannot build HTTP client: {}", error_chain(&e))))
+        .map_err(|e| Error::Config(format!("cannot build HTTP client: {}", error_chain(&e))))?;
+    let response = client.execute(request).await.map_err(|e| {
+        if is_connectivity_error(&e) {
+            Error::Connectivity(error_chain(&e))
+        } else {
+            Error::Storage(error_chain(&e))
+        }
+    })?;
+    let status = response.status();
+    let text = response
+        .into_body()
+        .bytes()
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    Ok((status, text))
 }
 
 pub(crate) fn retry_config() -> object_store::RetryConfig {
