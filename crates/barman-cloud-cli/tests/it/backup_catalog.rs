@@ -1,7 +1,7 @@
 //! backup-list and backup-show on a catalog written by Barman 3.20.1's barman-cloud-backup:
 //! our output must be Barman's, byte for byte, console and JSON.
 
-use crate::postgres::{Cluster, command_script};
+use crate::postgres::{Cluster, archive_script};
 use crate::support::*;
 
 fn stdout(out: &std::process::Output) -> String {
@@ -29,16 +29,7 @@ fn list_and_show_match_barman(service: Service) {
     let dest = Destination::create(service, "catalog");
     let cluster = Cluster::initdb("catalog");
     let scripts = temp_dir("catalogscripts");
-    let archive = command_script(
-        scripts.path(),
-        "archive.sh",
-        &dest,
-        &format!(
-            "barman-cloud-wal-archive {} '{}' srv \"$1\"",
-            dest.shell_args(),
-            dest.url
-        ),
-    );
+    let archive = archive_script(scripts.path(), &dest, "");
     cluster.configure(&format!(
         "archive_mode = on\narchive_command = '{} %p'\n",
         archive.display()

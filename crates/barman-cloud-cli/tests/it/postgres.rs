@@ -214,7 +214,7 @@ impl Drop for Cluster {
 
 /// A script PostgreSQL runs as archive/restore command: the destination's credentials
 /// live in the script, since the server's children only inherit pg_ctl's environment.
-pub(crate) fn command_script(dir: &Path, name: &str, dest: &Destination, body: &str) -> PathBuf {
+fn command_script(dir: &Path, name: &str, dest: &Destination, body: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
     let script = format!(
@@ -227,6 +227,26 @@ pub(crate) fn command_script(dir: &Path, name: &str, dest: &Destination, body: &
     path
 }
 
+/// archive_command script: our wal-archive (with `options`) of `%p` to `dest`, server `srv`.
+pub(crate) fn archive_script(dir: &Path, dest: &Destination, options: &str) -> PathBuf {
+    let body = format!(
+        "barman-cloud-wal-archive {} {options} '{}' srv \"$1\"",
+        dest.shell_args(),
+        dest.url
+    );
+    command_script(dir, "archive.sh", dest, &body)
+}
+
+/// restore_command script: our wal-restore of `%f` into `%p` from `dest`, server `srv`.
+pub(crate) fn restore_script(dir: &Path, dest: &Destination) -> PathBuf {
+    let body = format!(
+        "barman-cloud-wal-restore {} '{}' srv \"$1\" \"$2\"",
+        dest.shell_args(),
+        dest.url
+    );
+    command_script(dir, "restore.sh", dest, &body)
+}
+
 pub(crate) const CHECKSUM_SQL: &str = "select count(*) || ':' || sum(abalance) || ':' || (select count(*) from pgbench_history) || ':' || (select coalesce(sum(delta), 0) from pgbench_history) from pgbench_accounts";
 
 fn archive_and_recover(service: Service) {
@@ -236,16 +256,7 @@ fn archive_and_recover(service: Service) {
     }
     let primary = Cluster::initdb("primary");
     let scripts = temp_dir("pgscripts");
-    let archive = command_script(
-        scripts.path(),
-        "archive.sh",
-        &dest,
-        &format!(
-            "barman-cloud-wal-archive {} --gzip '{}' srv \"$1\"",
-            dest.shell_args(),
-            dest.url
-        ),
-    );
+    let archive = archive_script(scripts.path(), &dest, "--gzip");
     primary.configure(&format!(
         "archive_mode = on\narchive_command = '{} %p'\narchive_timeout = 0\n",
         archive.display()
@@ -323,16 +334,7 @@ fn archive_and_recover(service: Service) {
         }
     }
 
-    let restore = command_script(
-        scripts.path(),
-        "restore.sh",
-        &dest,
-        &format!(
-            "barman-cloud-wal-restore {} '{}' srv \"$1\" \"$2\"",
-            dest.shell_args(),
-            dest.url
-        ),
-    );
+    let restore = restore_script(scripts.path(), &dest);
     let standby = Cluster {
         root: standby_root,
         port: free_port(),

@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::postgres::{CHECKSUM_SQL, Cluster, chown_postgres, command_script, free_port};
+use crate::postgres::{
+    CHECKSUM_SQL, Cluster, archive_script, chown_postgres, free_port, restore_script,
+};
 use crate::support::*;
 
 const TABLESPACE_SQL: &str = "select count(*) || ':' || sum(x) from in_tablespace";
@@ -34,16 +36,7 @@ fn restores_barman_backups_of_every_compression() {
     let dest = Destination::create(Service::S3, "restore");
     let source = Cluster::initdb("rsource");
     let scripts = temp_dir("rscripts");
-    let archive = command_script(
-        scripts.path(),
-        "archive.sh",
-        &dest,
-        &format!(
-            "barman-cloud-wal-archive {} '{}' srv \"$1\"",
-            dest.shell_args(),
-            dest.url
-        ),
-    );
+    let archive = archive_script(scripts.path(), &dest, "");
     source.configure(&format!(
         "archive_mode = on\narchive_command = '{} %p'\n",
         archive.display()
@@ -131,16 +124,7 @@ fn restores_barman_backups_of_every_compression() {
     }
 
     // The plain and the gzip restores start and recover to the source's data.
-    let restore_script = command_script(
-        scripts.path(),
-        "restore.sh",
-        &dest,
-        &format!(
-            "barman-cloud-wal-restore {} '{}' srv \"$1\" \"$2\"",
-            dest.shell_args(),
-            dest.url
-        ),
-    );
+    let restore_command = restore_script(scripts.path(), &dest);
     for (root, id) in roots.into_iter().zip(&ids) {
         chown_postgres(root.path());
         chown_postgres(&work.path().join(format!("ts-{id}")));
@@ -152,7 +136,7 @@ fn restores_barman_backups_of_every_compression() {
             "port = {}\nunix_socket_directories = '{}'\narchive_mode = off\nrestore_command = '{} %f %p'\n",
             restored.port,
             restored.socket_dir(),
-            restore_script.display()
+            restore_command.display()
         ));
         std::fs::write(restored.data().join("recovery.signal"), b"").unwrap();
         chown_postgres(restored.root.path());
