@@ -17,6 +17,23 @@ async fn connectivity_test(storage: &CloudStorage) -> Result<()> {
     }
 }
 
+/// Opens the storage for `url`, or with `-t` runs Barman's connectivity and
+/// bucket-existence probe instead and returns `None`.
+async fn open_or_test(
+    url: &str,
+    mut options: StorageOptions,
+    sse_customer_key: &Option<String>,
+    test: bool,
+) -> Result<Option<CloudStorage>> {
+    options.sse_customer_key_uri = sse_customer_key.clone();
+    let storage = CloudStorage::open(url, &options).await?;
+    if test {
+        connectivity_test(&storage).await?;
+        return Ok(None);
+    }
+    Ok(Some(storage))
+}
+
 pub async fn wal_archive(args: WalArchiveArgs) -> Result<()> {
     let wal_path = match (&args.wal_path, hook_wal_path()) {
         (Some(path), _) => path.clone(),
@@ -39,11 +56,11 @@ pub async fn wal_archive(args: WalArchiveArgs) -> Result<()> {
     })?;
     let mut options: StorageOptions = args.common.storage_options();
     args.encryption.apply(&mut options);
-    options.sse_customer_key_uri = args.sse_customer_key.clone();
-    let storage = CloudStorage::open(&args.url, &options).await?;
-    if args.common.test {
-        return connectivity_test(&storage).await;
-    }
+    let Some(storage) =
+        open_or_test(&args.url, options, &args.sse_customer_key, args.common.test).await?
+    else {
+        return Ok(());
+    };
     let request = WalArchiveRequest {
         server_name: args.server_name.clone(),
         wal_path,
@@ -74,12 +91,12 @@ fn hook_wal_path() -> Option<String> {
 
 pub async fn wal_restore(args: WalRestoreArgs) -> Result<()> {
     barman_cloud::wal::WalName::parse(&args.wal_name)?;
-    let mut options = args.common.storage_options();
-    options.sse_customer_key_uri = args.sse_customer_key.clone();
-    let storage = CloudStorage::open(&args.url, &options).await?;
-    if args.common.test {
-        return connectivity_test(&storage).await;
-    }
+    let options = args.common.storage_options();
+    let Some(storage) =
+        open_or_test(&args.url, options, &args.sse_customer_key, args.common.test).await?
+    else {
+        return Ok(());
+    };
     let request = WalRestoreRequest {
         server_name: args.server_name,
         wal_name: args.wal_name,
@@ -108,12 +125,12 @@ pub async fn check_wal_archive(args: CheckWalArchiveArgs) -> Result<()> {
 pub async fn backup_list(args: BackupListArgs) -> Result<()> {
     use barman_cloud::backup_catalog::{BackupCatalog, keep_annotations};
     use barman_cloud::catalog::{ListEntry, backup_list_console, backup_list_json};
-    let mut options = args.common.storage_options();
-    options.sse_customer_key_uri = args.sse_customer_key.clone();
-    let storage = CloudStorage::open(&args.url, &options).await?;
-    if args.common.test {
-        return connectivity_test(&storage).await;
-    }
+    let options = args.common.storage_options();
+    let Some(storage) =
+        open_or_test(&args.url, options, &args.sse_customer_key, args.common.test).await?
+    else {
+        return Ok(());
+    };
     let catalog = BackupCatalog::load(&storage, &args.server_name).await?;
     let output = if args.format == "console" {
         let keeps = keep_annotations(&storage, &args.server_name).await?;
@@ -140,12 +157,12 @@ pub async fn backup_list(args: BackupListArgs) -> Result<()> {
 pub async fn backup_show(args: BackupShowArgs) -> Result<()> {
     use barman_cloud::backup_catalog::{BackupCatalog, is_backup_id};
     use barman_cloud::catalog::{BackupInfo, backup_show_console, backup_show_json};
-    let mut options = args.common.storage_options();
-    options.sse_customer_key_uri = args.sse_customer_key.clone();
-    let storage = CloudStorage::open(&args.url, &options).await?;
-    if args.common.test {
-        return connectivity_test(&storage).await;
-    }
+    let options = args.common.storage_options();
+    let Some(storage) =
+        open_or_test(&args.url, options, &args.sse_customer_key, args.common.test).await?
+    else {
+        return Ok(());
+    };
     let backup_id = if is_backup_id(&args.backup_id) {
         args.backup_id.clone()
     } else {
@@ -199,12 +216,12 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
                 .map_err(|e| Error::InvalidInput(format!("invalid --target-time: {e}")))?,
         ),
     };
-    let mut options = args.common.storage_options();
-    options.sse_customer_key_uri = args.sse_customer_key.clone();
-    let storage = CloudStorage::open(&args.url, &options).await?;
-    if args.common.test {
-        return connectivity_test(&storage).await;
-    }
+    let options = args.common.storage_options();
+    let Some(storage) =
+        open_or_test(&args.url, options, &args.sse_customer_key, args.common.test).await?
+    else {
+        return Ok(());
+    };
     let backup_id = if is_backup_id(&args.backup_id) {
         args.backup_id.clone()
     } else {

@@ -1,7 +1,7 @@
 //! backup-list and backup-show on a catalog written by Barman 3.20.1's barman-cloud-backup:
 //! our output must be Barman's, byte for byte, console and JSON.
 
-use crate::postgres::{Cluster, archive_script};
+use crate::postgres::Cluster;
 use crate::support::*;
 
 fn stdout(out: &std::process::Output) -> String {
@@ -27,14 +27,8 @@ fn same_output(dest: &Destination, command: &str, options: &[&str], rest: &[&str
 
 fn list_and_show_match_barman(service: Service) {
     let dest = Destination::create(service, "catalog");
-    let cluster = Cluster::initdb("catalog");
     let scripts = temp_dir("catalogscripts");
-    let archive = archive_script(scripts.path(), &dest, "");
-    cluster.configure(&format!(
-        "archive_mode = on\narchive_command = '{} %p'\n",
-        archive.display()
-    ));
-    cluster.start();
+    let cluster = Cluster::archiving("catalog", &dest, scripts.path(), "");
     cluster.pgbench(&["-i", "-s", "1", "-q"]);
     let port = cluster.port.to_string();
     let socket = cluster.socket_dir();

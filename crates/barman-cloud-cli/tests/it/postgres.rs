@@ -101,6 +101,24 @@ impl Cluster {
         cluster
     }
 
+    /// A started cluster whose archive_command is our wal-archive (with `options`) to
+    /// `dest`, its script written in `scripts`.
+    pub(crate) fn archiving(
+        tag: &str,
+        dest: &Destination,
+        scripts: &Path,
+        options: &str,
+    ) -> Cluster {
+        let cluster = Cluster::initdb(tag);
+        let archive = archive_script(scripts, dest, options);
+        cluster.configure(&format!(
+            "archive_mode = on\narchive_command = '{} %p'\n",
+            archive.display()
+        ));
+        cluster.start();
+        cluster
+    }
+
     /// Appends settings (later lines win in postgresql.conf).
     pub(crate) fn configure(&self, settings: &str) {
         use std::io::Write;
@@ -254,14 +272,8 @@ fn archive_and_recover(service: Service) {
     if let Some(root) = dest.url.strip_prefix("file://") {
         chown_postgres(Path::new(root));
     }
-    let primary = Cluster::initdb("primary");
     let scripts = temp_dir("pgscripts");
-    let archive = archive_script(scripts.path(), &dest, "--gzip");
-    primary.configure(&format!(
-        "archive_mode = on\narchive_command = '{} %p'\narchive_timeout = 0\n",
-        archive.display()
-    ));
-    primary.start();
+    let primary = Cluster::archiving("primary", &dest, scripts.path(), "--gzip");
     primary.pgbench(&["-i", "-s", "2", "-q"]);
 
     let standby_root = temp_dir("standby");

@@ -5,9 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::postgres::{
-    CHECKSUM_SQL, Cluster, archive_script, chown_postgres, free_port, restore_script,
-};
+use crate::postgres::{CHECKSUM_SQL, Cluster, chown_postgres, free_port, restore_script};
 use crate::support::*;
 
 const TABLESPACE_SQL: &str = "select count(*) || ':' || sum(x) from in_tablespace";
@@ -34,14 +32,8 @@ fn restore(dest: &Destination, id: &str, target: &Path, tablespace: &Path) -> st
 #[test]
 fn restores_barman_backups_of_every_compression() {
     let dest = Destination::create(Service::S3, "restore");
-    let source = Cluster::initdb("rsource");
     let scripts = temp_dir("rscripts");
-    let archive = archive_script(scripts.path(), &dest, "");
-    source.configure(&format!(
-        "archive_mode = on\narchive_command = '{} %p'\n",
-        archive.display()
-    ));
-    source.start();
+    let source = Cluster::archiving("rsource", &dest, scripts.path(), "");
     let ts_dir = source.root.path().join("ts1");
     std::fs::create_dir(&ts_dir).unwrap();
     chown_postgres(&ts_dir);
