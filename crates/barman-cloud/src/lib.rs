@@ -20,6 +20,7 @@ pub mod backup_catalog;
 pub mod catalog;
 pub mod compression;
 pub mod error;
+pub mod pg;
 pub mod restore;
 pub mod storage;
 pub mod stream;

@@ -1,0 +1,1 @@
+//! libpq connection parameters.

@@ -1,0 +1,3 @@
+//! PostgreSQL: connection parameters as libpq reads them and the backup session.
+
+pub mod conninfo;
