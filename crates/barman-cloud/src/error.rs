@@ -56,6 +56,10 @@ pub enum Error {
     #[error("{0}")]
     Operation(String),
 
+    /// PostgreSQL refused or lost the session, or a query failed.
+    #[error("{0}")]
+    Postgres(String),
+
     #[error("cloud storage error: {0}")]
     Storage(String),
 
@@ -75,7 +79,8 @@ impl Error {
             Error::BucketMissing(_)
             | Error::NotFound(_)
             | Error::Conflict(_)
-            | Error::Operation(_) => ErrorKind::Operation,
+            | Error::Operation(_)
+            | Error::Postgres(_) => ErrorKind::Operation,
             Error::Config(_)
             | Error::InvalidUrl { .. }
             | Error::Io { .. }
