@@ -357,6 +357,161 @@ pub struct RestoreArgs {
     pub target_time: Option<String>,
 }
 
+fn parse_non_negative(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(n as u64),
+        _ => Err(format!("'{text}' must be a non-negative integer")),
+    }
+}
+
+fn parse_bandwidth(text: &str) -> Result<u64, String> {
+    match parse_size(text)? {
+        0 => Err(format!("'{text}' must be a positive size")),
+        n => Ok(n),
+    }
+}
+
+fn parse_range(text: &str, low: i64, high: i64) -> Result<i64, String> {
+    match text.trim().parse::<i64>() {
+        Ok(n) if (low..=high).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "'{text}' must be an integer between {low} and {high}"
+        )),
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(disable_help_flag = true, infer_long_args = true)]
+#[command(group(ArgGroup::new("compression").multiple(false)))]
+#[command(
+    about = "Take a base backup of a PostgreSQL server into cloud storage (drop-in for Barman's barman-cloud-backup)"
+)]
+pub struct BackupArgs {
+    /// URL of the cloud destination, such as a bucket in AWS S3 (e.g. s3://bucket/path), or file:///dir
+    #[arg(value_name = "DESTINATION_URL")]
+    pub url: String,
+    /// The name of the server as configured in Barman
+    pub server_name: String,
+    #[command(flatten)]
+    pub common: Common,
+    /// gzip-compress the backup while uploading to the cloud
+    #[arg(short = 'z', long, group = "compression")]
+    pub gzip: bool,
+    /// bzip2-compress the backup while uploading to the cloud
+    #[arg(short = 'j', long, group = "compression")]
+    pub bzip2: bool,
+    /// snappy-compress the backup while uploading to the cloud
+    #[arg(long, group = "compression")]
+    pub snappy: bool,
+    /// lz4-compress the backup while uploading to the cloud
+    #[arg(long, group = "compression")]
+    pub lz4: bool,
+    /// zstd-compress the backup while uploading to the cloud
+    #[arg(long, group = "compression")]
+    pub zstd: bool,
+    /// Host or Unix socket for PostgreSQL connection (default: libpq settings)
+    #[arg(short = 'h', long)]
+    pub host: Option<String>,
+    /// Port for PostgreSQL connection (default: libpq settings)
+    #[arg(short = 'p', long)]
+    pub port: Option<String>,
+    /// User name for PostgreSQL connection (default: libpq settings)
+    #[arg(short = 'U', long)]
+    pub user: Option<String>,
+    /// Database name or conninfo string for Postgres connection (default: postgres)
+    #[arg(short = 'd', long, default_value = "postgres")]
+    pub dbname: String,
+    /// Forces the initial checkpoint to be done as quickly as possible
+    #[arg(long)]
+    pub immediate_checkpoint: bool,
+    /// Number of subprocesses to upload data to cloud storage (default: 2)
+    #[arg(short = 'J', long, value_parser = parse_positive, default_value = "2")]
+    pub jobs: u32,
+    /// Seconds between keep-alive queries to PostgreSQL during the backup (default: 60; 0 disables)
+    #[arg(long, value_parser = parse_non_negative, default_value = "60")]
+    pub keepalive_interval: u64,
+    /// Maximum size of an archive when uploading to cloud storage (default: 100GB)
+    #[arg(short = 'S', long, value_parser = parse_size, default_value = "100GB")]
+    pub max_archive_size: u64,
+    /// Minimum size of an individual chunk when uploading to cloud storage
+    #[arg(long, value_parser = parse_size)]
+    pub min_chunk_size: Option<u64>,
+    /// The maximum amount of data to be uploaded per second when backing up to object storages
+    #[arg(long, value_parser = parse_bandwidth)]
+    pub max_bandwidth: Option<u64>,
+    /// A name which can be used to reference this backup in commands such as barman-cloud-restore and barman-cloud-backup-delete
+    #[arg(short = 'n', long)]
+    pub name: Option<String>,
+    /// Instance where the disks to be backed up as snapshots are attached
+    #[arg(long)]
+    pub snapshot_instance: Option<String>,
+    /// Name of a disk for which snapshots should be taken (repeatable)
+    #[arg(long = "snapshot-disk", action = ArgAction::Append)]
+    pub snapshot_disks: Vec<String>,
+    /// Zone of the disks from which snapshots should be taken (deprecated: use --gcp-zone)
+    #[arg(long)]
+    pub snapshot_zone: Option<String>,
+    /// Tag KEY,VALUE added to every uploaded file (repeatable)
+    #[arg(long, value_parser = parse_tag, action = ArgAction::Append, conflicts_with = "tags")]
+    pub tag: Vec<(String, String)>,
+    /// Tags (KEY,VALUE ...) added to every uploaded file (deprecated form; end with --)
+    #[arg(long, value_parser = parse_csv_tag, num_args = 0..)]
+    pub tags: Option<Vec<(String, String)>>,
+    #[command(flatten)]
+    pub encryption: Encryption,
+    /// SSE-C key for S3, as file:///path to a file holding the base64 of a 32-byte key
+    #[arg(long)]
+    pub sse_customer_key: Option<String>,
+    /// The AWS region where the instance and disks for snapshot backups are located
+    #[arg(long)]
+    pub aws_region: Option<String>,
+    /// Seconds to wait for AWS snapshots to be created (default: 3600)
+    #[arg(long, value_parser = parse_positive, default_value = "3600")]
+    pub aws_await_snapshots_timeout: u32,
+    /// The lock mode to apply to the AWS snapshots
+    #[arg(long, value_parser = ["governance", "compliance"])]
+    pub aws_snapshot_lock_mode: Option<String>,
+    /// Cool-off period in hours for compliance-mode snapshot locks (1 to 72)
+    #[arg(long, value_parser = |t: &str| parse_range(t, 1, 72))]
+    pub aws_snapshot_lock_cool_off_period: Option<i64>,
+    /// Expiration date of the snapshot lock (YYYY-MM-DDThh:mm:ss.sssZ)
+    #[arg(long, conflicts_with = "aws_snapshot_lock_duration")]
+    pub aws_snapshot_lock_expiration_date: Option<String>,
+    /// Duration in days of the snapshot lock (1 to 36500)
+    #[arg(long, value_parser = |t: &str| parse_range(t, 1, 36500))]
+    pub aws_snapshot_lock_duration: Option<i64>,
+    /// The ID of the Azure subscription which owns the instance and disks for snapshot backups
+    #[arg(long)]
+    pub azure_subscription_id: Option<String>,
+    /// The name of the Azure resource group the instance and disks belong to
+    #[arg(long)]
+    pub azure_resource_group: Option<String>,
+    /// GCP project under which disks are located (for snapshot backups)
+    #[arg(long, alias = "snapshot-gcp-project")]
+    pub gcp_project: Option<String>,
+    /// Zone of the disks from which snapshots should be taken
+    #[arg(long)]
+    pub gcp_zone: Option<String>,
+}
+
+impl BackupArgs {
+    pub fn compression(&self) -> Option<Compression> {
+        [
+            (self.gzip, Compression::Gzip),
+            (self.bzip2, Compression::Bzip2),
+            (self.snappy, Compression::Snappy),
+            (self.lz4, Compression::Lz4),
+            (self.zstd, Compression::Zstd),
+        ]
+        .into_iter()
+        .find_map(|(on, c)| on.then_some(c))
+    }
+
+    pub fn is_snapshot_backup(&self) -> bool {
+        self.snapshot_instance.is_some() || !self.snapshot_disks.is_empty()
+    }
+}
+
 /// Commands whose implementation has not landed yet: they parse the common options so that
 /// `--help`, `-V`, `-v` and `-q` behave, and refuse to run.
 #[derive(Parser, Debug)]

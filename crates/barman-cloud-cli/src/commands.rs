@@ -1,11 +1,16 @@
 //! Each command: turn parsed arguments into a library call.
 
+use std::sync::Arc;
+
+use barman_cloud::backup::{self, BackupRequest};
+use barman_cloud::pg::PgSession;
+use barman_cloud::pg::conninfo::ConnInfo;
 use barman_cloud::storage::{BucketState, CloudStorage, Provider, StorageOptions};
 use barman_cloud::wal::{self, WalArchiveCheck, WalArchiveRequest, WalRestoreRequest};
 use barman_cloud::{Error, Result};
 
 use crate::args::{
-    BackupListArgs, BackupShowArgs, CheckWalArchiveArgs, RestoreArgs, WalArchiveArgs,
+    BackupArgs, BackupListArgs, BackupShowArgs, CheckWalArchiveArgs, RestoreArgs, WalArchiveArgs,
     WalRestoreArgs, effective_tags,
 };
 
@@ -248,4 +253,97 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
         relocations: args.tablespace,
     };
     restore_backup(&storage, &request).await
+}
+
+/// Barman's limits on object tags, checked before anything is contacted.
+fn check_tags(tags: &[(String, String)]) -> Result<()> {
+    if tags.len() > 10 {
+        return Err(Error::Config(
+            "Maximum number of tags per object exceeded (10 tags allowed)".into(),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let duplicates: Vec<&str> = tags
+        .iter()
+        .filter(|(k, _)| !seen.insert(k.as_str()))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if !duplicates.is_empty() {
+        return Err(Error::Config(format!(
+            "Duplicate tag keys found: {}",
+            duplicates.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+pub async fn backup(args: BackupArgs) -> Result<()> {
+    if std::env::var_os("BARMAN_HOOK").is_some() && std::env::var_os("BARMAN_PHASE").is_some() {
+        return Err(Error::Config(
+            "running barman-cloud-backup as a Barman hook script is not supported yet by barman-rs"
+                .into(),
+        ));
+    }
+    if args.is_snapshot_backup() {
+        if args.compression().is_some() {
+            return Err(Error::Config(
+                "Compression options cannot be used with snapshot backups".into(),
+            ));
+        }
+        return Err(Error::Config(
+            "snapshot backups are not implemented yet in barman-rs".into(),
+        ));
+    }
+    let tags = effective_tags(&args.tag, &args.tags);
+    check_tags(&tags)?;
+    if args.max_archive_size >= backup::MAX_ARCHIVE_SIZE {
+        // The part size still follows the requested value, as in Barman.
+        tracing::warn!("max-archive-size too big. Capping it to to 1.0 TiB");
+    }
+    let mut options: StorageOptions = args.common.storage_options();
+    args.encryption.apply(&mut options);
+    let Some(mut storage) =
+        open_or_test(&args.url, options, &args.sse_customer_key, args.common.test).await?
+    else {
+        return Ok(());
+    };
+    // A local destination is ours, not Barman's: create it rather than fail. Cloud
+    // buckets are never created by a backup, as in Barman.
+    if storage.location().provider == Provider::Local
+        && storage.bucket_state().await? == BucketState::Missing
+    {
+        storage.create_bucket().await?;
+    }
+    let conninfo = ConnInfo::from_barman_options(
+        args.host.as_deref(),
+        args.port.as_deref(),
+        args.user.as_deref(),
+        Some(&args.dbname),
+    )?;
+    let resolved = conninfo.resolve(&|name| std::env::var(name).ok())?;
+    let session = PgSession::connect(&resolved, "barman_cloud_backup")
+        .await
+        .map_err(|e| Error::Postgres(format!("Cannot connect to postgres: {e}")))?;
+    let request = BackupRequest {
+        server_name: args.server_name.clone(),
+        backup_name: args.name.clone(),
+        compression: args.compression(),
+        jobs: args.jobs as usize,
+        max_archive_size: args.max_archive_size,
+        min_chunk_size: args.min_chunk_size,
+        max_bandwidth: args.max_bandwidth,
+        immediate_checkpoint: args.immediate_checkpoint,
+        keepalive_interval: args.keepalive_interval,
+        tags,
+    };
+    let progress = Arc::new(backup::WalkProgress::default());
+    let outcome = backup::take_backup(Arc::new(storage), session, &request, progress).await?;
+    tracing::debug!(
+        "backup {}: {} bytes read, {} bytes stored in {} objects",
+        outcome.backup_id,
+        outcome.bytes_read,
+        outcome.bytes_stored,
+        outcome.objects
+    );
+    Ok(())
 }

@@ -14,8 +14,8 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use args::{
-    BackupListArgs, BackupShowArgs, CheckWalArchiveArgs, PendingArgs, RestoreArgs, WalArchiveArgs,
-    WalRestoreArgs,
+    BackupArgs, BackupListArgs, BackupShowArgs, CheckWalArchiveArgs, PendingArgs, RestoreArgs,
+    WalArchiveArgs, WalRestoreArgs,
 };
 
 const VERSION: &str = concat!("3.20.1 (barman-rs ", env!("CARGO_PKG_VERSION"), ")");
@@ -110,6 +110,7 @@ fn run(command: &str, argv: Vec<OsString>) -> ExitCode {
         "barman-cloud-wal-archive" => dispatch!(WalArchiveArgs, commands::wal_archive),
         "barman-cloud-wal-restore" => dispatch!(WalRestoreArgs, commands::wal_restore),
         "barman-cloud-restore" => dispatch!(RestoreArgs, commands::restore),
+        "barman-cloud-backup" => dispatch!(BackupArgs, commands::backup),
         "barman-cloud-backup-list" => dispatch!(BackupListArgs, commands::backup_list),
         "barman-cloud-backup-show" => dispatch!(BackupShowArgs, commands::backup_show),
         "barman-cloud-check-wal-archive" => {

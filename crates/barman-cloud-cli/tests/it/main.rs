@@ -1,6 +1,7 @@
 //! Integration tests of the commands against real servers (see `support`): one test
 //! binary with modules, so the whole suite links once.
 
+mod backup;
 mod backup_catalog;
 mod postgres;
 mod restore;

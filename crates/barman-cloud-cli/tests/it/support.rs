@@ -133,12 +133,17 @@ impl Destination {
     }
 
     pub fn ours_with(&self, command: &str, options: &[&str], rest: &[&str]) -> Output {
+        self.command_for_ours(command, options, rest)
+            .output()
+            .expect("run barman-rs")
+    }
+
+    /// The command line of [`Self::ours_with`], for tests that run it in the background.
+    pub fn command_for_ours(&self, command: &str, options: &[&str], rest: &[&str]) -> Command {
         let mut extra: Vec<&str> = options.to_vec();
         extra.push(&self.url);
         extra.extend(rest);
         self.command(&our_binary(), &[command], command, &extra)
-            .output()
-            .expect("run barman-rs")
     }
 
     /// Runs the reference Python Barman command with the same destination.

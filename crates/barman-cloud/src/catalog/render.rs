@@ -271,7 +271,7 @@ fn copy_time_text(copy_stats: Option<&PyValue>) -> Result<Option<String>, Catalo
 /// Barman's `human_readable_timedelta(timedelta(seconds=value))`: non-zero days, hours,
 /// minutes and seconds (singular for 1) joined by `, `; `less than one second` under a
 /// second; ` ago` for negative values.
-fn human_readable_timedelta(seconds: &PyValue) -> Result<String, CatalogError> {
+pub fn human_readable_timedelta(seconds: &PyValue) -> Result<String, CatalogError> {
     const MICROS_PER_DAY: i128 = 86_400 * 1_000_000;
     let overflow = || {
         CatalogError::Render(format!(

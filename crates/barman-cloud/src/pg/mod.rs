@@ -1,3 +1,6 @@
 //! PostgreSQL: connection parameters as libpq reads them and the backup session.
 
 pub mod conninfo;
+pub mod session;
+
+pub use session::PgSession;

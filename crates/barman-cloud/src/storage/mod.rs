@@ -284,6 +284,32 @@ impl CloudStorage {
         Ok(())
     }
 
+    /// Starts a multipart upload at `key` whose parts the caller sends one by one; nothing
+    /// is visible at `key` until [`MultipartObject::complete`].
+    pub async fn start_multipart(
+        &self,
+        key: &str,
+        tags: &[(String, String)],
+    ) -> Result<MultipartObject> {
+        let path = Self::path(key)?;
+        let put = self.put_options(tags, PutMode::Overwrite);
+        let options = object_store::PutMultipartOptions {
+            tags: put.tags,
+            attributes: put.attributes,
+            ..Default::default()
+        };
+        let upload = self
+            .store
+            .put_multipart_opts(&path, options)
+            .await
+            .map_err(|e| self.map_error(e, key))?;
+        Ok(MultipartObject {
+            upload,
+            bucket: self.location.bucket.clone(),
+            key: key.to_string(),
+        })
+    }
+
     /// Reads a whole object into memory. For large objects use [`Self::get_stream`].
     pub async fn get(&self, key: &str) -> Result<Bytes> {
         let path = Self::path(key)?;
@@ -422,6 +448,48 @@ impl CloudStorage {
 
     fn map_error(&self, error: object_store::Error, key: &str) -> Error {
         map_error(&self.location.bucket, error, key)
+    }
+}
+
+/// An object being written part by part (S3 parts, Azure blocks, GCS XML multipart,
+/// a staging file for local directories).
+pub struct MultipartObject {
+    upload: Box<dyn object_store::MultipartUpload>,
+    bucket: String,
+    key: String,
+}
+
+impl MultipartObject {
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Sends the next part; parts are numbered in call order, so the returned futures
+    /// may run concurrently.
+    pub fn put_part(
+        &mut self,
+        data: Bytes,
+    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+        let upload = self.upload.put_part(data.into());
+        let (bucket, key) = (self.bucket.clone(), self.key.clone());
+        async move { upload.await.map_err(|e| map_error(&bucket, e, &key)) }
+    }
+
+    /// Makes the object visible; every part future must have completed.
+    pub async fn complete(mut self) -> Result<()> {
+        self.upload
+            .complete()
+            .await
+            .map(|_| ())
+            .map_err(|e| map_error(&self.bucket, e, &self.key))
+    }
+
+    /// Discards the parts sent so far, so that no storage is left billed for them.
+    pub async fn abort(mut self) -> Result<()> {
+        self.upload
+            .abort()
+            .await
+            .map_err(|e| map_error(&self.bucket, e, &self.key))
     }
 }
 

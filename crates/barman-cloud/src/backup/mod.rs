@@ -1,0 +1,558 @@
+//! Base backups to object storage, laid out as `barman-cloud-backup` 3.20.1 lays them out.
+//!
+//! Order of work (Barman's): start a non-exclusive backup on the held session, publish a
+//! STARTED backup.info, archive every tablespace then PGDATA, stop the backup, switch WAL,
+//! create a restore point, append `backup_label` to the data archive, wait until every
+//! object is stored and its size confirmed, then publish the DONE backup.info. Any
+//! failure after the start publishes a FAILED backup.info instead and aborts the open
+//! multipart upload.
+//!
+//! Unlike Barman, reading, tar and compression run on their own threads while parts
+//! upload concurrently, and gzip/bzip2/zstd compress on every core while still writing a
+//! single member or frame per object.
+
+mod archive;
+mod owners;
+pub mod rules;
+mod upload;
+mod walk;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use object_store::PutPayload;
+use tokio::sync::mpsc;
+
+pub use archive::archive_extension;
+use archive::{ArchiveSettings, ArchiveWriter};
+use owners::Owners;
+use rules::PathRules;
+use upload::{UploadReport, run_uploads};
+pub use walk::WalkProgress;
+
+use crate::catalog::pyliteral::{PyDict, PyValue};
+use crate::catalog::{BackupInfo, BackupStatus, Tablespace, timestamp};
+use crate::compression::Compression;
+use crate::error::{Error, Result};
+use crate::pg::PgSession;
+use crate::pg::session::{MIN_SERVER_VERSION, wal_position};
+use crate::storage::{CloudStorage, Provider};
+
+/// `barman-cloud-backup` stores object-store backups under this server name in
+/// backup.info (and in the PostgreSQL backup label), whatever SERVER_NAME is.
+pub const CLOUD_SERVER_NAME: &str = "cloud";
+
+/// Largest `-S` Barman accepts; larger values are capped with a warning.
+pub const MAX_ARCHIVE_SIZE: u64 = 1 << 40;
+
+#[derive(Debug, Clone)]
+pub struct BackupRequest {
+    /// SERVER_NAME: the directory of the server in the bucket.
+    pub server_name: String,
+    pub backup_name: Option<String>,
+    pub compression: Option<Compression>,
+    pub jobs: usize,
+    pub max_archive_size: u64,
+    pub min_chunk_size: Option<u64>,
+    pub max_bandwidth: Option<u64>,
+    pub immediate_checkpoint: bool,
+    /// Seconds between keep-alive queries on the session during the copy; 0 disables.
+    pub keepalive_interval: u64,
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackupOutcome {
+    pub backup_id: String,
+    pub info: BackupInfo,
+    pub bytes_read: u64,
+    pub bytes_stored: u64,
+    pub objects: usize,
+    pub elapsed: Duration,
+}
+
+/// Barman's part size: enough for objects of twice `-S` within the provider's part limit.
+pub fn chunk_size(provider: Provider, max_archive_size: u64, min_chunk_size: Option<u64>) -> u64 {
+    let (max_chunks, min_chunk) = match provider {
+        Provider::AzureBlobStorage => (50_000, 64 << 10),
+        _ => (10_000, 5 << 20),
+    };
+    (2 * (max_archive_size / max_chunks))
+        .max(min_chunk)
+        .max(min_chunk_size.unwrap_or(0))
+}
+
+fn new_backup_id() -> String {
+    chrono::Local::now().format("%Y%m%dT%H%M%S").to_string()
+}
+
+fn parse_pg_time(text: &str) -> Result<timestamp::Timestamp> {
+    timestamp::parse(text)
+        .map_err(|e| Error::Postgres(format!("unexpected time from PostgreSQL '{text}': {e}")))
+}
+
+fn first_line(error: &Error) -> String {
+    let text = error.to_string();
+    let line = text.lines().next().unwrap_or_default().trim().to_string();
+    if line.is_empty() {
+        format!("{error:?}")
+    } else {
+        line
+    }
+}
+
+/// Takes a base backup of the server behind `session` into `storage`.
+pub async fn take_backup(
+    storage: Arc<CloudStorage>,
+    session: PgSession,
+    request: &BackupRequest,
+    progress: Arc<WalkProgress>,
+) -> Result<BackupOutcome> {
+    let started = Instant::now();
+    if session.server_version() < MIN_SERVER_VERSION {
+        return Err(Error::Config(format!(
+            "unsupported PostgresSQL version {}. Expecting 9.6 or above.",
+            session.major_version()
+        )));
+    }
+    archive_extension(request.compression)?;
+    let backup_id = unused_backup_id(&storage, &request.server_name).await?;
+    let mut info = BackupInfo {
+        backup_id: Some(backup_id.clone()),
+        server_name: Some(CLOUD_SERVER_NAME.into()),
+        systemid: Some(session.system_identifier().await?),
+        ..Default::default()
+    };
+    let meta = session.metadata().await;
+    info.version = Some(session.server_version());
+    info.pgdata = meta.pgdata.clone();
+    info.xlog_segment_size = meta.xlog_segment_size;
+    info.config_file = meta.config_file.clone();
+    info.hba_file = meta.hba_file.clone();
+    info.ident_file = meta.ident_file.clone();
+    info.included_files = meta.included_files.clone();
+    info.data_checksums = meta.data_checksums.clone();
+    info.summarize_wal = meta.summarize_wal.clone();
+    info.cluster_size = meta.cluster_size;
+    info.tablespaces = (!meta.tablespaces.is_empty()).then(|| {
+        meta.tablespaces
+            .iter()
+            .map(|(name, oid, location)| Tablespace {
+                name: name.clone(),
+                oid: *oid,
+                location: location.clone(),
+            })
+            .collect()
+    });
+    let pgdata = info
+        .pgdata
+        .clone()
+        .ok_or_else(|| Error::Postgres("cannot read data_directory from PostgreSQL".into()))?;
+    let segment_size = info.xlog_segment_size.unwrap_or(16 << 20);
+
+    tracing::info!("Starting backup '{backup_id}'");
+    let label = format!("Barman backup {CLOUD_SERVER_NAME} {backup_id}");
+    let start = session
+        .start_backup(&label, request.immediate_checkpoint)
+        .await?;
+    info.status = Some(BackupStatus::Started);
+    info.begin_time = Some(parse_pg_time(&start.timestamp)?);
+    info.timeline = Some(start.timeline);
+    if let Some((wal, offset)) = wal_position(&start.lsn, start.timeline, segment_size) {
+        info.begin_wal = Some(wal);
+        info.begin_offset = Some(offset);
+    }
+    info.begin_xlog = Some(start.lsn.clone());
+
+    let info_key = storage.key(&[&request.server_name, "base", &backup_id, "backup.info"]);
+    let outcome = async {
+        upload_backup_info(&storage, &info_key, &info, &request.tags).await?;
+        copy_and_stop(
+            &storage,
+            &session,
+            request,
+            &mut info,
+            &pgdata,
+            progress.clone(),
+            started,
+        )
+        .await
+    }
+    .await;
+    match outcome {
+        Ok(report) => {
+            info.status = Some(BackupStatus::Done);
+            info.backup_name = request.backup_name.clone();
+            if let Err(e) = upload_backup_info(&storage, &info_key, &info, &request.tags).await {
+                return Err(Error::Operation(format!(
+                    "failure uploading backup.info file ({})",
+                    first_line(&e)
+                )));
+            }
+            tracing::info!(
+                "Backup end at LSN: {} ({}, {:08X})",
+                info.end_xlog.as_deref().unwrap_or_default(),
+                info.end_wal.as_deref().unwrap_or_default(),
+                info.end_offset.unwrap_or_default()
+            );
+            let elapsed = started.elapsed();
+            tracing::info!(
+                "Backup completed (start time: {}, elapsed time: {})",
+                info.begin_time
+                    .as_ref()
+                    .map(timestamp::python_str)
+                    .unwrap_or_default(),
+                crate::catalog::render::human_readable_timedelta(&PyValue::Float(
+                    elapsed.as_secs_f64()
+                ))
+                .unwrap_or_default()
+            );
+            Ok(BackupOutcome {
+                backup_id,
+                info,
+                bytes_read: progress.bytes.load(Ordering::Relaxed),
+                bytes_stored: report.total_bytes(),
+                objects: report.objects.len(),
+                elapsed,
+            })
+        }
+        Err(error) => {
+            let reason = first_line(&error);
+            tracing::error!("Backup failed uploading data ({reason})");
+            info.status = Some(BackupStatus::Failed);
+            info.error = Some(format!("failure uploading data ({reason})"));
+            info.backup_name = request.backup_name.clone();
+            if let Err(e) = upload_backup_info(&storage, &info_key, &info, &request.tags).await {
+                tracing::error!(
+                    "Backup failed uploading backup.info file ({})",
+                    first_line(&e)
+                );
+            }
+            Err(Error::Operation(format!(
+                "Backup failed uploading data ({reason})"
+            )))
+        }
+    }
+}
+
+/// A backup ID no backup of this server uses yet: Barman would silently mix two backups
+/// started in the same second; we wait for the next second instead.
+async fn unused_backup_id(storage: &CloudStorage, server: &str) -> Result<String> {
+    loop {
+        let id = new_backup_id();
+        let prefix = storage.key(&[server, "base", &id]) + "/";
+        if storage.list(&prefix).await?.is_empty() {
+            return Ok(id);
+        }
+        tracing::info!("backup ID {id} is taken, waiting for the next second");
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+}
+
+async fn upload_backup_info(
+    storage: &CloudStorage,
+    key: &str,
+    info: &BackupInfo,
+    tags: &[(String, String)],
+) -> Result<()> {
+    let text = info.to_file_text()?;
+    tracing::info!("Uploading '{key}'");
+    let size = text.len() as u64;
+    storage
+        .put(key, PutPayload::from(text.into_bytes()), tags)
+        .await?;
+    storage.verify_size(key, size).await
+}
+
+/// Archives tablespaces and PGDATA, stops the backup and completes the uploads.
+async fn copy_and_stop(
+    storage: &Arc<CloudStorage>,
+    session: &PgSession,
+    request: &BackupRequest,
+    info: &mut BackupInfo,
+    pgdata: &str,
+    progress: Arc<WalkProgress>,
+    started: Instant,
+) -> Result<UploadReport> {
+    let provider = storage.location().provider;
+    let max_archive_size = request.max_archive_size.min(MAX_ARCHIVE_SIZE);
+    let settings = Arc::new(ArchiveSettings {
+        prefix: storage.key(&[
+            &request.server_name,
+            "base",
+            info.backup_id.as_deref().unwrap_or_default(),
+        ]),
+        compression: request.compression,
+        max_archive_size,
+        chunk_size: chunk_size(provider, request.max_archive_size, request.min_chunk_size) as usize,
+        max_bandwidth: request.max_bandwidth,
+        compression_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    });
+    let (sender, receiver) = mpsc::channel(1);
+    let uploader = tokio::spawn(run_uploads(
+        storage.clone(),
+        receiver,
+        request.jobs,
+        request.tags.clone(),
+    ));
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    let plan = CopyPlan {
+        pgdata: PathBuf::from(pgdata),
+        tablespaces: info.tablespaces.clone().unwrap_or_default(),
+        major_version: session.major_version(),
+        config_files: [&info.config_file, &info.hba_file, &info.ident_file]
+            .map(|f| f.clone())
+            .to_vec(),
+        included_files: info.included_files.clone().unwrap_or_default(),
+    };
+    let producer = {
+        let (settings, sender, progress, cancel) = (
+            settings.clone(),
+            sender.clone(),
+            progress.clone(),
+            cancel.clone(),
+        );
+        tokio::task::spawn_blocking(move || plan.archive_all(settings, sender, &progress, &cancel))
+    };
+    drop(sender);
+
+    let copied = with_keepalive(session, request.keepalive_interval, &cancel, async {
+        producer
+            .await
+            .map_err(|e| Error::Operation(format!("archive task failed: {e}")))?
+    })
+    .await;
+    let data_writer = match copied {
+        Ok(writer) => writer,
+        Err(error) => return Err(prefer_upload_error(error, uploader).await),
+    };
+
+    let stopped = async {
+        tracing::info!(
+            "Stopping backup '{}'",
+            info.backup_id.as_deref().unwrap_or_default()
+        );
+        let stop = session.stop_backup().await?;
+        let segment_size = info.xlog_segment_size.unwrap_or(16 << 20);
+        info.end_time = Some(parse_pg_time(&stop.timestamp)?);
+        if let Some((wal, offset)) = wal_position(&stop.lsn, stop.timeline, segment_size) {
+            info.end_wal = Some(wal);
+            info.end_offset = Some(offset);
+        }
+        info.end_xlog = Some(stop.lsn.clone());
+        info.backup_label = Some(stop.backup_label.clone());
+        session.switch_wal().await?;
+        session
+            .create_restore_point(&format!(
+                "barman_{}",
+                info.backup_id.as_deref().unwrap_or_default()
+            ))
+            .await;
+        Ok::<_, Error>(stop.backup_label)
+    }
+    .await;
+    let gid = std::fs::metadata(pgdata).map(|m| m.gid()).unwrap_or(0);
+    // Dropping a writer may still write, so it always happens on a blocking thread.
+    let finished = tokio::task::spawn_blocking(move || {
+        let mut writer = data_writer;
+        let label = stopped?;
+        writer.add_bytes("backup_label", label.as_bytes(), gid)?;
+        writer.finish()
+    })
+    .await
+    .map_err(|e| Error::Operation(format!("archive task failed: {e}")))
+    .and_then(|r| r);
+    if let Err(error) = finished {
+        return Err(prefer_upload_error(error, uploader).await);
+    }
+    let report = uploader
+        .await
+        .map_err(|e| Error::Operation(format!("upload task failed: {e}")))??;
+    info.copy_stats = Some(copy_stats(&report, request.jobs, started));
+    Ok(report)
+}
+
+/// The uploader's own failure explains a producer's "uploader stopped" better.
+async fn prefer_upload_error(
+    error: Error,
+    uploader: tokio::task::JoinHandle<Result<UploadReport>>,
+) -> Error {
+    match uploader.await {
+        Ok(Err(upload_error)) if error.to_string().contains("the uploader stopped") => upload_error,
+        _ => error,
+    }
+}
+
+/// Runs `work` while pinging the session; a lost session cancels the copy, as a backup
+/// whose session is gone can no longer be stopped.
+async fn with_keepalive<T>(
+    session: &PgSession,
+    interval: u64,
+    cancel: &AtomicBool,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    if interval == 0 {
+        return work.await;
+    }
+    let keepalive = session.keepalive_handle();
+    let pinger = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(interval)).await;
+            if let Err(e) = keepalive.ping().await {
+                tracing::debug!("keep-alive failed: {e}");
+                return;
+            }
+        }
+    };
+    tokio::pin!(work);
+    tokio::select! {
+        result = &mut work => result,
+        () = pinger => {
+            cancel.store(true, Ordering::Relaxed);
+            let _ = work.await;
+            Err(Error::Postgres(
+                "Connection to the Postgres server was lost during the backup.".into(),
+            ))
+        }
+    }
+}
+
+fn copy_stats(report: &UploadReport, jobs: usize, started: Instant) -> PyValue {
+    let mut analysis = PyDict::new();
+    let mut copy = PyDict::new();
+    let mut serialized = PyDict::new();
+    let mut first: Option<Instant> = None;
+    let mut last: Option<Instant> = None;
+    let mut serialized_total = 0.0;
+    for (family, times) in &report.families {
+        analysis.set(family, PyValue::Int(0));
+        copy.set(
+            family,
+            PyValue::Float((times.last_end - times.first_start).as_secs_f64()),
+        );
+        serialized.set(family, PyValue::Float(times.serialized.as_secs_f64()));
+        serialized_total += times.serialized.as_secs_f64();
+        first = Some(first.map_or(times.first_start, |f| f.min(times.first_start)));
+        last = Some(last.map_or(times.last_end, |l| l.max(times.last_end)));
+    }
+    let copy_time = match (first, last) {
+        (Some(f), Some(l)) => (l - f).as_secs_f64(),
+        _ => 0.0,
+    };
+    let mut stats = PyDict::new();
+    stats.set(
+        "total_time",
+        PyValue::Float(started.elapsed().as_secs_f64()),
+    );
+    stats.set("number_of_workers", PyValue::Int(jobs as i128));
+    stats.set("analysis_time", PyValue::Int(0));
+    stats.set("analysis_time_per_item", PyValue::Dict(analysis));
+    stats.set("copy_time_per_item", PyValue::Dict(copy));
+    stats.set("serialized_copy_time_per_item", PyValue::Dict(serialized));
+    stats.set("copy_time", PyValue::Float(copy_time));
+    stats.set("serialized_copy_time", PyValue::Float(serialized_total));
+    PyValue::Dict(stats)
+}
+
+/// What to archive, resolved before the copy starts.
+struct CopyPlan {
+    pgdata: PathBuf,
+    tablespaces: Vec<Tablespace>,
+    major_version: String,
+    config_files: Vec<Option<String>>,
+    included_files: Vec<String>,
+}
+
+impl CopyPlan {
+    /// Archives every tablespace, then PGDATA, `global/pg_control` and the configuration
+    /// files kept outside PGDATA; returns the still-open data archive so that
+    /// `backup_label` can follow once the backup is stopped.
+    fn archive_all(
+        self,
+        settings: Arc<ArchiveSettings>,
+        uploads: mpsc::Sender<archive::UploadMessage>,
+        progress: &WalkProgress,
+        cancel: &AtomicBool,
+    ) -> Result<ArchiveWriter> {
+        let owners = Arc::new(Owners::load());
+        let pgdata_text = self.pgdata.to_string_lossy().into_owned();
+        let mut inside_pgdata = Vec::new();
+        for tablespace in &self.tablespaces {
+            let mut writer = ArchiveWriter::new(
+                &tablespace.oid.to_string(),
+                settings.clone(),
+                owners.clone(),
+                uploads.clone(),
+            );
+            let rules = PathRules::for_tablespace(&self.major_version);
+            walk::archive_tree(
+                &mut writer,
+                Path::new(&tablespace.location),
+                &rules,
+                progress,
+                cancel,
+            )?;
+            writer.finish()?;
+            if let Some(rel) = tablespace
+                .location
+                .strip_prefix(&pgdata_text)
+                .and_then(|rest| rest.strip_prefix('/'))
+            {
+                inside_pgdata.push(rel.to_string());
+            }
+        }
+
+        let mut data = ArchiveWriter::new("data", settings, owners, uploads);
+        let oids: Vec<u32> = self.tablespaces.iter().map(|t| t.oid).collect();
+        let rules = PathRules::for_pgdata(&oids, &inside_pgdata);
+        walk::archive_tree(&mut data, &self.pgdata, &rules, progress, cancel)?;
+
+        let control = self.pgdata.join("global/pg_control");
+        let meta = std::fs::metadata(&control).map_err(|e| Error::io(&control, e))?;
+        if !data.add_file("global/pg_control", &control, &meta)? {
+            return Err(Error::Operation(format!("{} vanished", control.display())));
+        }
+
+        for (index, file) in self.config_files.iter().enumerate() {
+            let Some(file) = file else { continue };
+            // Barman's test is a plain string prefix, kept for identical archives.
+            if file.starts_with(&pgdata_text) {
+                continue;
+            }
+            let path = Path::new(file);
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match std::fs::metadata(path) {
+                Ok(meta) => {
+                    data.add_file(&name, path, &meta)?;
+                }
+                // A missing ident file is tolerated, as in Barman.
+                Err(e) if index == 2 && e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        let outside: Vec<&String> = self
+            .included_files
+            .iter()
+            .filter(|f| !f.starts_with(&pgdata_text))
+            .collect();
+        if !outside.is_empty() {
+            tracing::warn!(
+                "The usage of include directives is not supported for files that reside \
+                 outside PGDATA. Please manually backup the following files: {}",
+                outside
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        Ok(data)
+    }
+}
