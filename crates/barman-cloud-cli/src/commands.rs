@@ -13,6 +13,7 @@ use crate::args::{
     BackupArgs, BackupListArgs, BackupShowArgs, CheckWalArchiveArgs, RestoreArgs, WalArchiveArgs,
     WalRestoreArgs, effective_tags,
 };
+use crate::progress::BackupProgress;
 
 /// `-t/--test`: Barman's connectivity and bucket-existence probe.
 async fn connectivity_test(storage: &CloudStorage) -> Result<()> {
@@ -319,11 +320,22 @@ pub async fn backup(args: BackupArgs) -> Result<()> {
         args.port.as_deref(),
         args.user.as_deref(),
         Some(&args.dbname),
-    )?;
-    let resolved = conninfo.resolve(&|name| std::env::var(name).ok())?;
+    )
+    .map_err(|e| Error::Postgres(format!("Cannot connect to postgres: {e}")))?;
+    let resolved = conninfo
+        .resolve(&|name| std::env::var(name).ok())
+        .map_err(|e| Error::Postgres(format!("Cannot connect to postgres: {e}")))?;
     let session = PgSession::connect(&resolved, "barman_cloud_backup")
         .await
-        .map_err(|e| Error::Postgres(format!("Cannot connect to postgres: {e}")))?;
+        .map_err(|e| {
+            // libpq-style messages carry hints on further lines; errors stay one line.
+            let text = e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            Error::Postgres(format!("Cannot connect to postgres: {text}"))
+        })?;
     let request = BackupRequest {
         server_name: args.server_name.clone(),
         backup_name: args.name.clone(),
@@ -337,7 +349,10 @@ pub async fn backup(args: BackupArgs) -> Result<()> {
         tags,
     };
     let progress = Arc::new(backup::WalkProgress::default());
-    let outcome = backup::take_backup(Arc::new(storage), session, &request, progress).await?;
+    let bar = BackupProgress::start(progress.clone(), args.common.quiet > 0);
+    let outcome = backup::take_backup(Arc::new(storage), session, &request, progress).await;
+    drop(bar);
+    let outcome = outcome?;
     tracing::debug!(
         "backup {}: {} bytes read, {} bytes stored in {} objects",
         outcome.backup_id,

@@ -26,11 +26,20 @@ pub fn report(error: &Error) -> ExitCode {
 /// Argument errors: clap prints usage and message; Barman exits 3 for all of them.
 pub fn report_usage(error: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind as K;
-    let _ = error.print();
     match error.kind() {
         K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
             ExitCode::from(OK)
         }
-        _ => ExitCode::from(code_for(ErrorKind::Input)),
+        _ => {
+            // One line, as every error we print: clap's own hint lines add nothing.
+            let text = error.render().to_string();
+            let line = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("error");
+            eprintln!("{}", line.trim_end());
+            ExitCode::from(code_for(ErrorKind::Input))
+        }
     }
 }

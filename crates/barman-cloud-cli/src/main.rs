@@ -9,6 +9,7 @@ mod args;
 mod commands;
 mod exit;
 mod logging;
+mod progress;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -81,8 +82,15 @@ fn parse<T: clap::Parser>(name: &str, argv: Vec<OsString>) -> Result<T, ExitCode
         .map_err(|e| exit::report_usage(&e))
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
+/// WAL commands run on one thread (start-up time matters most); backup and restore
+/// sign, checksum and move many parts concurrently, so they get a worker per core.
+fn runtime(command: &str) -> tokio::runtime::Runtime {
+    let mut builder = if matches!(command, "barman-cloud-backup" | "barman-cloud-restore") {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder
         .enable_all()
         .build()
         .expect("cannot start the async runtime")
@@ -103,7 +111,7 @@ fn run(command: &str, argv: Vec<OsString>) -> ExitCode {
                 Err(code) => return code,
             };
             logging::init(args.common.verbose, args.common.quiet);
-            finish(runtime().block_on($run(args)))
+            finish(runtime(command).block_on($run(args)))
         }};
     }
     match command {

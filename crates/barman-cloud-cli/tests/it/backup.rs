@@ -25,6 +25,8 @@ fn pg_options(cluster: &Cluster) -> Vec<String> {
         cluster.port.to_string(),
         "-U".into(),
         "postgres".into(),
+        // A spread checkpoint would make each backup wait minutes.
+        "--immediate-checkpoint".into(),
     ]
 }
 
@@ -39,17 +41,17 @@ fn backup_ids(dest: &Destination) -> Vec<(String, String)> {
     let out = dest.ours_with("barman-cloud-backup-list", &["--format", "json"], &["srv"]);
     assert_success(&out, "backup-list");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    text.split("\"backup_id\": \"")
+    let field = |entry: &str, key: &str| {
+        entry
+            .split(&format!("\"{key}\": \""))
+            .nth(1)
+            .map(|r| r.split('"').next().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    // One JSON object per backup, each starting with its first key.
+    text.split("{\"backup_label\": ")
         .skip(1)
-        .map(|s| {
-            let id = s[..15].to_string();
-            let status = s
-                .split("\"status\": \"")
-                .nth(1)
-                .map(|r| r.split('"').next().unwrap().to_string())
-                .unwrap_or_default();
-            (id, status)
-        })
+        .map(|entry| (field(entry, "backup_id"), field(entry, "status")))
         .collect()
 }
 
@@ -372,17 +374,24 @@ fn every_compression_is_restored_whole_by_barman() {
 #[test]
 fn libpq_environment_and_conninfo_strings_reach_the_server() {
     let dest = Destination::create(Service::Local, "bconn");
-    if let Some(root) = dest.url.strip_prefix("file://") {
-        std::fs::create_dir_all(root).unwrap();
-    }
+    // PostgreSQL's archive_command writes there as the postgres user, while this test
+    // runs the backup as root: give the WAL directory to postgres up front.
+    let root = Path::new(dest.url.strip_prefix("file://").unwrap());
+    std::fs::create_dir_all(root.join("srv/wals")).unwrap();
+    chown_postgres(root);
     let scripts = temp_dir("bconnscripts");
     let source = Cluster::archiving("bconn", &dest, scripts.path(), "");
     // PG* variables instead of options.
     let mut cmd = Command::new(our_binary());
-    cmd.args(["barman-cloud-backup", &dest.url, "srv"])
-        .env("PGHOST", source.socket_dir())
-        .env("PGPORT", source.port.to_string())
-        .env("PGUSER", "postgres");
+    cmd.args([
+        "barman-cloud-backup",
+        "--immediate-checkpoint",
+        &dest.url,
+        "srv",
+    ])
+    .env("PGHOST", source.socket_dir())
+    .env("PGPORT", source.port.to_string())
+    .env("PGUSER", "postgres");
     assert_success(&cmd.output().unwrap(), "backup with PG* variables");
     std::thread::sleep(Duration::from_millis(1100));
     // A conninfo string in -d overrides -h/-p/-U.
@@ -393,7 +402,16 @@ fn libpq_environment_and_conninfo_strings_reach_the_server() {
     );
     let out = dest.ours_with(
         "barman-cloud-backup",
-        &["-h", "/nonexistent", "-p", "1", "-d", &conninfo, "--lz4"],
+        &[
+            "-h",
+            "/nonexistent",
+            "-p",
+            "1",
+            "-d",
+            &conninfo,
+            "--lz4",
+            "--immediate-checkpoint",
+        ],
         &["srv"],
     );
     assert_success(&out, "backup with a conninfo string");

@@ -137,6 +137,10 @@ pub async fn take_backup(
     info.data_checksums = meta.data_checksums.clone();
     info.summarize_wal = meta.summarize_wal.clone();
     info.cluster_size = meta.cluster_size;
+    progress.total.store(
+        meta.cluster_size.unwrap_or(0).max(0) as u64,
+        Ordering::Relaxed,
+    );
     info.tablespaces = (!meta.tablespaces.is_empty()).then(|| {
         meta.tablespaces
             .iter()
@@ -320,7 +324,7 @@ async fn copy_and_stop(
     };
     drop(sender);
 
-    let copied = with_keepalive(session, request.keepalive_interval, &cancel, async {
+    let copied = guard_copy(session, request.keepalive_interval, &cancel, async {
         producer
             .await
             .map_err(|e| Error::Operation(format!("archive task failed: {e}")))?
@@ -331,7 +335,7 @@ async fn copy_and_stop(
         Err(error) => return Err(prefer_upload_error(error, uploader).await),
     };
 
-    let stopped = async {
+    let stop_work = async {
         tracing::info!(
             "Stopping backup '{}'",
             info.backup_id.as_deref().unwrap_or_default()
@@ -353,8 +357,13 @@ async fn copy_and_stop(
             ))
             .await;
         Ok::<_, Error>(stop.backup_label)
-    }
-    .await;
+    };
+    // pg_backup_stop waits for WAL archiving, possibly forever if archiving is broken:
+    // an interruption there must still end the backup as FAILED.
+    let stopped = tokio::select! {
+        result = stop_work => result,
+        signal = interrupted() => Err(Error::Operation(signal.into())),
+    };
     let gid = std::fs::metadata(pgdata).map(|m| m.gid()).unwrap_or(0);
     // Dropping a writer may still write, so it always happens on a blocking thread.
     let finished = tokio::task::spawn_blocking(move || {
@@ -387,19 +396,20 @@ async fn prefer_upload_error(
     }
 }
 
-/// Runs `work` while pinging the session; a lost session cancels the copy, as a backup
-/// whose session is gone can no longer be stopped.
-async fn with_keepalive<T>(
+/// Runs `work` while pinging the session and watching for SIGINT/SIGTERM: a lost
+/// session (the backup can no longer be stopped) or an interruption cancels the copy,
+/// so that the backup ends FAILED rather than staying STARTED forever.
+async fn guard_copy<T>(
     session: &PgSession,
     interval: u64,
     cancel: &AtomicBool,
     work: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
-    if interval == 0 {
-        return work.await;
-    }
     let keepalive = session.keepalive_handle();
     let pinger = async {
+        if interval == 0 {
+            return std::future::pending().await;
+        }
         loop {
             tokio::time::sleep(Duration::from_secs(interval)).await;
             if let Err(e) = keepalive.ping().await {
@@ -409,15 +419,30 @@ async fn with_keepalive<T>(
         }
     };
     tokio::pin!(work);
+    let stop = tokio::select! {
+        result = &mut work => return result,
+        () = pinger => Error::Postgres(
+            "Connection to the Postgres server was lost during the backup.".into(),
+        ),
+        signal = interrupted() => Error::Operation(signal.into()),
+    };
+    cancel.store(true, Ordering::Relaxed);
+    let _ = work.await;
+    Err(stop)
+}
+
+/// Resolves on SIGINT (reported as Python does, `KeyboardInterrupt`) or SIGTERM.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
     tokio::select! {
-        result = &mut work => result,
-        () = pinger => {
-            cancel.store(true, Ordering::Relaxed);
-            let _ = work.await;
-            Err(Error::Postgres(
-                "Connection to the Postgres server was lost during the backup.".into(),
-            ))
-        }
+        _ = int.recv() => "KeyboardInterrupt",
+        _ = term.recv() => "terminated by SIGTERM",
     }
 }
 

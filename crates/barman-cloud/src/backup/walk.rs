@@ -17,6 +17,8 @@ use crate::error::{Error, Result};
 pub struct WalkProgress {
     pub bytes: AtomicU64,
     pub files: AtomicU64,
+    /// Expected total (the cluster size PostgreSQL reports), 0 while unknown.
+    pub total: AtomicU64,
 }
 
 fn join(rel: &str, name: &str) -> String {
