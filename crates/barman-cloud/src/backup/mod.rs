@@ -399,7 +399,7 @@ async fn prefer_upload_error(
 /// Runs `work` while pinging the session and watching for SIGINT/SIGTERM: a lost
 /// session (the backup can no longer be stopped) or an interruption cancels the copy,
 /// so that the backup ends FAILED rather than staying STARTED forever.
-async fn guard_copy<T>(
+async fn guard_copy<T: Send + 'static>(
     session: &PgSession,
     interval: u64,
     cancel: &AtomicBool,
@@ -427,7 +427,10 @@ async fn guard_copy<T>(
         signal = interrupted() => Error::Operation(signal.into()),
     };
     cancel.store(true, Ordering::Relaxed);
-    let _ = work.await;
+    // An archive writer finishes its tar stream when dropped, which may block on the
+    // uploader: never drop one on the async runtime.
+    let abandoned = work.await;
+    let _ = tokio::task::spawn_blocking(move || drop(abandoned)).await;
     Err(stop)
 }
 
