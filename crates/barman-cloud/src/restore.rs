@@ -187,18 +187,34 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
 
 /// Streams one archive object through its decompressor into `tar`'s extractor.
 async fn extract(storage: &CloudStorage, archive: Archive) -> Result<()> {
-    let mut stream = storage.get_stream(&archive.key).await?;
-    let (chunks, reader) = ChannelReader::new(16);
     let Archive {
         key,
         compression,
         target,
     } = archive;
+    // A local archive is read directly with large reads; a remote one streams in.
+    let (source, mut stream): (Box<dyn std::io::Read + Send>, _) = match storage.local_file(&key) {
+        Some(path) => {
+            let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::NotFound(key.clone()),
+                _ => Error::io(&path, e),
+            })?;
+            (
+                Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+                None,
+            )
+        }
+        None => {
+            let stream = storage.get_stream(&key).await?;
+            let (chunks, reader) = ChannelReader::new(16);
+            (Box::new(reader), Some((stream, chunks)))
+        }
+    };
     let unpacker = tokio::task::spawn_blocking(move || -> Result<()> {
         let input: Box<dyn std::io::Read> = match compression {
-            None => Box::new(reader),
+            None => source,
             // Decompression gets its own thread so that it overlaps with writing files.
-            Some(codec) => Box::new(DecodeThread::spawn(codec, reader)?),
+            Some(codec) => Box::new(DecodeThread::spawn(codec, source)?),
         };
         let mut tar = tar::Archive::new(input);
         tar.set_preserve_permissions(true);
@@ -213,12 +229,14 @@ async fn extract(storage: &CloudStorage, archive: Archive) -> Result<()> {
                 )),
             })
     });
-    while let Some(chunk) = stream.next().await {
-        if chunks.send(chunk).await.is_err() {
-            break;
+    if let Some((stream, chunks)) = stream.as_mut() {
+        while let Some(chunk) = stream.next().await {
+            if chunks.send(chunk).await.is_err() {
+                break;
+            }
         }
     }
-    drop(chunks);
+    drop(stream);
     unpacker
         .await
         .map_err(|e| Error::Operation(format!("extraction task failed: {e}")))?
@@ -234,7 +252,10 @@ struct DecodeThread {
 impl DecodeThread {
     const CHUNK: usize = 1 << 20;
 
-    fn spawn(codec: crate::compression::Compression, reader: ChannelReader) -> Result<Self> {
+    fn spawn(
+        codec: crate::compression::Compression,
+        reader: Box<dyn std::io::Read + Send>,
+    ) -> Result<Self> {
         let mut decoder = codec.decoder(reader).map_err(|e| codec.decode_error(e))?;
         let (sender, chunks) = std::sync::mpsc::sync_channel(4);
         let thread = std::thread::Builder::new()

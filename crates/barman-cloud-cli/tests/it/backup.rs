@@ -427,6 +427,27 @@ fn failures_leave_a_failed_backup_and_bad_input_is_refused() {
     let source = Cluster::archiving("bfsource", &dest, scripts.path(), "");
     source.pgbench(&["-i", "-s", "4", "-q"]);
 
+    // The storage fills up in the middle of an archive: the upload is aborted (no staging
+    // file left) and the backup is FAILED.
+    let full = TinyFilesystem::mount("24m");
+    let tiny = Destination::local_at(&full.0.path().join("bucket"));
+    let out = our_backup(&tiny, &source, &[]);
+    assert_exit(&out, 1, "backup onto a full filesystem");
+    assert!(
+        stderr(&out).contains("No space left on device"),
+        "{}",
+        stderr(&out)
+    );
+    let ids = backup_ids(&tiny);
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(ids[0].1, "FAILED");
+    let left: Vec<String> = local_files(&full.0.path().join("bucket"))
+        .into_iter()
+        .filter(|f| !f.ends_with("backup.info"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    drop(full);
+
     // PostgreSQL goes away while the (throttled) copy runs.
     let mut options = pg_options(&source);
     options.extend(

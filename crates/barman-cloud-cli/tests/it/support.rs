@@ -107,6 +107,17 @@ impl Destination {
         }
     }
 
+    /// A `file://` destination at `path`, which the caller owns.
+    pub fn local_at(path: &Path) -> Self {
+        Destination {
+            service: Service::Local,
+            url: format!("file://{}", path.display()),
+            args: Vec::new(),
+            env: Vec::new(),
+            _dir: None,
+        }
+    }
+
     /// Creates the bucket with our check-wal-archive (which creates missing buckets).
     pub fn create(service: Service, tag: &str) -> Self {
         let dest = Self::new(service, tag);
@@ -251,4 +262,31 @@ pub fn local_files(root: &Path) -> Vec<String> {
     }
     found.sort();
     found
+}
+
+/// A small tmpfs, unmounted on drop (needs root, which the test script and CI have).
+pub struct TinyFilesystem(pub tempfile::TempDir);
+
+impl TinyFilesystem {
+    pub fn mount(size: &str) -> Self {
+        let dir = temp_dir("tinyfs");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root: run the suite through scripts/test.sh as root"
+        );
+        TinyFilesystem(dir)
+    }
+}
+
+impl Drop for TinyFilesystem {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
 }

@@ -401,33 +401,6 @@ fn secrets_never_reach_the_logs() {
     );
 }
 
-/// A small tmpfs, unmounted on drop (needs root, which the test script and CI have).
-struct TinyFilesystem(tempfile::TempDir);
-
-impl TinyFilesystem {
-    fn mount(size: &str) -> Self {
-        let dir = temp_dir("tinyfs");
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("run mount");
-        assert!(
-            status.success(),
-            "mounting a tmpfs needs root: run the suite through scripts/test.sh as root"
-        );
-        TinyFilesystem(dir)
-    }
-}
-
-impl Drop for TinyFilesystem {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(self.0.path())
-            .status();
-    }
-}
-
 #[test]
 fn restore_onto_a_full_disk_fails_cleanly() {
     let work = temp_dir("diskfull");

@@ -74,13 +74,18 @@ pub struct BackupOutcome {
     pub elapsed: Duration,
 }
 
-/// Barman's part size: enough for objects of twice `-S` within the provider's part limit.
+/// Upload part size. An object exceeds `-S` by at most one file (PostgreSQL keeps
+/// relation files under 1 GiB) plus codec buffers, so parts of (`-S` + 2 GiB) / part-limit
+/// always fit the provider's part limit. Barman uses twice `-S` instead; half the part
+/// size halves the memory the parts in flight take (readers never see parts).
 pub fn chunk_size(provider: Provider, max_archive_size: u64, min_chunk_size: Option<u64>) -> u64 {
     let (max_chunks, min_chunk) = match provider {
         Provider::AzureBlobStorage => (50_000, 64 << 10),
         _ => (10_000, 5 << 20),
     };
-    (2 * (max_archive_size / max_chunks))
+    let capped = max_archive_size.min(MAX_ARCHIVE_SIZE);
+    (capped + (2 << 30))
+        .div_ceil(max_chunks)
         .max(min_chunk)
         .max(min_chunk_size.unwrap_or(0))
 }
@@ -582,5 +587,30 @@ impl CopyPlan {
             );
         }
         Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_fit_the_provider_limit_for_objects_past_max_archive_size() {
+        let default = 100 * 1024 * 1024 * 1024;
+        let s3 = chunk_size(Provider::AwsS3, default, None);
+        assert_eq!(s3, 10_952_167);
+        assert!(s3 * 10_000 >= default + (1 << 30) + (64 << 20));
+        let azure = chunk_size(Provider::AzureBlobStorage, default, None);
+        assert!(azure * 50_000 >= default + (1 << 30));
+        assert_eq!(chunk_size(Provider::AwsS3, 4 << 20, None), 5 << 20);
+        assert_eq!(
+            chunk_size(Provider::Local, 4 << 20, Some(64 << 20)),
+            64 << 20
+        );
+        // -S beyond the 1 TiB cap does not inflate the parts.
+        assert_eq!(
+            chunk_size(Provider::GoogleCloudStorage, 8 << 40, None),
+            chunk_size(Provider::GoogleCloudStorage, 1 << 40, None)
+        );
     }
 }

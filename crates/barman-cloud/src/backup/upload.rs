@@ -53,7 +53,21 @@ pub async fn run_uploads(
     let mut report = UploadReport::default();
     let mut open: Option<OpenObject> = None;
     let result = async {
-        while let Some(message) = messages.recv().await {
+        loop {
+            // Room for the next part before taking it off the channel: the parts held in
+            // memory stay at `jobs` in flight, one queued and one being filled.
+            if let Some(object) = open.as_mut() {
+                while object.in_flight.len() >= jobs.max(1) {
+                    record(
+                        &mut report,
+                        &object.family,
+                        object.in_flight.join_next().await,
+                    )?;
+                }
+            }
+            let Some(message) = messages.recv().await else {
+                break;
+            };
             match message {
                 UploadMessage::Start { family, key } => {
                     tracing::debug!("uploading {key}");

@@ -321,6 +321,13 @@ impl CloudStorage {
         result.bytes().await.map_err(|e| self.map_error(e, key))
     }
 
+    /// The file behind `key` when the destination is a local directory, so that large
+    /// reads can go straight to the file instead of through small async chunks.
+    pub fn local_file(&self, key: &str) -> Option<std::path::PathBuf> {
+        (self.location.provider == Provider::Local)
+            .then(|| std::path::Path::new(&self.location.bucket).join(key))
+    }
+
     /// Streams an object's bytes.
     pub async fn get_stream(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes>>> {
         let path = Self::path(key)?;
