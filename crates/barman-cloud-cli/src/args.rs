@@ -126,6 +126,11 @@ fn parse_level(text: &str) -> Result<CompressionLevel, String> {
     CompressionLevel::parse(text).map_err(|e| e.to_string())
 }
 
+/// The codec of a mutually exclusive group of compression flags, if one was given.
+fn chosen_compression<const N: usize>(flags: [(bool, Compression); N]) -> Option<Compression> {
+    flags.into_iter().find_map(|(on, c)| on.then_some(c))
+}
+
 /// Picks the effective tag list: `--tag` if any, else `--tags`.
 pub fn effective_tags(
     tag: &[(String, String)],
@@ -205,16 +210,14 @@ pub struct WalArchiveArgs {
 
 impl WalArchiveArgs {
     pub fn compression(&self) -> Option<Compression> {
-        [
+        chosen_compression([
             (self.gzip, Compression::Gzip),
             (self.bzip2, Compression::Bzip2),
             (self.xz, Compression::Xz),
             (self.snappy, Compression::Snappy),
             (self.zstd, Compression::Zstd),
             (self.lz4, Compression::Lz4),
-        ]
-        .into_iter()
-        .find_map(|(on, c)| on.then_some(c))
+        ])
     }
 }
 
@@ -496,15 +499,13 @@ pub struct BackupArgs {
 
 impl BackupArgs {
     pub fn compression(&self) -> Option<Compression> {
-        [
+        chosen_compression([
             (self.gzip, Compression::Gzip),
             (self.bzip2, Compression::Bzip2),
             (self.snappy, Compression::Snappy),
             (self.lz4, Compression::Lz4),
             (self.zstd, Compression::Zstd),
-        ]
-        .into_iter()
-        .find_map(|(on, c)| on.then_some(c))
+        ])
     }
 
     pub fn is_snapshot_backup(&self) -> bool {

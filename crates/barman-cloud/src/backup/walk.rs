@@ -16,7 +16,6 @@ use crate::error::{Error, Result};
 #[derive(Debug, Default)]
 pub struct WalkProgress {
     pub bytes: AtomicU64,
-    pub files: AtomicU64,
     /// Expected total (the cluster size PostgreSQL reports), 0 while unknown.
     pub total: AtomicU64,
 }
@@ -125,7 +124,6 @@ impl Walk<'_> {
                 } else if file_type.is_file() {
                     if writer.add_file(&member, &path, &meta)? {
                         progress.bytes.fetch_add(meta.len(), Ordering::Relaxed);
-                        progress.files.fetch_add(1, Ordering::Relaxed);
                     }
                 } else {
                     tracing::warn!("skipping {}: not a regular file", path.display());

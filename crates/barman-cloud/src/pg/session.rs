@@ -348,16 +348,6 @@ impl PgSession {
         }
     }
 
-    /// A cheap query that proves the session is still there.
-    pub async fn ping(&self) -> Result<()> {
-        self.value("SELECT 1").await.map(|_| ())
-    }
-
-    /// True once the server side of the session is gone.
-    pub fn is_closed(&self) -> bool {
-        self.client.is_closed()
-    }
-
     /// A handle for a background keep-alive on the same session.
     pub fn keepalive_handle(&self) -> KeepAlive {
         KeepAlive {

@@ -245,6 +245,25 @@ impl CloudStorage {
         }
     }
 
+    /// The provider's multipart upload at `key`, with the tags/metadata a write carries.
+    async fn open_multipart(
+        &self,
+        key: &str,
+        tags: &[(String, String)],
+    ) -> Result<Box<dyn object_store::MultipartUpload>> {
+        let path = Self::path(key)?;
+        let put = self.put_options(tags, PutMode::Overwrite);
+        let options = object_store::PutMultipartOptions {
+            tags: put.tags,
+            attributes: put.attributes,
+            ..Default::default()
+        };
+        self.store
+            .put_multipart_opts(&path, options)
+            .await
+            .map_err(|e| self.map_error(e, key))
+    }
+
     /// Writes `data` at `key` as a multipart upload (S3 parts, Azure blocks, GCS XML
     /// multipart) of `part_size` bytes with up to `concurrency` parts in flight; the
     /// upload is aborted if any part fails.
@@ -256,18 +275,7 @@ impl CloudStorage {
         concurrency: usize,
         tags: &[(String, String)],
     ) -> Result<()> {
-        let path = Self::path(key)?;
-        let put = self.put_options(tags, PutMode::Overwrite);
-        let options = object_store::PutMultipartOptions {
-            tags: put.tags,
-            attributes: put.attributes,
-            ..Default::default()
-        };
-        let upload = self
-            .store
-            .put_multipart_opts(&path, options)
-            .await
-            .map_err(|e| self.map_error(e, key))?;
+        let upload = self.open_multipart(key, tags).await?;
         let mut writer =
             object_store::WriteMultipart::new_with_chunk_size(upload, part_size.max(1));
         let mut offset = 0;
@@ -291,18 +299,7 @@ impl CloudStorage {
         key: &str,
         tags: &[(String, String)],
     ) -> Result<MultipartObject> {
-        let path = Self::path(key)?;
-        let put = self.put_options(tags, PutMode::Overwrite);
-        let options = object_store::PutMultipartOptions {
-            tags: put.tags,
-            attributes: put.attributes,
-            ..Default::default()
-        };
-        let upload = self
-            .store
-            .put_multipart_opts(&path, options)
-            .await
-            .map_err(|e| self.map_error(e, key))?;
+        let upload = self.open_multipart(key, tags).await?;
         Ok(MultipartObject {
             upload,
             bucket: self.location.bucket.clone(),
