@@ -265,6 +265,34 @@ pub(crate) fn restore_script(dir: &Path, dest: &Destination) -> PathBuf {
     command_script(dir, "restore.sh", dest, &body)
 }
 
+/// Starts a restored PGDATA (at `<root>/data`) with recovery through our wal-restore.
+pub(crate) fn recover(
+    root: tempfile::TempDir,
+    scripts: &Path,
+    dest: &Destination,
+    extra: &str,
+) -> Cluster {
+    chown_postgres(root.path());
+    let cluster = Cluster {
+        root,
+        port: free_port(),
+    };
+    let restore_command = restore_script(scripts, dest);
+    cluster.configure(&format!(
+        "port = {}\nunix_socket_directories = '{}'\narchive_mode = off\nrestore_command = '{} %f %p'\n{extra}",
+        cluster.port,
+        cluster.socket_dir(),
+        restore_command.display()
+    ));
+    std::fs::write(cluster.data().join("recovery.signal"), b"").unwrap();
+    chown_postgres(cluster.root.path());
+    cluster.start();
+    cluster.wait_for("the end of recovery", Duration::from_secs(180), || {
+        cluster.psql("select pg_is_in_recovery()") == "f"
+    });
+    cluster
+}
+
 pub(crate) const CHECKSUM_SQL: &str = "select count(*) || ':' || sum(abalance) || ':' || (select count(*) from pgbench_history) || ':' || (select coalesce(sum(delta), 0) from pgbench_history) from pgbench_accounts";
 
 fn archive_and_recover(service: Service) {

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::postgres::{CHECKSUM_SQL, Cluster, chown_postgres, free_port, restore_script};
+use crate::postgres::{CHECKSUM_SQL, Cluster, chown_postgres, recover};
 use crate::support::*;
 
 const TABLESPACE_SQL: &str = "select count(*) || ':' || sum(x) from in_tablespace";
@@ -116,26 +116,9 @@ fn restores_barman_backups_of_every_compression() {
     }
 
     // The plain and the gzip restores start and recover to the source's data.
-    let restore_command = restore_script(scripts.path(), &dest);
     for (root, id) in roots.into_iter().zip(&ids) {
-        chown_postgres(root.path());
         chown_postgres(&work.path().join(format!("ts-{id}")));
-        let restored = Cluster {
-            root,
-            port: free_port(),
-        };
-        restored.configure(&format!(
-            "port = {}\nunix_socket_directories = '{}'\narchive_mode = off\nrestore_command = '{} %f %p'\n",
-            restored.port,
-            restored.socket_dir(),
-            restore_command.display()
-        ));
-        std::fs::write(restored.data().join("recovery.signal"), b"").unwrap();
-        chown_postgres(restored.root.path());
-        restored.start();
-        restored.wait_for("the end of recovery", Duration::from_secs(180), || {
-            restored.psql("select pg_is_in_recovery()") == "f"
-        });
+        let restored = recover(root, scripts.path(), &dest, "");
         assert_eq!(
             (restored.psql(CHECKSUM_SQL), restored.psql(TABLESPACE_SQL)),
             expected,
