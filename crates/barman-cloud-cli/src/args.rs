@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use barman_cloud::compression::{Compression, CompressionLevel};
+use barman_cloud::retention::RetentionPolicy;
 use barman_cloud::storage::{
     AddressingStyle, AzureCredentialKind, Provider, S3Encryption, StorageOptions,
 };
@@ -513,15 +514,72 @@ impl BackupArgs {
     }
 }
 
-/// Commands whose implementation has not landed yet: they parse the common options so that
-/// `--help`, `-V`, `-v` and `-q` behave, and refuse to run.
+fn parse_retention_policy(text: &str) -> Result<RetentionPolicy, String> {
+    RetentionPolicy::parse(text).map_err(|e| e.to_string())
+}
+
 #[derive(Parser, Debug)]
 #[command(disable_help_flag = true, infer_long_args = true)]
-#[command(about = "Not implemented yet in barman-rs (see the README's roadmap)")]
-pub struct PendingArgs {
+#[command(
+    about = "Delete backups made with barman-cloud-backup, by ID or by retention policy, \
+                   and the WAL no remaining backup needs"
+)]
+#[command(group(ArgGroup::new("what").required(true).args(["backup_id", "retention_policy"])))]
+pub struct BackupDeleteArgs {
+    /// URL of the cloud source, such as a bucket in AWS S3 (e.g. s3://bucket/path), or file:///dir
+    #[arg(value_name = "SOURCE_URL")]
+    pub url: String,
+    /// The name of the server as configured in Barman
+    pub server_name: String,
     #[command(flatten)]
     pub common: Common,
-    /// Arguments of the Barman command
-    #[arg(num_args = 0.., allow_hyphen_values = true, trailing_var_arg = true)]
-    pub args: Vec<String>,
+    /// Backup ID of the backup to be deleted (or a shortcut: first, oldest, last, latest, last-failed; or a backup name)
+    #[arg(short = 'b', long)]
+    pub backup_id: Option<String>,
+    /// Delete every backup obsolete under this policy: REDUNDANCY value | RECOVERY WINDOW OF value {DAYS | WEEKS | MONTHS}
+    #[arg(short = 'r', long, value_parser = parse_retention_policy)]
+    pub retention_policy: Option<RetentionPolicy>,
+    /// The minimum number of backups that should always be available
+    #[arg(short = 'm', long, default_value = "0", value_parser = parse_non_negative)]
+    pub minimum_redundancy: u64,
+    /// Find the objects which need to be deleted but do not delete them
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The maximum number of objects to be deleted in a single request (default and maximum: 1000 for aws-s3, 256 for azure-blob-storage, 100 for google-cloud-storage)
+    #[arg(long = "batch-size", allow_negative_numbers = true)]
+    pub batch_size: Option<i64>,
+    /// Check for S3 Object Lock (retention, legal hold) on the backup's archives before deleting anything (one request per object)
+    #[arg(long)]
+    pub check_object_lock: bool,
+    /// SSE-C key for S3, as file:///path to a file holding the base64 of a 32-byte key
+    #[arg(long)]
+    pub sse_customer_key: Option<String>,
+}
+
+#[derive(Parser, Debug)]
+#[command(disable_help_flag = true, infer_long_args = true)]
+#[command(about = "Add, show or release the keep annotation of a backup in cloud storage")]
+#[command(group(ArgGroup::new("action").required(true).args(["release", "status", "target"])))]
+pub struct BackupKeepArgs {
+    /// URL of the cloud source, such as a bucket in AWS S3 (e.g. s3://bucket/path), or file:///dir
+    #[arg(value_name = "SOURCE_URL")]
+    pub url: String,
+    /// The name of the server as configured in Barman
+    pub server_name: String,
+    /// The backup ID, a shortcut (first, oldest, last, latest, last-failed) or a backup name
+    pub backup_id: String,
+    #[command(flatten)]
+    pub common: Common,
+    /// If specified, the command will remove the keep annotation and the backup will be eligible for deletion
+    #[arg(short = 'r', long)]
+    pub release: bool,
+    /// Print the keep status of the backup
+    #[arg(short = 's', long)]
+    pub status: bool,
+    /// Specify the recovery target for this backup
+    #[arg(long, value_parser = ["full", "standalone"])]
+    pub target: Option<String>,
+    /// SSE-C key for S3, as file:///path to a file holding the base64 of a 32-byte key
+    #[arg(long)]
+    pub sse_customer_key: Option<String>,
 }

@@ -10,8 +10,8 @@ use barman_cloud::wal::{self, WalArchiveCheck, WalArchiveRequest, WalRestoreRequ
 use barman_cloud::{Error, Result};
 
 use crate::args::{
-    BackupArgs, BackupListArgs, BackupShowArgs, CheckWalArchiveArgs, RestoreArgs, WalArchiveArgs,
-    WalRestoreArgs, effective_tags,
+    BackupArgs, BackupDeleteArgs, BackupKeepArgs, BackupListArgs, BackupShowArgs,
+    CheckWalArchiveArgs, RestoreArgs, WalArchiveArgs, WalRestoreArgs, effective_tags,
 };
 use crate::progress::BackupProgress;
 
@@ -161,32 +161,23 @@ pub async fn backup_list(args: BackupListArgs) -> Result<()> {
 }
 
 pub async fn backup_show(args: BackupShowArgs) -> Result<()> {
-    use barman_cloud::backup_catalog::{BackupCatalog, is_backup_id};
-    use barman_cloud::catalog::{BackupInfo, backup_show_console, backup_show_json};
+    use barman_cloud::backup_catalog::{read_backup_info, resolve_backup_id};
+    use barman_cloud::catalog::{backup_show_console, backup_show_json};
     let options = args.common.storage_options();
     let Some(storage) =
         open_or_test(&args.url, options, &args.sse_customer_key, args.common.test).await?
     else {
         return Ok(());
     };
-    let backup_id = if is_backup_id(&args.backup_id) {
-        args.backup_id.clone()
-    } else {
-        BackupCatalog::load(&storage, &args.server_name)
-            .await?
-            .resolve(&args.backup_id, &args.server_name)?
-    };
-    let key = storage.key(&[&args.server_name, "base", &backup_id, "backup.info"]);
-    let info = match storage.get(&key).await {
-        Ok(bytes) => BackupInfo::load(&backup_id, &bytes)?,
-        Err(Error::NotFound(_)) => {
-            return Err(Error::Operation(format!(
-                "Backup {backup_id} for server {} does not exist",
-                args.server_name
-            )));
-        }
-        Err(e) => return Err(e),
-    };
+    let server = &args.server_name;
+    let backup_id = resolve_backup_id(&storage, server, &args.backup_id).await?;
+    let info = read_backup_info(&storage, server, &backup_id)
+        .await?
+        .ok_or_else(|| {
+            Error::Operation(format!(
+                "Backup {backup_id} for server {server} does not exist"
+            ))
+        })?;
     let output = if args.format == "console" {
         backup_show_console(&info)?
     } else {
@@ -194,6 +185,60 @@ pub async fn backup_show(args: BackupShowArgs) -> Result<()> {
     };
     print!("{output}");
     Ok(())
+}
+
+pub async fn backup_delete(args: BackupDeleteArgs) -> Result<()> {
+    use barman_cloud::delete::{DeleteRequest, DeleteTarget, delete_backups};
+    let options = args.common.storage_options();
+    let Some(storage) =
+        open_or_test(&args.url, options, &args.sse_customer_key, args.common.test).await?
+    else {
+        return Ok(());
+    };
+    let target = match (args.backup_id, args.retention_policy) {
+        (Some(id), _) => DeleteTarget::Backup(id),
+        (None, Some(policy)) => DeleteTarget::Policy(policy),
+        (None, None) => unreachable!("clap requires -b or -r"),
+    };
+    let request = DeleteRequest {
+        server_name: args.server_name,
+        target,
+        minimum_redundancy: args.minimum_redundancy,
+        dry_run: args.dry_run,
+        batch_size: args.batch_size,
+        check_object_lock: args.check_object_lock,
+    };
+    delete_backups(&storage, &request, &mut std::io::stdout().lock()).await
+}
+
+pub async fn backup_keep(args: BackupKeepArgs) -> Result<()> {
+    use barman_cloud::backup_catalog::{
+        KeepTarget, add_keep, read_keep, release_keep, resolve_backup_id,
+    };
+    let options = args.common.storage_options();
+    let Some(storage) =
+        open_or_test(&args.url, options, &args.sse_customer_key, args.common.test).await?
+    else {
+        return Ok(());
+    };
+    let server = &args.server_name;
+    let backup_id = resolve_backup_id(&storage, server, &args.backup_id).await?;
+    if args.release {
+        release_keep(&storage, server, &backup_id).await
+    } else if args.status {
+        let target = read_keep(&storage, server, &backup_id).await?;
+        match target.as_deref() {
+            Some(text) if !text.is_empty() => println!("Keep: {text}"),
+            _ => println!("Keep: nokeep"),
+        }
+        Ok(())
+    } else {
+        let target = match args.target.as_deref() {
+            Some("standalone") => KeepTarget::Standalone,
+            _ => KeepTarget::Full,
+        };
+        add_keep(&storage, server, &backup_id, target).await
+    }
 }
 
 pub async fn restore(args: RestoreArgs) -> Result<()> {

@@ -15,8 +15,8 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use args::{
-    BackupArgs, BackupListArgs, BackupShowArgs, CheckWalArchiveArgs, PendingArgs, RestoreArgs,
-    WalArchiveArgs, WalRestoreArgs,
+    BackupArgs, BackupDeleteArgs, BackupKeepArgs, BackupListArgs, BackupShowArgs,
+    CheckWalArchiveArgs, RestoreArgs, WalArchiveArgs, WalRestoreArgs,
 };
 
 const VERSION: &str = concat!("3.20.1 (barman-rs ", env!("CARGO_PKG_VERSION"), ")");
@@ -121,19 +121,11 @@ fn run(command: &str, argv: Vec<OsString>) -> ExitCode {
         "barman-cloud-backup" => dispatch!(BackupArgs, commands::backup),
         "barman-cloud-backup-list" => dispatch!(BackupListArgs, commands::backup_list),
         "barman-cloud-backup-show" => dispatch!(BackupShowArgs, commands::backup_show),
+        "barman-cloud-backup-delete" => dispatch!(BackupDeleteArgs, commands::backup_delete),
+        "barman-cloud-backup-keep" => dispatch!(BackupKeepArgs, commands::backup_keep),
         "barman-cloud-check-wal-archive" => {
             dispatch!(CheckWalArchiveArgs, commands::check_wal_archive)
         }
-        _ => {
-            let args: PendingArgs = match parse(command, argv) {
-                Ok(args) => args,
-                Err(code) => return code,
-            };
-            logging::init(args.common.verbose, args.common.quiet);
-            exit::report(&barman_cloud::Error::Config(format!(
-                "{command} is not implemented yet in barman-rs {}; use Barman's Python command for now",
-                env!("CARGO_PKG_VERSION")
-            )))
-        }
+        _ => unreachable!("{command} is not one of COMMANDS"),
     }
 }

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::catalog::{BackupInfo, BackupStatus, CatalogError, keep_target_from_annotation};
+use crate::compression::Compression;
 use crate::error::{Error, Result};
-use crate::storage::CloudStorage;
+use crate::storage::{CloudStorage, ObjectInfo};
 
 /// How many backup.info objects are fetched at once.
 const PARALLEL_READS: usize = 16;
@@ -130,6 +131,30 @@ impl BackupCatalog {
     }
 }
 
+/// Resolves a backup identifier, loading the catalog only when `text` is not an ID.
+pub async fn resolve_backup_id(storage: &CloudStorage, server: &str, text: &str) -> Result<String> {
+    if is_backup_id(text) {
+        return Ok(text.to_string());
+    }
+    BackupCatalog::load(storage, server)
+        .await?
+        .resolve(text, server)
+}
+
+/// Reads `<server>/base/<id>/backup.info`; `None` when there is none.
+pub async fn read_backup_info(
+    storage: &CloudStorage,
+    server: &str,
+    backup_id: &str,
+) -> Result<Option<BackupInfo>> {
+    let key = storage.key(&[server, "base", backup_id, "backup.info"]);
+    match storage.get(&key).await {
+        Ok(bytes) => Ok(Some(BackupInfo::load(backup_id, &bytes)?)),
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// `--target-tli` of barman-cloud-restore.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetTimeline {
@@ -203,6 +228,76 @@ impl BackupCatalog {
     }
 }
 
+/// The two keep targets Barman writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepTarget {
+    /// The backup and every later WAL stay: recovery to any later point remains possible.
+    Full,
+    /// The backup and only the WAL it needs to be consistent stay.
+    Standalone,
+}
+
+impl KeepTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeepTarget::Full => crate::retention::KEEP_FULL,
+            KeepTarget::Standalone => crate::retention::KEEP_STANDALONE,
+        }
+    }
+}
+
+/// `<server>/base/<id>/annotations/keep`, where Barman keeps the annotation.
+pub fn keep_key(storage: &CloudStorage, server: &str, backup_id: &str) -> String {
+    storage.key(&[server, "base", backup_id, "annotations", "keep"])
+}
+
+/// The keep annotation of one backup as Barman reads it, `None` when there is none. An
+/// empty annotation is `Some("")`: it blocks `backup-delete -b` but keeps nothing.
+pub async fn read_keep(
+    storage: &CloudStorage,
+    server: &str,
+    backup_id: &str,
+) -> Result<Option<String>> {
+    match storage.get(&keep_key(storage, server, backup_id)).await {
+        Ok(content) => Ok(Some(keep_target_from_annotation(&content)?)),
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `barman-cloud-backup-keep --target`: only a DONE backup can be kept.
+pub async fn add_keep(
+    storage: &CloudStorage,
+    server: &str,
+    backup_id: &str,
+    target: KeepTarget,
+) -> Result<()> {
+    let info = read_backup_info(storage, server, backup_id)
+        .await?
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "Backup {backup_id} for server {server} does not exist"
+            ))
+        })?;
+    if info.status != Some(BackupStatus::Done) {
+        let status = info.status.as_ref().map_or("None", BackupStatus::as_str);
+        return Err(Error::Operation(format!(
+            "Cannot add keep to backup {backup_id} because it has status {status}. \
+             Only backups with status DONE can be kept."
+        )));
+    }
+    let key = keep_key(storage, server, backup_id);
+    storage
+        .put(&key, target.as_str().as_bytes().to_vec().into(), &[])
+        .await
+}
+
+/// `barman-cloud-backup-keep --release`: removing an absent annotation is not an error.
+pub async fn release_keep(storage: &CloudStorage, server: &str, backup_id: &str) -> Result<()> {
+    let key = keep_key(storage, server, backup_id);
+    storage.delete_objects(&[key], 1, 1).await.into_result()
+}
+
 /// Keep annotations of every backup of `server`: backup ID → the annotation's target as
 /// Barman reads it. One recursive listing of `base/`, then only existing annotations read.
 pub async fn keep_annotations(
@@ -229,6 +324,99 @@ pub async fn keep_annotations(
         .await
 }
 
+/// One archive object of a backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveObject {
+    pub key: String,
+    pub compression: Option<Compression>,
+}
+
+/// The archives of PGDATA (`data.tar...`) or of one tablespace (`<oid>.tar...`): the main
+/// object and the additional parts of a split archive (`data_0001.tar...`), in key order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveFamily {
+    /// `None` for PGDATA.
+    pub oid: Option<u32>,
+    /// `data` or the tablespace OID: the start of the object names.
+    pub name: String,
+    pub main: Option<ArchiveObject>,
+    pub parts: Vec<ArchiveObject>,
+}
+
+impl ArchiveFamily {
+    /// Main archive first, then the parts.
+    pub fn objects(&self) -> impl Iterator<Item = &ArchiveObject> {
+        self.main.iter().chain(&self.parts)
+    }
+}
+
+/// The compression a base-backup archive name announces (the text after its first `.`).
+fn archive_compression(extension: &str) -> Option<Option<Compression>> {
+    match extension {
+        "tar" => Some(None),
+        "tar.gz" => Some(Some(Compression::Gzip)),
+        "tar.bz2" => Some(Some(Compression::Bzip2)),
+        "tar.snappy" => Some(Some(Compression::Snappy)),
+        "tar.lz4" => Some(Some(Compression::Lz4)),
+        "tar.zst" => Some(Some(Compression::Zstd)),
+        _ => None,
+    }
+}
+
+/// Sorts the objects of a backup directory (`dir` ends with `/`) into archive families,
+/// PGDATA first then the tablespaces of backup.info, as Barman finds them: an object
+/// belongs to the first family whose name it starts with followed by `.` (main archive)
+/// or `_` (additional part); unknown extensions are skipped with a warning.
+pub fn backup_archives(info: &BackupInfo, dir: &str, objects: &[ObjectInfo]) -> Vec<ArchiveFamily> {
+    let mut families = vec![ArchiveFamily {
+        oid: None,
+        name: "data".into(),
+        main: None,
+        parts: Vec::new(),
+    }];
+    for tablespace in info.tablespaces.iter().flatten() {
+        families.push(ArchiveFamily {
+            oid: Some(tablespace.oid),
+            name: tablespace.oid.to_string(),
+            main: None,
+            parts: Vec::new(),
+        });
+    }
+    let mut sorted: Vec<&ObjectInfo> = objects.iter().collect();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    for object in sorted {
+        let Some(rest) = object.key.strip_prefix(dir) else {
+            continue;
+        };
+        for family in &mut families {
+            let Some(after) = rest.strip_prefix(family.name.as_str()) else {
+                continue;
+            };
+            let (is_main, extension) = match after.as_bytes().first() {
+                Some(b'.') => (true, &after[1..]),
+                Some(b'_') => (false, after.split_once('.').map_or(after, |(_, ext)| ext)),
+                _ => continue,
+            };
+            match archive_compression(extension) {
+                Some(compression) => {
+                    let archive = ArchiveObject {
+                        key: object.key.clone(),
+                        compression,
+                    };
+                    if is_main {
+                        family.main = Some(archive);
+                    } else {
+                        family.parts.push(archive);
+                    }
+                }
+                None => tracing::warn!("Skipping unknown extension: {extension}"),
+            }
+            break;
+        }
+    }
+    families
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +433,52 @@ mod tests {
         ] {
             assert!(!is_backup_id(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn archives_are_grouped_by_family_like_barman() {
+        let info = BackupInfo {
+            tablespaces: Some(vec![crate::catalog::Tablespace {
+                name: "tbs".into(),
+                oid: 16385,
+                location: "/t".into(),
+            }]),
+            ..Default::default()
+        };
+        let dir = "p/srv/base/20250101T000000/";
+        let objects: Vec<ObjectInfo> = [
+            "16385_0001.tar.gz",
+            "16385.tar.gz",
+            "163850.tar",
+            "backup.info",
+            "data_0002.tar.gz",
+            "data.tar.gz",
+            "data_0001.tar.gz",
+            "data.tar.xz",
+            "database.tar",
+        ]
+        .iter()
+        .map(|name| ObjectInfo {
+            key: format!("{dir}{name}"),
+            size: 1,
+        })
+        .collect();
+        let families = backup_archives(&info, dir, &objects);
+        let names: Vec<Vec<&str>> = families
+            .iter()
+            .map(|f| f.objects().map(|o| &o.key[dir.len()..]).collect())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                vec!["data.tar.gz", "data_0001.tar.gz", "data_0002.tar.gz"],
+                vec!["16385.tar.gz", "16385_0001.tar.gz"],
+            ]
+        );
+        assert_eq!(families[1].oid, Some(16385));
+        assert_eq!(
+            families[0].main.as_ref().unwrap().compression,
+            Some(Compression::Gzip)
+        );
     }
 }

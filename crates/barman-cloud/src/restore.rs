@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
 
-use crate::catalog::BackupInfo;
+use crate::backup_catalog::{backup_archives, read_backup_info};
 use crate::compression::Compression;
 use crate::error::{Error, Result};
 use crate::storage::CloudStorage;
@@ -28,19 +28,6 @@ struct Archive {
     key: String,
     compression: Option<Compression>,
     target: PathBuf,
-}
-
-/// The compression a base-backup archive name announces (text after the first `.`).
-fn archive_compression(rest: &str) -> Option<Option<Compression>> {
-    match rest {
-        "tar" => Some(None),
-        "tar.gz" => Some(Some(Compression::Gzip)),
-        "tar.bz2" => Some(Some(Compression::Bzip2)),
-        "tar.snappy" => Some(Some(Compression::Snappy)),
-        "tar.lz4" => Some(Some(Compression::Lz4)),
-        "tar.zst" => Some(Some(Compression::Zstd)),
-        _ => None,
-    }
 }
 
 /// Whether `path` can receive a restore: missing, or an empty directory.
@@ -71,16 +58,11 @@ fn real_path(path: &Path) -> PathBuf {
 pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) -> Result<()> {
     let server = &request.server_name;
     let id = &request.backup_id;
-    let info_key = storage.key(&[server, "base", id, "backup.info"]);
-    let info = match storage.get(&info_key).await {
-        Ok(bytes) => BackupInfo::load(id, &bytes)?,
-        Err(Error::NotFound(_)) => {
-            return Err(Error::Operation(format!(
-                "Backup {id} for server {server} does not exists"
-            )));
-        }
-        Err(e) => return Err(e),
-    };
+    let info = read_backup_info(storage, server, id)
+        .await?
+        .ok_or_else(|| {
+            Error::Operation(format!("Backup {id} for server {server} does not exists"))
+        })?;
     if info.snapshots_info.is_some() {
         return Err(Error::Config(
             "restoring snapshot backups is not implemented yet in barman-rs".into(),
@@ -106,39 +88,20 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
     let prefix = format!("{}/", storage.key(&[server, "base", id]));
     let objects = storage.list(&prefix).await?;
     let mut archives = Vec::new();
-    for (name, target) in &families {
-        let mut found = Vec::new();
-        for object in &objects {
-            let rest = &object.key[prefix.len()..];
-            let Some(after) = rest.strip_prefix(name.as_str()) else {
-                continue;
-            };
-            let extension = match after.chars().next() {
-                Some('.') => &after[1..],
-                Some('_') => match after.split_once('.') {
-                    Some((_, extension)) => extension,
-                    None => continue,
-                },
-                _ => continue,
-            };
-            match archive_compression(extension) {
-                Some(compression) => found.push((
-                    after.starts_with('.'),
-                    Archive {
-                        key: object.key.clone(),
-                        compression,
-                        target: target.clone(),
-                    },
-                )),
-                None => tracing::warn!("ignoring {} (unknown archive extension)", object.key),
-            }
-        }
-        if !found.iter().any(|(main, _)| *main) {
+    for (family, (name, target)) in backup_archives(&info, &prefix, &objects)
+        .into_iter()
+        .zip(&families)
+    {
+        if family.main.is_none() {
             return Err(Error::Operation(format!(
                 "Missing file {name}.* for server {server}"
             )));
         }
-        archives.extend(found.into_iter().map(|(_, archive)| archive));
+        archives.extend(family.objects().map(|object| Archive {
+            key: object.key.clone(),
+            compression: object.compression,
+            target: target.clone(),
+        }));
     }
 
     // PostgreSQL refuses a data directory open to others; the system tar Barman uses

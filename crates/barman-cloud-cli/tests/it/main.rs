@@ -3,6 +3,7 @@
 
 mod backup;
 mod backup_catalog;
+mod delete;
 mod postgres;
 mod restore;
 mod support;

@@ -173,6 +173,56 @@ impl Destination {
             .expect("run Python Barman")
     }
 
+    /// The bucket or container (the root directory for `Local`).
+    pub fn bucket(&self) -> String {
+        let rest = match self.service {
+            Service::Local => return self.url.trim_start_matches("file://").to_string(),
+            Service::Azure => return self.url.rsplit('/').nth(1).unwrap().to_string(),
+            Service::S3 => self.url.trim_start_matches("s3://"),
+            Service::Gcs => self.url.trim_start_matches("gs://"),
+        };
+        rest.split('/').next().unwrap().to_string()
+    }
+
+    /// Runs `bucket_tool.py` (the SDKs Barman uses) against this destination's service.
+    pub fn bucket_tool(&self, args: &[&str]) -> Output {
+        let python = Path::new(&required_env("BARMAN_RS_TEST_BARMAN_BIN")).join("python");
+        let service = match self.service {
+            Service::S3 => "s3",
+            Service::Azure => "azure",
+            Service::Gcs => "gcs",
+            Service::Local => panic!("bucket_tool.py is for object stores"),
+        };
+        let mut cmd = Command::new(python);
+        cmd.arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/it/bucket_tool.py"
+        ))
+        .arg(service)
+        .args(args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if self.service == Service::S3 {
+            cmd.env("S3_ENDPOINT", required_env("BARMAN_RS_TEST_S3_ENDPOINT"));
+        }
+        let out = cmd.output().expect("run bucket_tool.py");
+        assert_success(&out, &format!("bucket_tool.py {args:?}"));
+        out
+    }
+
+    /// Every object key of the bucket (of the directory for `Local`), sorted.
+    pub fn object_keys(&self) -> Vec<String> {
+        if self.service == Service::Local {
+            return local_files(Path::new(&self.bucket()));
+        }
+        let out = self.bucket_tool(&["list", &self.bucket()]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Environment assignments as shell text, for scripts run by PostgreSQL.
     pub fn shell_env(&self) -> String {
         self.env

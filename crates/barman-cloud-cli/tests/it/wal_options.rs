@@ -7,26 +7,10 @@ use crate::support::*;
 /// Tags (or GCS metadata) of one object, read by the SDKs Barman uses.
 fn object_tags(dest: &Destination, key: &str) -> String {
     let python = std::path::Path::new(&required_env("BARMAN_RS_TEST_BARMAN_BIN")).join("python");
-    let (service, bucket) = match dest.service {
-        Service::S3 => (
-            "s3",
-            dest.url
-                .trim_start_matches("s3://")
-                .split('/')
-                .next()
-                .unwrap()
-                .to_string(),
-        ),
-        Service::Azure => ("azure", dest.url.rsplit('/').nth(1).unwrap().to_string()),
-        Service::Gcs => (
-            "gcs",
-            dest.url
-                .trim_start_matches("gs://")
-                .split('/')
-                .next()
-                .unwrap()
-                .to_string(),
-        ),
+    let service = match dest.service {
+        Service::S3 => "s3",
+        Service::Azure => "azure",
+        Service::Gcs => "gcs",
         Service::Local => panic!("no tags on local files"),
     };
     let mut cmd = Command::new(python);
@@ -34,7 +18,7 @@ fn object_tags(dest: &Destination, key: &str) -> String {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/it/object_tags.py"
     ))
-    .args([service, &bucket, key]);
+    .args([service, &dest.bucket(), key]);
     for (k, v) in &dest.env {
         cmd.env(k, v);
     }

@@ -16,8 +16,18 @@ use tokio::sync::Mutex;
 use super::{AddressingStyle, BucketState, Location, S3Encryption, StorageOptions};
 use crate::error::{Error, Result};
 
+/// What S3 leaves unescaped in a key path: RFC 3986 unreserved characters and `/`.
+const KEY_ENCODE_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
 pub(super) struct S3Admin {
     client_options: object_store::ClientOptions,
+    /// SSE-C headers a HEAD of an object encrypted with the customer key needs.
+    sse_c_headers: Vec<(&'static str, String)>,
     credentials: AwsCredentialProvider,
     region: String,
     bucket_url: String,
@@ -86,6 +96,10 @@ pub(super) async fn build(
         Arc::new(store),
         S3Admin {
             client_options,
+            sse_c_headers: match &options.sse_customer_key_uri {
+                Some(uri) => sse_c_headers(&read_customer_key(uri)?),
+                None => Vec::new(),
+            },
             credentials,
             region,
             bucket_url,
@@ -121,6 +135,28 @@ fn apply_encryption(builder: AmazonS3Builder, options: &StorageOptions) -> Resul
         }
         None => builder,
     })
+}
+
+/// The three headers that let a request read an object encrypted with the customer key.
+fn sse_c_headers(key_base64: &str) -> Vec<(&'static str, String)> {
+    use base64::Engine;
+    use md5::Digest;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let raw = engine.decode(key_base64).unwrap_or_default();
+    vec![
+        (
+            "x-amz-server-side-encryption-customer-algorithm",
+            "AES256".to_string(),
+        ),
+        (
+            "x-amz-server-side-encryption-customer-key",
+            key_base64.to_string(),
+        ),
+        (
+            "x-amz-server-side-encryption-customer-key-md5",
+            engine.encode(md5::Md5::digest(&raw)),
+        ),
+    ]
 }
 
 /// Reads an SSE-C key file given as `file:///absolute/path`: base64 of 32 bytes.
@@ -268,20 +304,90 @@ impl S3Admin {
         method: http::Method,
         body: bytes::Bytes,
     ) -> Result<(http::StatusCode, String)> {
+        self.send_to("", method, body, &[])
+            .await
+            .map(|r| (r.status, r.text))
+    }
+
+    /// A signed request to `<bucket URL>/<key>` (`key` empty for the bucket itself).
+    async fn send_to(
+        &self,
+        key: &str,
+        method: http::Method,
+        body: bytes::Bytes,
+        headers: &[(&'static str, String)],
+    ) -> Result<super::AdminResponse> {
         let credential = self
             .credentials
             .get_credential()
             .await
             .map_err(|e| Error::Config(super::error_chain(&e)))?;
-        let mut request: HttpRequest = http::Request::builder()
+        let encoded = percent_encoding::utf8_percent_encode(key, KEY_ENCODE_SET);
+        let mut builder = http::Request::builder()
             .method(method)
-            .uri(format!("{}/", self.bucket_url))
+            .uri(format!("{}/{encoded}", self.bucket_url));
+        for (name, value) in headers {
+            builder = builder.header(*name, value);
+        }
+        let mut request: HttpRequest = builder
             .body(body.into())
             .map_err(|e| Error::Config(format!("bad bucket URL {}: {e}", self.bucket_url)))?;
         AwsAuthorizer::new(&credential, "s3", &self.region)
             .try_authorize(&mut request, None)
             .map_err(|e| Error::Config(super::error_chain(&e)))?;
         super::send_admin_request(&self.client_options, request).await
+    }
+
+    /// Why S3 Object Lock forbids deleting `key` now, if it does: HeadObject shows the
+    /// retention date and legal hold to callers allowed to read them.
+    pub(super) async fn object_lock(&self, key: &str) -> Result<Option<String>> {
+        let response = self
+            .send_to(
+                key,
+                http::Method::HEAD,
+                bytes::Bytes::new(),
+                &self.sse_c_headers,
+            )
+            .await?;
+        match response.status.as_u16() {
+            200..=299 => {}
+            403 => {
+                return Err(Error::Storage(format!(
+                    "Access denied when checking Object Lock for {key}"
+                )));
+            }
+            code => {
+                return Err(Error::Storage(format!(
+                    "Error checking Object Lock for {key}: HTTP {code}"
+                )));
+            }
+        }
+        let header = |name: &str| {
+            response
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        if let Some(until) = header("x-amz-object-lock-retain-until-date") {
+            let date = chrono::DateTime::parse_from_rfc3339(&until).map_err(|_| {
+                Error::Storage(format!(
+                    "Error checking Object Lock for {key}: unreadable retain-until date {until}"
+                ))
+            })?;
+            if date > chrono::Utc::now() {
+                return Ok(Some(format!(
+                    "Object is locked and can't be deleted until {until}"
+                )));
+            }
+        }
+        if header("x-amz-object-lock-legal-hold").as_deref() == Some("ON") {
+            return Ok(Some(
+                "Object has a legal hold and can't be deleted until the legal hold is removed"
+                    .into(),
+            ));
+        }
+        Ok(None)
     }
 
     pub(super) async fn bucket_state(&self) -> Result<BucketState> {

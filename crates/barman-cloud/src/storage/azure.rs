@@ -258,7 +258,9 @@ impl AzureAdmin {
         AzureAuthorizer::new(&credential, &self.account)
             .try_authorize(&mut request)
             .map_err(|e| Error::Config(super::error_chain(&e)))?;
-        super::send_admin_request(&self.client_options, request).await
+        super::send_admin_request(&self.client_options, request)
+            .await
+            .map(|r| (r.status, r.text))
     }
 
     pub(super) async fn container_state(&self) -> Result<BucketState> {

@@ -126,7 +126,9 @@ impl GcsAdmin {
         let request = request
             .body(body.into())
             .map_err(|e| Error::Config(format!("bad GCS URL: {e}")))?;
-        super::send_admin_request(&self.client_options, request).await
+        super::send_admin_request(&self.client_options, request)
+            .await
+            .map(|r| (r.status, r.text))
     }
 
     pub(super) async fn bucket_state(&self) -> Result<BucketState> {

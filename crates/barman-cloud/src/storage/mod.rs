@@ -404,6 +404,100 @@ impl CloudStorage {
         Ok(found)
     }
 
+    /// Most keys one deletion request may carry: Barman's per-provider limits (S3
+    /// DeleteObjects 1000, Azure blob batch 256, GCS batch 100); local directories take
+    /// S3's.
+    pub fn delete_batch_limit(&self) -> usize {
+        match self.location.provider {
+            Provider::AwsS3 | Provider::Local => 1000,
+            Provider::AzureBlobStorage => 256,
+            Provider::GoogleCloudStorage => 100,
+        }
+    }
+
+    /// Deletes `keys` in requests of at most `batch_size` keys (S3 DeleteObjects, Azure
+    /// blob batches, GCS per-object requests run concurrently), `concurrency` requests at a
+    /// time. A failed request does not stop the others; an absent key counts as deleted.
+    pub async fn delete_objects(
+        &self,
+        keys: &[String],
+        batch_size: usize,
+        concurrency: usize,
+    ) -> DeleteOutcome {
+        let batches: Vec<&[String]> = keys.chunks(batch_size.max(1)).collect();
+        let outcomes: Vec<DeleteOutcome> = futures::stream::iter(batches)
+            .map(|batch| self.delete_batch(batch))
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        let mut total = DeleteOutcome::default();
+        for outcome in outcomes {
+            total.deleted += outcome.deleted;
+            total.errors.extend(outcome.errors);
+            total.uncertain |= outcome.uncertain;
+        }
+        total
+    }
+
+    async fn delete_batch(&self, keys: &[String]) -> DeleteOutcome {
+        let mut outcome = DeleteOutcome::default();
+        let mut paths = Vec::with_capacity(keys.len());
+        for key in keys {
+            match Self::path(key) {
+                Ok(path) => paths.push(Ok(path)),
+                Err(e) => outcome.errors.push(e.to_string()),
+            }
+        }
+        let requested = paths.len();
+        let results: Vec<object_store::Result<Path>> = self
+            .store
+            .delete_stream(futures::stream::iter(paths).boxed())
+            .collect()
+            .await;
+        // A request refused as a whole gives one error for all its keys: which of them
+        // the server removed before failing is unknown.
+        outcome.uncertain = results.len() != requested;
+        for result in results {
+            match result {
+                Ok(_) => outcome.deleted += 1,
+                Err(object_store::Error::NotFound { path, .. }) => {
+                    tracing::warn!("Object {path} was already absent");
+                    outcome.deleted += 1;
+                }
+                Err(e) => {
+                    outcome.uncertain |= is_connectivity_error(&e);
+                    let text = error_chain(&e);
+                    tracing::error!("Deletion of objects failed: {text}");
+                    outcome.errors.push(text);
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Deletes every object below the directory `dir`: one recursive listing, then
+    /// requests of the provider's maximum size.
+    pub async fn delete_under(&self, dir: &str) -> Result<DeleteOutcome> {
+        let keys: Vec<String> = self
+            .list_tree(dir)
+            .await?
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        Ok(self
+            .delete_objects(&keys, self.delete_batch_limit(), DELETE_CONCURRENCY)
+            .await)
+    }
+
+    /// Why `key` cannot be deleted yet, if S3 Object Lock protects it (a retain-until date
+    /// in the future or a legal hold). Always `None` on other providers.
+    pub async fn object_lock(&self, key: &str) -> Result<Option<String>> {
+        match &self.admin {
+            BucketAdmin::S3(admin) => admin.object_lock(key).await,
+            _ => Ok(None),
+        }
+    }
+
     /// Confirms that `key` is stored with `expected` bytes (and, for local directories,
     /// that it reached the disk) before a write is reported done.
     pub async fn verify_size(&self, key: &str, expected: u64) -> Result<()> {
@@ -452,6 +546,39 @@ impl CloudStorage {
 
     fn map_error(&self, error: object_store::Error, key: &str) -> Error {
         map_error(&self.location.bucket, error, key)
+    }
+}
+
+/// Deletion requests in flight at once: enough to hide round trips, few enough not to
+/// trip a server's rate limits.
+pub const DELETE_CONCURRENCY: usize = 4;
+
+/// What a batched deletion did.
+#[derive(Debug, Default)]
+pub struct DeleteOutcome {
+    /// Keys the storage confirmed gone (absent ones included).
+    pub deleted: usize,
+    /// One line per failed key or request.
+    pub errors: Vec<String>,
+    /// A request failed without saying which of its keys it removed.
+    pub uncertain: bool,
+}
+
+impl DeleteOutcome {
+    pub fn is_complete(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// The failure as one error, if anything failed.
+    pub fn into_result(self) -> Result<()> {
+        match self.errors.first() {
+            None => Ok(()),
+            Some(first) if self.errors.len() == 1 => Err(Error::Storage(first.clone())),
+            Some(first) => Err(Error::Storage(format!(
+                "{first} (and {} more failures)",
+                self.errors.len() - 1
+            ))),
+        }
     }
 }
 
@@ -567,12 +694,20 @@ pub(crate) fn client_options(
         .with_read_timeout(std::time::Duration::from_secs(read_timeout))
 }
 
-/// Sends one of the rare bucket-level requests (with a client built only then) and
-/// returns the status and body text; failing to reach the server is `Connectivity`.
+/// The answer to a request `object_store` has no call for.
+pub(crate) struct AdminResponse {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub text: String,
+}
+
+/// Sends one of the rare requests `object_store` does not cover (bucket-level calls,
+/// object-lock probes), with a client built only then; failing to reach the server is
+/// `Connectivity`.
 pub(crate) async fn send_admin_request(
     options: &object_store::ClientOptions,
     request: object_store::client::HttpRequest,
-) -> Result<(http::StatusCode, String)> {
+) -> Result<AdminResponse> {
     use object_store::client::HttpConnector;
     let client = object_store::client::ReqwestConnector::default()
         .connect(options)
@@ -585,13 +720,18 @@ pub(crate) async fn send_admin_request(
         }
     })?;
     let status = response.status();
+    let headers = response.headers().clone();
     let text = response
         .into_body()
         .bytes()
         .await
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    Ok((status, text))
+    Ok(AdminResponse {
+        status,
+        headers,
+        text,
+    })
 }
 
 pub(crate) fn retry_config() -> object_store::RetryConfig {

@@ -2,11 +2,13 @@
 //! `<prefix>/<server>/wals/<TTTTTTTTLLLLLLLL>/<name>[.<ext>]`, history files in `wals/`.
 
 mod archive;
+pub mod catalog;
 mod check;
 pub mod name;
 mod restore;
 
 pub use archive::{ArchiveOutcome, WalArchiveRequest, archive_wal};
+pub use catalog::WalCatalog;
 pub use check::{WalArchiveCheck, check_wal_archive};
 pub use name::{WalKind, WalName, split_compression_suffix};
 pub use restore::{RestoreOutcome, WalRestoreRequest, restore_wal};

@@ -1,0 +1,408 @@
+//! `barman-cloud-backup-delete`: one backup by identifier, or every backup a retention
+//! policy calls obsolete, then the WAL no remaining backup needs.
+//!
+//! What goes is decided exactly as Barman 3.20.1 decides it (see [`wal_cleanup`] and
+//! [`crate::retention`]), so a bucket shared with Barman ends in the same state whichever
+//! tool ran. How it goes is safer: before the first archive of a backup is removed, its
+//! backup.info is rewritten as FAILED with [`DELETION_MARKER`], so that an interrupted
+//! deletion never leaves a DONE backup without its data; a later run (by ID, or by
+//! policy with barman-rs) finishes the job. Archives go before backup.info, as in Barman,
+//! so the backup stays findable until nothing else of it is left.
+
+pub mod wal_cleanup;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use futures::StreamExt;
+
+use crate::backup_catalog::{BackupCatalog, backup_archives, keep_annotations, read_keep};
+use crate::catalog::pyliteral::repr_str;
+use crate::catalog::{BackupInfo, BackupStatus, Timestamp};
+use crate::error::{Error, Result};
+use crate::retention::{RetentionPolicy, RetentionStatus};
+use crate::storage::{CloudStorage, DELETE_CONCURRENCY, Provider};
+use crate::wal::WalCatalog;
+
+/// The `error` of a backup.info whose deletion has started.
+pub const DELETION_MARKER: &str =
+    "deletion in progress (barman-cloud-backup-delete was interrupted; run it again)";
+
+/// What to delete.
+#[derive(Debug, Clone)]
+pub enum DeleteTarget {
+    /// A backup ID, shortcut or name (`-b`).
+    Backup(String),
+    /// Every backup the policy reports OBSOLETE (`-r`).
+    Policy(RetentionPolicy),
+}
+
+#[derive(Debug, Clone)]
+pub struct DeleteRequest {
+    pub server_name: String,
+    pub target: DeleteTarget,
+    pub minimum_redundancy: u64,
+    pub dry_run: bool,
+    /// `--batch-size`: clamped to the provider's limit; the limit when `None`.
+    pub batch_size: Option<i64>,
+    /// `--check-object-lock` (S3 only).
+    pub check_object_lock: bool,
+}
+
+/// Runs a deletion. `dry_run_out` receives Barman's `Skipping deletion of ...` lines.
+pub async fn delete_backups(
+    storage: &CloudStorage,
+    request: &DeleteRequest,
+    dry_run_out: &mut dyn Write,
+) -> Result<()> {
+    let provider = storage.location().provider;
+    if request.check_object_lock && provider != Provider::AwsS3 {
+        tracing::warn!(
+            "The --check-object-lock option is currently only supported for aws-s3. \
+             Object lock checks will not be performed for this cloud provider"
+        );
+    }
+    let server = request.server_name.as_str();
+    let catalog = BackupCatalog::load(storage, server).await?;
+    if !catalog.unreadable.is_empty() {
+        let ids: Vec<String> = catalog.unreadable.iter().map(|id| repr_str(id)).collect();
+        return Err(Error::Operation(format!(
+            "Cannot read the following backups: [{}]; unsafe to proceed with deletion due to \
+             failure reading backup catalog",
+            ids.join(", ")
+        )));
+    }
+    let limit = storage.delete_batch_limit();
+    let batch_size = request
+        .batch_size
+        .map_or(limit, |size| size.clamp(1, limit as i64) as usize);
+    let mut deleter = Deleter {
+        storage,
+        server,
+        dry_run: request.dry_run,
+        check_object_lock: request.check_object_lock && provider == Provider::AwsS3,
+        batch_size,
+        backups: catalog.backups.clone(),
+        keep_targets: None,
+        wals: None,
+        out: dry_run_out,
+    };
+    match &request.target {
+        DeleteTarget::Backup(text) => {
+            let id = catalog.resolve(text, server)?;
+            if read_keep(storage, server, &id).await?.is_some() {
+                return Err(Error::Operation(format!(
+                    "Skipping delete of backup {id} for server {server} as it has a current \
+                     keep request. If you really want to delete this backup please remove the \
+                     keep and try again."
+                )));
+            }
+            let completed = catalog
+                .backups
+                .iter()
+                .filter(|b| b.status != Some(BackupStatus::Started))
+                .count() as u64;
+            if request.minimum_redundancy > 0 && request.minimum_redundancy >= completed {
+                return Err(Error::Operation(format!(
+                    "Skipping delete of backup {id} for server {server} due to minimum \
+                     redundancy requirements (minimum redundancy = {}, current redundancy = \
+                     {completed})",
+                    request.minimum_redundancy
+                )));
+            }
+            deleter.delete_backup(&id, true).await
+        }
+        DeleteTarget::Policy(policy) => {
+            let now: Timestamp = chrono::Local::now().fixed_offset();
+            let keeps = deleter.keep_targets().await?.clone();
+            let report =
+                policy.report(&catalog.backups, &keeps, request.minimum_redundancy, now)?;
+            let mut doomed: Vec<String> = report
+                .iter()
+                .filter(|(_, status)| **status == RetentionStatus::Obsolete)
+                .map(|(id, _)| id.clone())
+                .collect();
+            // Deletions barman-rs started and could not finish are finished now.
+            doomed.extend(
+                catalog
+                    .backups
+                    .iter()
+                    .filter(|b| is_interrupted_deletion(b))
+                    .filter_map(|b| b.backup_id.clone()),
+            );
+            doomed.sort();
+            doomed.dedup();
+            if !request.dry_run {
+                refuse_snapshot_backups(&catalog.backups, &doomed)?;
+            }
+            for id in doomed {
+                deleter.delete_backup(&id, false).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A backup.info barman-rs marked before deleting the backup's archives.
+pub fn is_interrupted_deletion(backup: &BackupInfo) -> bool {
+    backup.status == Some(BackupStatus::Failed) && backup.error.as_deref() == Some(DELETION_MARKER)
+}
+
+fn refuse_snapshot_backups(backups: &[BackupInfo], doomed: &[String]) -> Result<()> {
+    let snapshot = backups.iter().find(|b| {
+        b.snapshots_info.is_some()
+            && doomed.contains(b.backup_id.as_ref().unwrap_or(&String::new()))
+    });
+    match snapshot {
+        Some(b) => Err(Error::Config(format!(
+            "backup {} is a snapshot backup: deleting snapshot backups is not implemented yet \
+             in barman-rs; nothing was deleted",
+            b.backup_id.as_deref().unwrap_or_default()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Python's repr of a list of strings, as Barman prints the keys it skips in a dry run.
+fn py_list(keys: &[String]) -> String {
+    let items: Vec<String> = keys.iter().map(|k| repr_str(k)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+struct Deleter<'a> {
+    storage: &'a CloudStorage,
+    server: &'a str,
+    dry_run: bool,
+    check_object_lock: bool,
+    batch_size: usize,
+    /// The catalog as Barman keeps it in memory: loaded once, backups dropped as deleted.
+    backups: Vec<BackupInfo>,
+    /// Keep annotations, read on first use.
+    keep_targets: Option<BTreeMap<String, String>>,
+    /// WAL files, listed on first use, names dropped as deleted one by one.
+    wals: Option<WalCatalog>,
+    out: &'a mut dyn Write,
+}
+
+impl Deleter<'_> {
+    async fn keep_targets(&mut self) -> Result<&BTreeMap<String, String>> {
+        if self.keep_targets.is_none() {
+            self.keep_targets = Some(keep_annotations(self.storage, self.server).await?);
+        }
+        Ok(self.keep_targets.as_ref().expect("just loaded"))
+    }
+
+    fn say(&mut self, line: String) -> Result<()> {
+        writeln!(self.out, "{line}").map_err(|e| Error::io("<stdout>", e))
+    }
+
+    async fn delete_backup(
+        &mut self,
+        id: &str,
+        skip_wal_cleanup_if_standalone: bool,
+    ) -> Result<()> {
+        let storage = self.storage;
+        let info_key = storage.key(&[self.server, "base", id, "backup.info"]);
+        let original = match storage.get(&info_key).await {
+            Ok(bytes) => bytes,
+            Err(Error::NotFound(_)) => {
+                tracing::warn!("Backup {id} does not exist");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let info = BackupInfo::load(id, &original)?;
+
+        if info.snapshots_info.is_some() {
+            if !self.dry_run {
+                return Err(Error::Config(format!(
+                    "backup {id} is a snapshot backup: deleting snapshot backups is not \
+                     implemented yet in barman-rs"
+                )));
+            }
+            self.say("Skipping deletion of snapshots due to --dry-run option".into())?;
+            let label = storage.key(&[self.server, "base", id, "backup_label"]);
+            self.say(format!(
+                "Skipping deletion of {label} due to --dry-run option"
+            ))?;
+        }
+
+        let dir = format!("{}/", storage.key(&[self.server, "base", id]));
+        let objects = storage.list(&dir).await?;
+        let mut families = backup_archives(&info, &dir, &objects);
+        families.sort_by_key(|f| f.oid.map_or(-1, i64::from));
+        let mut keys = Vec::new();
+        for family in &families {
+            if family.main.is_none() && info.snapshots_info.is_none() {
+                tracing::warn!(
+                    "Missing file {dir}{}.* for server {}",
+                    family.name,
+                    self.server
+                );
+            }
+            keys.extend(family.objects().map(|o| o.key.clone()));
+        }
+
+        if self.dry_run {
+            let mut listed = keys.clone();
+            listed.push(info_key.clone());
+            self.say(format!(
+                "Skipping deletion of objects {} due to --dry-run option",
+                py_list(&listed)
+            ))?;
+        } else {
+            self.delete_backup_objects(id, &info, &original, &info_key, &keys)
+                .await
+                .map_err(|e| Error::Operation(format!("Could not delete backup {id}: {e}")))?;
+            tracing::info!("Deleted backup {id}");
+        }
+
+        self.remove_wals_for_backup(&info, skip_wal_cleanup_if_standalone)
+            .await?;
+        self.backups.retain(|b| b.backup_id.as_deref() != Some(id));
+        Ok(())
+    }
+
+    /// Lock check, deletion mark, archives, then backup.info.
+    async fn delete_backup_objects(
+        &mut self,
+        id: &str,
+        info: &BackupInfo,
+        original: &bytes::Bytes,
+        info_key: &str,
+        keys: &[String],
+    ) -> Result<()> {
+        let storage = self.storage;
+        if self.check_object_lock {
+            let locks: Vec<Result<Option<String>>> = futures::stream::iter(keys)
+                .map(|key| async move {
+                    Ok(storage
+                        .object_lock(key)
+                        .await?
+                        .map(|reason| format!("{key}: {reason}")))
+                })
+                .buffered(DELETE_CONCURRENCY * 4)
+                .collect()
+                .await;
+            for lock in locks {
+                if let Some(reason) = lock? {
+                    return Err(Error::Operation(reason));
+                }
+            }
+        }
+        if !is_interrupted_deletion(info) {
+            let mut marked = info.clone();
+            marked.status = Some(BackupStatus::Failed);
+            marked.error = Some(DELETION_MARKER.into());
+            let text = marked.to_file_text()?;
+            storage.put(info_key, text.into_bytes().into(), &[]).await?;
+        }
+        let outcome = storage
+            .delete_objects(keys, self.batch_size, DELETE_CONCURRENCY)
+            .await;
+        if !outcome.is_complete() {
+            if outcome.deleted == 0 && !outcome.uncertain && !is_interrupted_deletion(info) {
+                // Nothing was removed: the backup is whole, give it its status back.
+                if let Err(e) = storage.put(info_key, original.clone().into(), &[]).await {
+                    tracing::error!("Could not restore backup.info of intact backup {id}: {e}");
+                }
+            }
+            return outcome.into_result();
+        }
+        storage
+            .delete_objects(&[info_key.to_string()], 1, 1)
+            .await
+            .into_result()
+    }
+
+    /// Barman's `_remove_wals_for_backup`: errors after the archives are gone are logged,
+    /// the WAL stays for a later run.
+    async fn remove_wals_for_backup(
+        &mut self,
+        deleted: &BackupInfo,
+        skip_if_standalone: bool,
+    ) -> Result<()> {
+        let keeps = self.keep_targets().await?.clone();
+        let Some(scope) =
+            wal_cleanup::cleanup_scope(deleted, &self.backups, &keeps, skip_if_standalone)?
+        else {
+            return Ok(());
+        };
+        let storage = self.storage;
+        let wals_dir = storage.key(&[self.server, "wals"]);
+        let deleted_dirs: Vec<String> = if self.has_directory_shortcut() {
+            let directories = storage.list_dirs(&wals_dir).await?;
+            let deletable = wal_cleanup::deletable_directories(&scope, &directories)?;
+            let mut prefixes = Vec::new();
+            for directory in deletable {
+                let dir_key = storage.key(&[self.server, "wals", &directory]);
+                if self.dry_run {
+                    self.say(format!(
+                        "Skipping deletion of all objects under prefix {dir_key}/ due to --dry-run option"
+                    ))?;
+                } else {
+                    storage.delete_under(&dir_key).await?.into_result()?;
+                }
+                prefixes.push(format!("{dir_key}/"));
+            }
+            prefixes
+        } else {
+            Vec::new()
+        };
+
+        if self.wals.is_none() {
+            match storage.list_tree(&wals_dir).await {
+                Ok(objects) => self.wals = Some(WalCatalog::from_listing(&objects)),
+                Err(e) => {
+                    tracing::error!(
+                        "Cannot clean up WALs for backup {} because an error occurred listing WALs: {e}",
+                        deleted.backup_id.as_deref().unwrap_or_default()
+                    );
+                    return Ok(());
+                }
+            }
+        }
+        let wals = self.wals.as_ref().expect("just listed");
+        let doomed = wal_cleanup::wals_to_delete(&scope, wals, &deleted_dirs)?;
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = doomed.iter().map(|(_, key)| key.clone()).collect();
+        if self.dry_run {
+            self.say(format!(
+                "Skipping deletion of objects {} due to --dry-run option",
+                py_list(&keys)
+            ))?;
+        } else {
+            let outcome = storage
+                .delete_objects(&keys, self.batch_size, DELETE_CONCURRENCY)
+                .await;
+            if let Err(e) = outcome.into_result() {
+                tracing::error!(
+                    "Could not delete the following WALs for backup {}: {} WAL files from {} to {}, Reason: {e}",
+                    deleted.backup_id.as_deref().unwrap_or_default(),
+                    keys.len(),
+                    keys.first().map_or("", String::as_str),
+                    keys.last().map_or("", String::as_str),
+                );
+                return Ok(());
+            }
+            tracing::info!("Deleted {} WAL files", keys.len());
+        }
+        let wals = self.wals.as_mut().expect("listed above");
+        for (name, _) in &doomed {
+            wals.remove(name);
+        }
+        Ok(())
+    }
+
+    /// Whether whole `wals/<TTTTTTTTLLLLLLLL>/` directories are deleted at once. Barman does
+    /// it on S3 only; local directories get it too (a bucket there is never shared with
+    /// Barman, and removing a directory is one listing).
+    fn has_directory_shortcut(&self) -> bool {
+        matches!(
+            self.storage.location().provider,
+            Provider::AwsS3 | Provider::Local
+        )
+    }
+}
