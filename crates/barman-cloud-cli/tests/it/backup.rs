@@ -37,24 +37,6 @@ fn our_backup(dest: &Destination, cluster: &Cluster, options: &[&str]) -> Output
     dest.ours_with("barman-cloud-backup", &all, &["srv"])
 }
 
-fn backup_ids(dest: &Destination) -> Vec<(String, String)> {
-    let out = dest.ours_with("barman-cloud-backup-list", &["--format", "json"], &["srv"]);
-    assert_success(&out, "backup-list");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let field = |entry: &str, key: &str| {
-        entry
-            .split(&format!("\"{key}\": \""))
-            .nth(1)
-            .map(|r| r.split('"').next().unwrap().to_string())
-            .unwrap_or_default()
-    };
-    // One JSON object per backup, each starting with its first key.
-    text.split("{\"backup_label\": ")
-        .skip(1)
-        .map(|entry| (field(entry, "backup_id"), field(entry, "status")))
-        .collect()
-}
-
 /// pgbench writing in the background for `seconds`.
 fn pgbench_load(cluster: &Cluster, seconds: u32) -> Child {
     Command::new("runuser")

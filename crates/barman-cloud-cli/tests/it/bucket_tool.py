@@ -3,6 +3,7 @@
 Run with the Python of Barman's virtualenv (boto3, azure-storage-blob, google-cloud-storage):
 
     bucket_tool.py SERVICE upload SRC_DIR BUCKET [BUCKET...]   every file of SRC_DIR, key = its path
+    bucket_tool.py s3 copy SRC_BUCKET DST_BUCKET [DST...]      every object, server-side
     bucket_tool.py SERVICE list BUCKET                         every key, sorted, one per line
     bucket_tool.py SERVICE put BUCKET KEY TEXT                 one object holding TEXT
     bucket_tool.py s3 lock BUCKET KEY                          legal hold ON (bucket made with mklocked)
@@ -86,6 +87,18 @@ if action == "upload":
     workers = 16 if service == "s3" else 4
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(lambda job: store.put(*job), jobs))
+elif action == "copy":
+    src, buckets = args[0], args[1:]
+    jobs = [(key, bucket) for key in store.keys(src) for bucket in buckets]
+    with ThreadPoolExecutor(16) as pool:
+        list(
+            pool.map(
+                lambda job: store.client.copy_object(
+                    Bucket=job[1], Key=job[0], CopySource={"Bucket": src, "Key": job[0]}
+                ),
+                jobs,
+            )
+        )
 elif action == "list":
     for key in sorted(store.keys(args[0])):
         print(key)

@@ -111,16 +111,22 @@ fn backup_info(b: &Synthetic) -> String {
     lines.join("\n") + "\n"
 }
 
-/// A tar holding one file that names the archive, so restores can be checked.
+/// A tar holding one file that names the archive, so restores can be checked (and, in
+/// the PGDATA archive, the `pg_tblspc` directory a restore puts tablespace links in).
 fn write_tar(path: &Path, member: &str, content: &str, gzip: bool) {
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join(member), content).unwrap();
+    let mut members = vec![member];
+    if member == "PG_VERSION" {
+        std::fs::create_dir(work.path().join("pg_tblspc")).unwrap();
+        members.push("pg_tblspc");
+    }
     let status = std::process::Command::new("tar")
         .arg(if gzip { "-czf" } else { "-cf" })
         .arg(path)
         .arg("-C")
         .arg(work.path())
-        .arg(member)
+        .args(members)
         .status()
         .unwrap();
     assert!(status.success());
@@ -585,4 +591,321 @@ fn retention_on_azure_and_gcs_leaves_what_barman_leaves() {
             );
         }
     }
+}
+
+/// One bucket holding the synthetic catalog.
+fn catalog_bucket(service: Service, keeps: &[(&str, &str)]) -> Destination {
+    let catalog = temp_dir("delcatalog");
+    write_synthetic_catalog(catalog.path());
+    twin_buckets(service, catalog.path(), keeps).0
+}
+
+fn keep_status(out: &Output) -> String {
+    assert_success(out, "keep --status");
+    stdout(out).trim_end().to_string()
+}
+
+#[test]
+fn keep_annotations_interoperate_with_barman() {
+    for service in [Service::S3, Service::Azure, Service::Gcs] {
+        let dest = catalog_bucket(service, &[]);
+        let keep = "barman-cloud-backup-keep";
+        let status = |ours: bool, id: &str| {
+            keep_status(&if ours {
+                dest.ours_with(keep, &["--status"], &[SERVER, id])
+            } else {
+                dest.barman(keep, &["--status"], &[SERVER, id])
+            })
+        };
+        // Ours written, Barman reads; Barman's written (by name), ours reads.
+        assert_success(
+            &dest.ours_with(keep, &["--target", "full"], &[SERVER, "20250104T000000"]),
+            "our keep",
+        );
+        assert_eq!(status(false, "20250104T000000"), "Keep: full");
+        assert_success(
+            &dest.barman(keep, &["--target", "standalone"], &[SERVER, "monthly"]),
+            "Barman's keep",
+        );
+        assert_eq!(status(true, "monthly"), "Keep: standalone");
+        assert_eq!(status(true, "20250101T000000"), "Keep: nokeep");
+        assert_eq!(status(false, "20250101T000000"), "Keep: nokeep");
+        let list = |ours: bool| {
+            let out = if ours {
+                dest.ours_with("barman-cloud-backup-list", &[], &[SERVER])
+            } else {
+                dest.barman("barman-cloud-backup-list", &[], &[SERVER])
+            };
+            assert_success(&out, "backup-list");
+            stdout(&out)
+        };
+        let listing = list(true);
+        assert!(listing.contains("KEEP:FULL") && listing.contains("KEEP:STANDALONE"));
+        assert_eq!(listing, list(false), "{service:?}: backup-list differs");
+
+        // The annotation object is where Barman puts it, with Barman's content.
+        let keys = dest.object_keys();
+        assert!(keys.contains(&"pg/srv/base/20250104T000000/annotations/keep".to_string()));
+
+        // Refusals and odd cases give Barman's exit codes.
+        for (options, id) in [
+            (&["--target", "full"][..], "20250103T000000"), // FAILED: exit 1
+            (&["--target", "full"][..], "20240101T000000"), // no such backup: exit 4
+            (&["--status"][..], "20240101T000000"),         // nokeep, exit 0
+            (&["--target", "full"][..], "no-such-name"),    // unknown name: exit 4
+        ] {
+            let ours = dest.ours_with(keep, options, &[SERVER, id]);
+            let barman = dest.barman(keep, options, &[SERVER, id]);
+            assert_eq!(
+                ours.status.code(),
+                barman.status.code(),
+                "{service:?} keep {options:?} {id}\nours: {}\nBarman: {}",
+                stderr(&ours),
+                stderr(&barman)
+            );
+            assert_eq!(stdout(&ours), stdout(&barman), "{options:?} {id}");
+        }
+        // Releasing a keep that is not there is no error (Barman agrees except on GCS,
+        // where its batch delete fails on the missing object: exit 4).
+        let ours = dest.ours_with(keep, &["--release"], &[SERVER, "20250101T000000"]);
+        assert_success(&ours, "releasing an absent keep");
+        if service != Service::Gcs {
+            let barman = dest.barman(keep, &["--release"], &[SERVER, "20250101T000000"]);
+            assert_success(&barman, "Barman releasing an absent keep");
+        }
+
+        // Releases cross over too.
+        assert_success(
+            &dest.ours_with(keep, &["--release"], &[SERVER, "monthly"]),
+            "our release",
+        );
+        assert_success(
+            &dest.barman(keep, &["-r"], &[SERVER, "20250104T000000"]),
+            "Barman's release",
+        );
+        assert_eq!(status(true, "20250104T000000"), "Keep: nokeep");
+        assert_eq!(status(false, "monthly"), "Keep: nokeep");
+        assert!(!dest.object_keys().iter().any(|k| k.contains("annotations")));
+    }
+}
+
+#[test]
+fn bad_arguments_and_an_unreadable_catalog_are_refused_like_barman() {
+    let dest = catalog_bucket(Service::S3, &[]);
+    let before = dest.object_keys();
+    let delete = "barman-cloud-backup-delete";
+    for options in [
+        &["-r", "REDUNDANCY"][..],
+        &["-r", "RECOVERY WINDOW OF 2 YEARS"],
+        &["-r", "redundancy two"],
+        &["-b", "first", "-r", "REDUNDANCY 1"],
+        &[],
+        &["-b", "first", "-m", "-1"],
+        &["-b", "no-such-name"],
+    ] {
+        let ours = dest.ours_with(delete, options, &[SERVER]);
+        let barman = dest.barman(delete, options, &[SERVER]);
+        assert_eq!(
+            ours.status.code(),
+            barman.status.code(),
+            "delete {options:?}\nours: {}\nBarman: {}",
+            stderr(&ours),
+            stderr(&barman)
+        );
+        assert_eq!(
+            stderr(&ours).trim_end().lines().count(),
+            1,
+            "{options:?}: one error line expected, got {}",
+            stderr(&ours)
+        );
+    }
+    let bad_policy = dest.ours_with(delete, &["-r", "REDUNDANCY two"], &[SERVER]);
+    assert!(
+        stderr(&bad_policy).contains("Could not create retention policy REDUNDANCY two"),
+        "{}",
+        stderr(&bad_policy)
+    );
+    // Barman crashes on MAIN (exit 4); we refuse it as the bad input it is.
+    assert_exit(
+        &dest.ours_with(delete, &["-r", "MAIN"], &[SERVER]),
+        3,
+        "MAIN policy",
+    );
+    let keep = "barman-cloud-backup-keep";
+    for options in [&[][..], &["-r", "-s"], &["--target", "forever"]] {
+        let ours = dest.ours_with(keep, options, &[SERVER, "first"]);
+        let barman = dest.barman(keep, options, &[SERVER, "first"]);
+        assert_eq!(ours.status.code(), barman.status.code(), "keep {options:?}");
+        assert_eq!(ours.status.code(), Some(3), "keep {options:?}");
+    }
+    assert_eq!(dest.object_keys(), before, "bad input changed the bucket");
+
+    // One unreadable backup.info: nothing may be deleted (exit 1).
+    dest.bucket_tool(&[
+        "put",
+        &dest.bucket(),
+        "pg/srv/base/20250112T000000/backup.info",
+        "status=DONE\nbegin_time=not a time\n",
+    ]);
+    let before = dest.object_keys();
+    for options in [&["-r", "REDUNDANCY 1"][..], &["-b", "oldest"]] {
+        let ours = dest.ours_with(delete, options, &[SERVER]);
+        let barman = dest.barman(delete, options, &[SERVER]);
+        assert_exit(&ours, 1, "delete with an unreadable backup.info");
+        assert_exit(&barman, 1, "Barman's delete with an unreadable backup.info");
+        assert!(stderr(&ours).contains("Cannot read the following backups: ['20250112T000000']"));
+    }
+    assert_eq!(dest.object_keys(), before);
+}
+
+#[test]
+fn object_lock_check_refuses_to_delete_a_locked_backup() {
+    let catalog = temp_dir("delcatalog");
+    write_synthetic_catalog(catalog.path());
+    let mut buckets = Vec::new();
+    for tag in ["lockours", "lockbarman"] {
+        let dest = Destination::new(Service::S3, tag);
+        dest.bucket_tool(&["mklocked", &dest.bucket()]);
+        buckets.push(dest);
+    }
+    let staging = temp_dir("delstage");
+    copy_tree(catalog.path(), &staging.path().join("pg"));
+    buckets[0].bucket_tool(&[
+        "upload",
+        &staging.path().display().to_string(),
+        &buckets[0].bucket(),
+        &buckets[1].bucket(),
+    ]);
+    for dest in &buckets {
+        dest.bucket_tool(&[
+            "lock",
+            &dest.bucket(),
+            "pg/srv/base/20250101T000000/data.tar",
+        ]);
+    }
+    let before = buckets[0].object_keys();
+    let options = ["-b", "oldest", "--check-object-lock"];
+    let ours = buckets[0].ours_with("barman-cloud-backup-delete", &options, &[SERVER]);
+    let barman = buckets[1].barman("barman-cloud-backup-delete", &options, &[SERVER]);
+    assert_exit(&barman, 1, "Barman's delete of a locked backup");
+    assert_exit(&ours, 1, "our delete of a locked backup");
+    assert!(stderr(&ours).contains("legal hold"), "{}", stderr(&ours));
+    assert_eq!(
+        buckets[0].object_keys(),
+        before,
+        "a locked backup lost objects"
+    );
+    // Nothing was marked either: the backup still lists as DONE.
+    let ids = backup_ids(&buckets[0]);
+    assert!(ids.contains(&("20250101T000000".to_string(), "DONE".to_string())));
+    for dest in &buckets {
+        dest.bucket_tool(&[
+            "unlock",
+            &dest.bucket(),
+            "pg/srv/base/20250101T000000/data.tar",
+        ]);
+    }
+    let left = same_deletion(&buckets[0], &buckets[1], &options);
+    assert_eq!(backups_left(&left), ALL_BUT_FIRST);
+}
+
+/// The DONE backups of `dest` with Barman's own listing, each restored by Barman's
+/// barman-cloud-restore: an interrupted deletion must not leave a DONE backup that
+/// cannot be restored.
+fn assert_done_backups_restore(dest: &Destination) -> Vec<String> {
+    let out = dest.barman("barman-cloud-backup-list", &["--format", "json"], &[SERVER]);
+    assert_success(&out, "Barman's backup-list");
+    let text = stdout(&out);
+    let mut done = Vec::new();
+    for entry in text.split("{\"backup_label\": ").skip(1) {
+        let field = |key: &str| {
+            entry
+                .split(&format!("\"{key}\": \""))
+                .nth(1)
+                .map(|r| r.split('"').next().unwrap().to_string())
+                .unwrap_or_default()
+        };
+        if field("status") == "DONE" {
+            done.push(field("backup_id"));
+        }
+    }
+    for id in &done {
+        let target = temp_dir("delrestore");
+        let dir = target.path().join("data");
+        std::fs::create_dir(target.path().join("tbs")).unwrap();
+        let tablespace = format!("tbs:{}", target.path().join("tbs").display());
+        let out = dest.barman(
+            "barman-cloud-restore",
+            &["--tablespace", &tablespace],
+            &[SERVER, id, dir.to_str().unwrap()],
+        );
+        assert_success(&out, &format!("Barman restoring {id}"));
+        assert_eq!(
+            std::fs::read_to_string(dir.join("PG_VERSION")).unwrap(),
+            *id
+        );
+    }
+    done
+}
+
+#[test]
+fn an_interrupted_deletion_never_leaves_a_broken_done_backup() {
+    // Storage stops while the third backup is being deleted: before its archives go, and
+    // after they went but before its backup.info did (where Barman leaves a DONE backup
+    // without data).
+    interrupted_deletion("Marked backup 20250104T000000 as being deleted");
+    interrupted_deletion("Deleted the 1 archives of backup 20250104T000000");
+}
+
+fn interrupted_deletion(cut_after: &str) {
+    use std::io::BufRead;
+    let catalog = temp_dir("delcatalog");
+    write_synthetic_catalog(catalog.path());
+    let (ours, barman) = twin_buckets(Service::S3, catalog.path(), &[]);
+    let endpoint = required_env("BARMAN_RS_TEST_S3_ENDPOINT");
+    let relay = CuttableRelay::start(endpoint.trim_start_matches("http://"));
+    let mut through_relay = ours.clone();
+    through_relay.args = vec![
+        "--endpoint-url".into(),
+        format!("http://127.0.0.1:{}", relay.port),
+    ];
+    let policy = ["-r", "REDUNDANCY 1"];
+    let mut verbose = vec!["-v"];
+    verbose.extend(policy);
+    let mut child = through_relay
+        .command_for_ours("barman-cloud-backup-delete", &verbose, &[SERVER])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.contains(cut_after) {
+            relay.cut();
+        }
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the run cut after {cut_after:?} must fail:\n{log}"
+    );
+    assert!(log.contains(cut_after), "{log}");
+
+    let ids = backup_ids(&ours);
+    assert!(
+        ids.contains(&("20250104T000000".to_string(), "FAILED".to_string())),
+        "the backup being deleted must list as FAILED: {ids:?}"
+    );
+    let done = assert_done_backups_restore(&ours);
+    assert!(done.contains(&"20250111T000000".to_string()));
+
+    // The next run finishes the job: the bucket ends as Barman's uninterrupted run leaves it.
+    let rerun = ours.ours_with("barman-cloud-backup-delete", &policy, &[SERVER]);
+    assert_success(&rerun, "the deletion run again");
+    let barman_run = barman.barman("barman-cloud-backup-delete", &policy, &[SERVER]);
+    assert_success(&barman_run, "Barman's deletion");
+    assert_eq!(ours.object_keys(), barman.object_keys());
 }

@@ -340,3 +340,102 @@ impl Drop for TinyFilesystem {
             .status();
     }
 }
+
+/// A TCP relay to a storage server that can be cut at a chosen moment, as if the server
+/// had stopped: open connections are shut down and new ones closed at once.
+pub struct CuttableRelay {
+    pub port: u16,
+    state: std::sync::Arc<RelayState>,
+    accept_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct RelayState {
+    cut: std::sync::atomic::AtomicBool,
+    stopping: std::sync::atomic::AtomicBool,
+    connections: std::sync::Mutex<Vec<std::net::TcpStream>>,
+}
+
+impl CuttableRelay {
+    /// Relays 127.0.0.1:<new port> to `target` (`host:port`).
+    pub fn start(target: &str) -> Self {
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = std::sync::Arc::new(RelayState::default());
+        let target = target.to_string();
+        let shared = state.clone();
+        let accept_thread = std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if shared.stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                if shared.cut.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                shared
+                    .connections
+                    .lock()
+                    .unwrap()
+                    .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Write);
+                    });
+                }
+            }
+        });
+        CuttableRelay {
+            port,
+            state,
+            accept_thread: Some(accept_thread),
+        }
+    }
+
+    pub fn cut(&self) {
+        self.state.cut.store(true, Ordering::SeqCst);
+        for connection in self.state.connections.lock().unwrap().drain(..) {
+            let _ = connection.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for CuttableRelay {
+    fn drop(&mut self) {
+        self.cut();
+        self.state.stopping.store(true, Ordering::SeqCst);
+        // Wakes the accept loop, which then sees `stopping` and ends.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.accept_thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// (backup ID, status) of every backup, from our backup-list's JSON.
+pub fn backup_ids(dest: &Destination) -> Vec<(String, String)> {
+    let out = dest.ours_with("barman-cloud-backup-list", &["--format", "json"], &["srv"]);
+    assert_success(&out, "backup-list");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let field = |entry: &str, key: &str| {
+        entry
+            .split(&format!("\"{key}\": \""))
+            .nth(1)
+            .map(|r| r.split('"').next().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    // One JSON object per backup, each starting with its first key.
+    text.split("{\"backup_label\": ")
+        .skip(1)
+        .map(|entry| (field(entry, "backup_id"), field(entry, "status")))
+        .collect()
+}

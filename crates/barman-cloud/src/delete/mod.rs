@@ -296,6 +296,7 @@ impl Deleter<'_> {
             marked.error = Some(DELETION_MARKER.into());
             let text = marked.to_file_text()?;
             storage.put(info_key, text.into_bytes().into(), &[]).await?;
+            tracing::info!("Marked backup {id} as being deleted");
         }
         let outcome = storage
             .delete_objects(keys, self.batch_size, DELETE_CONCURRENCY)
@@ -309,6 +310,7 @@ impl Deleter<'_> {
             }
             return outcome.into_result();
         }
+        tracing::info!("Deleted the {} archives of backup {id}", keys.len());
         storage
             .delete_objects(&[info_key.to_string()], 1, 1)
             .await
