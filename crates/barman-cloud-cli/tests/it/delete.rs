@@ -909,3 +909,146 @@ fn interrupted_deletion(cut_after: &str) {
     assert_success(&barman_run, "Barman's deletion");
     assert_eq!(ours.object_keys(), barman.object_keys());
 }
+
+/// archive_command script running Barman's own barman-cloud-wal-archive.
+fn barman_archive_script(dir: &Path, dest: &Destination) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("barman-archive.sh");
+    let program =
+        Path::new(&required_env("BARMAN_RS_TEST_BARMAN_BIN")).join("barman-cloud-wal-archive");
+    let script = format!(
+        "#!/bin/sh\n{}exec '{}' {} '{}' {SERVER} \"$1\"\n",
+        dest.shell_env(),
+        program.display(),
+        dest.shell_args(),
+        dest.url
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn real_backups_of_both_tools_keep_recovering_after_retention() {
+    use crate::postgres::{Cluster, recover};
+    let template = Destination::create(Service::S3, "delreal");
+    let scripts = temp_dir("delscripts");
+    let cluster = Cluster::archiving("delreal", &template, scripts.path(), "");
+    cluster.pgbench(&["-i", "-s", "1", "-q"]);
+    cluster.psql("create table marks (phase int)");
+    let connection = [
+        "--immediate-checkpoint".to_string(),
+        "-h".into(),
+        cluster.socket_dir(),
+        "-p".into(),
+        cluster.port.to_string(),
+        "-U".into(),
+        "postgres".into(),
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        connection
+            .iter()
+            .cloned()
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect()
+    };
+    let archive_all = || {
+        let last = cluster.psql("select pg_walfile_name(pg_current_wal_lsn())");
+        cluster.psql("select pg_switch_wal()");
+        cluster.wait_for("the archiver", std::time::Duration::from_secs(120), || {
+            cluster.psql("select coalesce(last_archived_wal, '') from pg_stat_archiver") >= last
+        });
+    };
+    // Phase n: rows, a WAL switch, then a backup by one tool or the other; WAL archived
+    // by ours first, by Barman's wal-archive from phase 3 on.
+    let mut ids = Vec::new();
+    for (phase, tool, options) in [
+        (1, "barman", &[][..]),
+        (2, "ours", &["--gzip"][..]),
+        (3, "barman", &["--snappy"][..]),
+        (4, "ours", &["--zstd", "-S", "1MB"][..]),
+    ] {
+        cluster.psql(&format!("insert into marks values ({phase})"));
+        cluster.pgbench(&["-t", "200", "-n"]);
+        if phase == 3 {
+            let script = barman_archive_script(scripts.path(), &template);
+            cluster.configure(&format!("archive_command = '{} %p'\n", script.display()));
+            cluster.psql("select pg_reload_conf()");
+        }
+        archive_all();
+        let args = with(options);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = if tool == "ours" {
+            template.ours_with("barman-cloud-backup", &args, &[SERVER])
+        } else {
+            template.barman("barman-cloud-backup", &args, &[SERVER])
+        };
+        assert_success(&out, &format!("{tool}'s backup of phase {phase}"));
+        let listed = backup_ids(&template);
+        ids.push(listed.last().unwrap().0.clone());
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    cluster.psql("insert into marks values (5)");
+    cluster.pgbench(&["-t", "200", "-n"]);
+    archive_all();
+    let final_state = cluster.psql("select count(*) || ':' || max(phase) from marks");
+
+    // Keeps set by each tool, then retention: phase 2's backup goes, with the WAL between
+    // phase 1's end and phase 3's start (phase 1 is standalone, phase 3 full).
+    assert_success(
+        &template.barman(
+            "barman-cloud-backup-keep",
+            &["--target", "standalone"],
+            &[SERVER, &ids[0]],
+        ),
+        "Barman's keep",
+    );
+    assert_success(
+        &template.ours_with(
+            "barman-cloud-backup-keep",
+            &["--target", "full"],
+            &[SERVER, &ids[2]],
+        ),
+        "our keep",
+    );
+    for options in [&["-r", "REDUNDANCY 1"][..], &["-b", "oldest"]] {
+        let ours = Destination::create(Service::S3, "delrealours");
+        let barman = Destination::create(Service::S3, "delrealbarman");
+        template.bucket_tool(&["copy", &template.bucket(), &ours.bucket(), &barman.bucket()]);
+        let before = wal_count(&ours.object_keys());
+        let left = same_deletion(&ours, &barman, options);
+        if options[0] == "-b" {
+            // The oldest is kept (standalone): refused.
+            assert_eq!(backups_left(&left).len(), 4);
+            continue;
+        }
+        assert_eq!(
+            backups_left(&left),
+            [ids[0].clone(), ids[2].clone(), ids[3].clone()]
+        );
+        assert!(wal_count(&left) < before, "no WAL was deleted");
+
+        // Every backup left restores and PostgreSQL starts on it; from the full-kept and
+        // the newest one it recovers every phase, from the standalone one its own.
+        for (id, expect_all) in [(&ids[0], false), (&ids[2], true), (&ids[3], true)] {
+            let root = temp_dir("delrecover");
+            let data = root.path().join("data");
+            let out = ours.ours_with(
+                "barman-cloud-restore",
+                &[],
+                &[SERVER, id, data.to_str().unwrap()],
+            );
+            assert_success(&out, &format!("restoring {id}"));
+            let recovered = recover(root, scripts.path(), &ours, "");
+            let state = recovered.psql("select count(*) || ':' || max(phase) from marks");
+            if expect_all {
+                assert_eq!(state, final_state, "recovery from {id}");
+            } else {
+                assert!(
+                    state.ends_with(":1"),
+                    "standalone {id} recovered to {state}"
+                );
+            }
+        }
+    }
+}
