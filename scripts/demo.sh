@@ -14,7 +14,9 @@
 #      time and recovery_target_action = promote;
 #   7. compare: the recovered cluster must have exactly what the primary had at the target
 #      time (phase 1 but not phase 2, same pgbench data), else exit 1;
-#   8. stop both clusters and delete everything (also on error or Ctrl-C).
+#   8. retention: a second backup, then barman-cloud-backup-delete -r "REDUNDANCY 1" (dry run
+#      first) removes the first backup and the WAL only it needed; the second stays;
+#   9. stop both clusters and delete everything (also on error or Ctrl-C).
 #
 #   scripts/demo.sh            (run as root or as a user that can run PostgreSQL)
 set -euo pipefail
@@ -169,4 +171,22 @@ row "sum(abalance)" "$e_sum" "$g_sum" "($n_sum)"
 row "demo_marker phases" "$e_mark" "$g_mark" "($n_mark)"
 [ "$g_mark" = 1 ] || die "MISMATCH: the recovered cluster should have demo_marker phase 1 only, it has: $g_mark"
 [ "$EXPECTED" = "$GOT" ] || die "MISMATCH: the recovered cluster differs from the primary at the target time"
-echo "OK: point-in-time recovery to $TARGET got back exactly what was committed by then ($((SECONDS - START)) s in all)"
+echo "OK: point-in-time recovery to $TARGET got back exactly what was committed by then"
+
+step "Retention: a second backup, then barman-cloud-backup-delete -r 'REDUNDANCY 1'"
+run_pg "$BIN/barman-cloud-backup" --immediate-checkpoint --zstd -n demo-backup-2 \
+    -h "$WORK" -p $PORT1 -U postgres "$DEST" demo
+run_pg "$BIN/barman-cloud-backup-list" "$DEST" demo
+wal_objects() { find "$WORK/bucket/demo/wals" -type f | wc -l; }
+WAL_BEFORE=$(wal_objects)
+echo "\$ barman-cloud-backup-delete --dry-run -r 'REDUNDANCY 1' $DEST demo"
+run_pg "$BIN/barman-cloud-backup-delete" --dry-run -r 'REDUNDANCY 1' "$DEST" demo | cut -c1-200
+[ "$(wal_objects)" = "$WAL_BEFORE" ] || die "the dry run deleted WAL"
+echo "\$ barman-cloud-backup-delete -r 'REDUNDANCY 1' $DEST demo"
+run_pg "$BIN/barman-cloud-backup-delete" -r 'REDUNDANCY 1' "$DEST" demo
+run_pg "$BIN/barman-cloud-backup-list" "$DEST" demo
+LEFT=$(run_pg "$BIN/barman-cloud-backup-list" --format json "$DEST" demo | grep -o '"backup_name": "[^"]*"' | tr '\n' ' ')
+echo "WAL objects: $WAL_BEFORE before, $(wal_objects) after"
+[ "$LEFT" = '"backup_name": "demo-backup-2" ' ] || die "expected only demo-backup-2 left, got: $LEFT"
+[ "$(wal_objects)" -lt "$WAL_BEFORE" ] || die "no WAL was deleted with the first backup"
+echo "OK: retention kept the newest backup and removed the first one with the WAL only it needed ($((SECONDS - START)) s in all)"

@@ -461,7 +461,7 @@ impl CloudStorage {
             match result {
                 Ok(_) => outcome.deleted += 1,
                 Err(object_store::Error::NotFound { path, .. }) => {
-                    tracing::warn!("Object {path} was already absent");
+                    tracing::info!("Object {path} was already absent");
                     outcome.deleted += 1;
                 }
                 Err(e) => {
