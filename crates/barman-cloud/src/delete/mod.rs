@@ -21,7 +21,7 @@ use crate::catalog::pyliteral::repr_str;
 use crate::catalog::{BackupInfo, BackupStatus, Timestamp};
 use crate::error::{Error, Result};
 use crate::retention::{RetentionPolicy, RetentionStatus};
-use crate::storage::{CloudStorage, DELETE_CONCURRENCY, Provider};
+use crate::storage::{CloudStorage, DELETE_CONCURRENCY, ObjectInfo, Provider};
 use crate::wal::WalCatalog;
 
 /// The `error` of a backup.info whose deletion has started.
@@ -84,6 +84,7 @@ pub async fn delete_backups(
         batch_size,
         backups: catalog.backups.clone(),
         keep_targets: None,
+        wal_listing: None,
         wals: None,
         out: dry_run_out,
     };
@@ -169,6 +170,59 @@ fn py_list(keys: &[String]) -> String {
     format!("[{}]", items.join(", "))
 }
 
+/// The objects below `wals/` as listed once, and what the run deleted of them since.
+/// Barman lists the `wals/` directories again for every backup it deletes; deriving them
+/// from one listing gives the same answers (WAL archiving only ever adds newer WAL, which
+/// no deletion touches) without thousands of listing requests on large archives.
+struct WalListing {
+    /// `<prefix>/<server>/wals/`
+    prefix: String,
+    objects: Vec<ObjectInfo>,
+    /// `TTTTTTTTLLLLLLLL` (or any other name) of every subdirectory still there.
+    directories: std::collections::BTreeSet<String>,
+    /// Key prefixes (ending in `/`) of the directories deleted whole.
+    deleted_prefixes: Vec<String>,
+}
+
+impl WalListing {
+    fn new(wals_dir: &str, objects: Vec<ObjectInfo>) -> Self {
+        let prefix = format!("{wals_dir}/");
+        let directories = objects
+            .iter()
+            .filter_map(|o| o.key.strip_prefix(&prefix)?.split_once('/'))
+            .map(|(directory, _)| directory.to_string())
+            .collect();
+        WalListing {
+            prefix,
+            objects,
+            directories,
+            deleted_prefixes: Vec::new(),
+        }
+    }
+
+    fn is_deleted(&self, key: &str) -> bool {
+        self.deleted_prefixes
+            .iter()
+            .any(|p| key.starts_with(p.as_str()))
+    }
+
+    fn keys_under(&self, dir_prefix: &str) -> Vec<String> {
+        self.objects
+            .iter()
+            .filter(|o| o.key.starts_with(dir_prefix))
+            .map(|o| o.key.clone())
+            .collect()
+    }
+
+    fn objects_left(&self) -> Vec<ObjectInfo> {
+        self.objects
+            .iter()
+            .filter(|o| !self.is_deleted(&o.key))
+            .cloned()
+            .collect()
+    }
+}
+
 struct Deleter<'a> {
     storage: &'a CloudStorage,
     server: &'a str,
@@ -179,7 +233,9 @@ struct Deleter<'a> {
     backups: Vec<BackupInfo>,
     /// Keep annotations, read on first use.
     keep_targets: Option<BTreeMap<String, String>>,
-    /// WAL files, listed on first use, names dropped as deleted one by one.
+    /// Everything below `wals/`, listed once on first use: the one listing pass.
+    wal_listing: Option<WalListing>,
+    /// The WAL files as Barman's catalog holds them, names dropped as deleted one by one.
     wals: Option<WalCatalog>,
     out: &'a mut dyn Write,
 }
@@ -331,41 +387,52 @@ impl Deleter<'_> {
             return Ok(());
         };
         let storage = self.storage;
-        let wals_dir = storage.key(&[self.server, "wals"]);
-        let deleted_dirs: Vec<String> = if self.has_directory_shortcut() {
-            let directories = storage.list_dirs(&wals_dir).await?;
-            let deletable = wal_cleanup::deletable_directories(&scope, &directories)?;
-            let mut prefixes = Vec::new();
-            for directory in deletable {
-                let dir_key = storage.key(&[self.server, "wals", &directory]);
-                if self.dry_run {
-                    self.say(format!(
-                        "Skipping deletion of all objects under prefix {dir_key}/ due to --dry-run option"
-                    ))?;
-                } else {
-                    storage.delete_under(&dir_key).await?.into_result()?;
-                }
-                prefixes.push(format!("{dir_key}/"));
-            }
-            prefixes
-        } else {
-            Vec::new()
-        };
-
-        if self.wals.is_none() {
+        let backup_id = deleted.backup_id.as_deref().unwrap_or_default();
+        if self.wal_listing.is_none() {
+            let wals_dir = storage.key(&[self.server, "wals"]);
             match storage.list_tree(&wals_dir).await {
-                Ok(objects) => self.wals = Some(WalCatalog::from_listing(&objects)),
+                Ok(objects) => self.wal_listing = Some(WalListing::new(&wals_dir, objects)),
                 Err(e) => {
                     tracing::error!(
-                        "Cannot clean up WALs for backup {} because an error occurred listing WALs: {e}",
-                        deleted.backup_id.as_deref().unwrap_or_default()
+                        "Cannot clean up WALs for backup {backup_id} because an error occurred listing WALs: {e}"
                     );
                     return Ok(());
                 }
             }
         }
-        let wals = self.wals.as_ref().expect("just listed");
-        let doomed = wal_cleanup::wals_to_delete(&scope, wals, &deleted_dirs)?;
+        let directory_shortcut = self.has_directory_shortcut();
+        let listing = self.wal_listing.as_mut().expect("just listed");
+
+        let mut deleted_now: Vec<String> = Vec::new();
+        if directory_shortcut {
+            let directories: Vec<String> = listing.directories.iter().cloned().collect();
+            for directory in wal_cleanup::deletable_directories(&scope, &directories)? {
+                let dir_prefix = format!("{}{directory}/", listing.prefix);
+                if self.dry_run {
+                    writeln!(
+                        self.out,
+                        "Skipping deletion of all objects under prefix {dir_prefix} due to --dry-run option"
+                    )
+                    .map_err(|e| Error::io("<stdout>", e))?;
+                } else {
+                    let keys = listing.keys_under(&dir_prefix);
+                    storage
+                        .delete_objects(&keys, storage.delete_batch_limit(), DELETE_CONCURRENCY)
+                        .await
+                        .into_result()?;
+                    listing.directories.remove(&directory);
+                    listing.deleted_prefixes.push(dir_prefix.clone());
+                }
+                deleted_now.push(dir_prefix);
+            }
+        }
+
+        // Barman lists the WAL files once, after the first directories went: names under
+        // directories deleted later stay in its list (and are deleted again, harmlessly).
+        let wals = self
+            .wals
+            .get_or_insert_with(|| WalCatalog::from_listing(&listing.objects_left()));
+        let doomed = wal_cleanup::wals_to_delete(&scope, wals, &deleted_now)?;
         if doomed.is_empty() {
             return Ok(());
         }
@@ -376,22 +443,26 @@ impl Deleter<'_> {
                 py_list(&keys)
             ))?;
         } else {
+            let still_there: Vec<String> = keys
+                .iter()
+                .filter(|key| !listing.is_deleted(key))
+                .cloned()
+                .collect();
             let outcome = storage
-                .delete_objects(&keys, self.batch_size, DELETE_CONCURRENCY)
+                .delete_objects(&still_there, self.batch_size, DELETE_CONCURRENCY)
                 .await;
             if let Err(e) = outcome.into_result() {
                 tracing::error!(
-                    "Could not delete the following WALs for backup {}: {} WAL files from {} to {}, Reason: {e}",
-                    deleted.backup_id.as_deref().unwrap_or_default(),
+                    "Could not delete the following WALs for backup {backup_id}: {} WAL files from {} to {}, Reason: {e}",
                     keys.len(),
                     keys.first().map_or("", String::as_str),
                     keys.last().map_or("", String::as_str),
                 );
                 return Ok(());
             }
-            tracing::info!("Deleted {} WAL files", keys.len());
+            tracing::info!("Deleted {} WAL files", still_there.len());
         }
-        let wals = self.wals.as_mut().expect("listed above");
+        let wals = self.wals.as_mut().expect("built above");
         for (name, _) in &doomed {
             wals.remove(name);
         }

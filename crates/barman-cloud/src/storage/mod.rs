@@ -424,7 +424,14 @@ impl CloudStorage {
         batch_size: usize,
         concurrency: usize,
     ) -> DeleteOutcome {
-        let batches: Vec<&[String]> = keys.chunks(batch_size.max(1)).collect();
+        // Servers delete the keys of one request one after the other: a few smaller
+        // requests at once finish sooner than one full one (never below 100 keys, so that
+        // small deletions stay one request).
+        let spread = keys
+            .len()
+            .div_ceil(concurrency.max(1))
+            .max(MIN_SPREAD_BATCH);
+        let batches: Vec<&[String]> = keys.chunks(batch_size.clamp(1, spread)).collect();
         let outcomes: Vec<DeleteOutcome> = futures::stream::iter(batches)
             .map(|batch| self.delete_batch(batch))
             .buffer_unordered(concurrency.max(1))
@@ -473,20 +480,6 @@ impl CloudStorage {
             }
         }
         outcome
-    }
-
-    /// Deletes every object below the directory `dir`: one recursive listing, then
-    /// requests of the provider's maximum size.
-    pub async fn delete_under(&self, dir: &str) -> Result<DeleteOutcome> {
-        let keys: Vec<String> = self
-            .list_tree(dir)
-            .await?
-            .into_iter()
-            .map(|o| o.key)
-            .collect();
-        Ok(self
-            .delete_objects(&keys, self.delete_batch_limit(), DELETE_CONCURRENCY)
-            .await)
     }
 
     /// Why `key` cannot be deleted yet, if S3 Object Lock protects it (a retain-until date
@@ -552,6 +545,9 @@ impl CloudStorage {
 /// Deletion requests in flight at once: enough to hide round trips, few enough not to
 /// trip a server's rate limits.
 pub const DELETE_CONCURRENCY: usize = 4;
+
+/// Smallest request [`CloudStorage::delete_objects`] splits a deletion into.
+const MIN_SPREAD_BATCH: usize = 100;
 
 /// What a batched deletion did.
 #[derive(Debug, Default)]
