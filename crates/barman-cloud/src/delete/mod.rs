@@ -182,6 +182,9 @@ struct WalListing {
     directories: std::collections::BTreeSet<String>,
     /// Key prefixes (ending in `/`) of the directories deleted whole.
     deleted_prefixes: Vec<String>,
+    /// Keys deleted one by one, so that a directory deleted later is not asked to delete
+    /// them again.
+    deleted_keys: std::collections::HashSet<String>,
 }
 
 impl WalListing {
@@ -197,6 +200,7 @@ impl WalListing {
             objects,
             directories,
             deleted_prefixes: Vec::new(),
+            deleted_keys: Default::default(),
         }
     }
 
@@ -209,7 +213,7 @@ impl WalListing {
     fn keys_under(&self, dir_prefix: &str) -> Vec<String> {
         self.objects
             .iter()
-            .filter(|o| o.key.starts_with(dir_prefix))
+            .filter(|o| o.key.starts_with(dir_prefix) && !self.deleted_keys.contains(&o.key))
             .map(|o| o.key.clone())
             .collect()
     }
@@ -461,6 +465,7 @@ impl Deleter<'_> {
                 return Ok(());
             }
             tracing::info!("Deleted {} WAL files", still_there.len());
+            listing.deleted_keys.extend(still_there);
         }
         let wals = self.wals.as_mut().expect("built above");
         for (name, _) in &doomed {
