@@ -34,14 +34,6 @@ impl WalCatalog {
     pub fn remove(&mut self, name: &str) {
         self.by_name.remove(name);
     }
-
-    pub fn len(&self) -> usize {
-        self.by_name.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
-    }
 }
 
 #[cfg(test)]
