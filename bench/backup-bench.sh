@@ -122,20 +122,9 @@ cleanup() {
         as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >>"$LOG" 2>&1
     fi
     stop_weed keep
-    if [ $rc -ne 0 ]; then
-        say "failed (exit $rc); last lines of $LOG:"
-        tail -n 25 "$LOG" >&2
-    fi
-    if [ "$KEEP" = 1 ]; then
-        say "work dir kept: $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit $rc
+    finish_cleanup "$rc" # bench/lib.sh: log tail on failure, $WORK removed, exit
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_traps
 
 # ---------------------------------------------------------------------------------------------
 # 1. install and build

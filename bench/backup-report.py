@@ -25,6 +25,12 @@ import os
 import re
 import sys
 
+# timefile.py sits next to this script: importable whatever the current directory is; no
+# __pycache__ left in bench/.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True
+from timefile import parse_time  # noqa: E402
+
 TOOLS = {
     "py": "Barman 3.20.1",
     "rs": "barman-rs",
@@ -37,29 +43,6 @@ TOOLS = {
 DEST = {"s3": "S3 (SeaweedFS)", "file": "file://", "posix": "posix repo", "pipe": "pipe", "postgres": "psql"}
 COMPRESSIONS = ("none", "gzip", "bzip2", "snappy", "lz4", "zstd")
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
-
-
-def parse_time(path):
-    """wall s, cpu s, peak RSS KiB from a `/usr/bin/time -v` file (None when unreadable)."""
-    try:
-        text = open(path, encoding="utf-8", errors="replace").read()
-    except OSError:
-        return None
-    fields = {}
-    for line in text.splitlines():
-        key, sep, value = line.strip().rpartition(": ")
-        if sep:
-            fields[key] = value.strip()
-    try:
-        elapsed = fields["Elapsed (wall clock) time (h:mm:ss or m:ss)"]
-        wall = 0.0
-        for part in elapsed.split(":"):
-            wall = wall * 60 + float(part)
-        cpu = float(fields["User time (seconds)"]) + float(fields["System time (seconds)"])
-        rss = int(fields["Maximum resident set size (kbytes)"])
-    except (KeyError, ValueError):
-        return None
-    return wall, cpu, rss
 
 
 def mib(n):

@@ -117,20 +117,9 @@ cleanup() {
         stop_group "$CHILD_PID" 15
     fi
     stop_weed keep
-    if [ $rc -ne 0 ]; then
-        say "failed (exit $rc); last lines of $LOG:"
-        tail -n 25 "$LOG" >&2
-    fi
-    if [ "$KEEP" = 1 ]; then
-        say "work dir kept: $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit $rc
+    finish_cleanup "$rc" # bench/lib.sh: log tail on failure, $WORK removed, exit
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_traps
 
 # ---------------------------------------------------------------------------------------------
 # 1. install and build

@@ -26,6 +26,12 @@ import re
 import sys
 from collections import defaultdict
 
+# timefile.py sits next to this script: importable whatever the current directory is; no
+# __pycache__ left in bench/.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True
+from timefile import parse_time  # noqa: E402
+
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 ARGS = {
     "redundancy": '`-r "REDUNDANCY 1"`',
@@ -35,28 +41,6 @@ ARGS = {
 }
 TOOLS = {"py": "Barman 3.20.1", "rs": "barman-rs"}
 METRIC = re.compile(r'^(SeaweedFS_s3_\w+)\{([^}]*)\}\s+(\S+)$')
-
-
-def parse_time(path):
-    """wall s, cpu s, peak RSS KiB from a `/usr/bin/time -v` file (None when unreadable)."""
-    try:
-        text = open(path, encoding="utf-8", errors="replace").read()
-    except OSError:
-        return None
-    fields = {}
-    for line in text.splitlines():
-        key, sep, value = line.strip().rpartition(": ")
-        if sep:
-            fields[key] = value.strip()
-    try:
-        wall = 0.0
-        for part in fields["Elapsed (wall clock) time (h:mm:ss or m:ss)"].split(":"):
-            wall = wall * 60 + float(part)
-        cpu = float(fields["User time (seconds)"]) + float(fields["System time (seconds)"])
-        rss = int(fields["Maximum resident set size (kbytes)"])
-    except (KeyError, ValueError):
-        return None
-    return wall, cpu, rss
 
 
 def read_metrics(path, bucket):

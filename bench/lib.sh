@@ -12,6 +12,8 @@
 #   SAY_FORMAT optional printf format of say (time, message); default '==> [%s] %s\n'
 #   REPORT_PY  a python3 for free_port (default: python3 from PATH)
 #   KEEP       1 keeps $WORK/weed when cleanup stops weed (stop_weed keep)
+#   KEEP       also: 1 keeps $WORK when finish_cleanup ends the script
+# Functions the sourcing script provides: cleanup (install_traps).
 # Variables the functions set: WEED_PID WEED_PORTS ENDPOINT SERVER_PIDS WEED_VERSION
 # (start_weed), SERVER_TICKS (read_server_ticks), RS GIT_REV (build_barman_rs), RC TICKS
 # CHILD_PID (timed).
@@ -20,6 +22,34 @@ say() { # shellcheck disable=SC2059 # the format is the script's own
     printf "${SAY_FORMAT:-==> [%s] %s\n}" "$(date +%T)" "$*" >&2
 }
 die() { say "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# exit and cleanup
+# ---------------------------------------------------------------------------------------------
+# install_traps: the script's cleanup function runs on EXIT; INT and TERM exit with 130 / 143,
+# through cleanup.
+install_traps() {
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# finish_cleanup RC: the common end of a script's cleanup, after its own steps (stopping what it
+# started): on failure (RC != 0) the last lines of $LOG, then $WORK removed (kept and its path
+# printed with KEEP=1); exits with RC.
+finish_cleanup() {
+    local rc=$1
+    if [ "$rc" -ne 0 ]; then
+        say "failed (exit $rc); last lines of $LOG:"
+        tail -n 25 "$LOG" >&2
+    fi
+    if [ "${KEEP:-0}" = 1 ]; then
+        say "work dir kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
 
 # ---------------------------------------------------------------------------------------------
 # process groups
