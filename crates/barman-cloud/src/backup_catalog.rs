@@ -305,17 +305,22 @@ pub async fn keep_annotations(
     server: &str,
 ) -> Result<BTreeMap<String, String>> {
     let base = storage.key(&[server, "base"]);
-    let keys: Vec<String> = storage
-        .list_tree(&base)
-        .await?
-        .into_iter()
-        .map(|o| o.key)
-        .filter(|k| k.ends_with("/annotations/keep"))
-        .collect();
+    keep_annotations_in(storage, &storage.list_tree(&base).await?).await
+}
+
+/// [`keep_annotations`] for a recursive listing of `base/` the caller already has.
+pub async fn keep_annotations_in(
+    storage: &CloudStorage,
+    base_listing: &[ObjectInfo],
+) -> Result<BTreeMap<String, String>> {
+    let keys = base_listing
+        .iter()
+        .map(|o| o.key.as_str())
+        .filter(|k| k.ends_with("/annotations/keep"));
     futures::stream::iter(keys)
         .map(|key| async move {
             let id = key.rsplit('/').nth(2).unwrap_or_default().to_string();
-            let content = storage.get(&key).await?;
+            let content = storage.get(key).await?;
             let target = keep_target_from_annotation(&content).map_err(Error::from)?;
             Ok::<_, Error>((id, target))
         })

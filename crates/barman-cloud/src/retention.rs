@@ -122,7 +122,22 @@ impl RetentionPolicy {
             Some(text) if !text.is_empty() => Some(RetentionStatus::KeepFull),
             _ => None,
         };
+        // Only DONE backups are judged; incremental ones (with a parent) are not listed.
         let mut report = BTreeMap::new();
+        let mut done: Vec<(String, &BackupInfo)> = Vec::new();
+        for backup in newest_first {
+            let Some(id) = backup.backup_id.clone() else {
+                continue;
+            };
+            if backup.parent_backup_id.is_some() {
+                continue;
+            }
+            if backup.status == Some(BackupStatus::Done) {
+                done.push((id, backup));
+            } else {
+                report.insert(id, RetentionStatus::NotApplicable);
+            }
+        }
         match *self {
             RetentionPolicy::Redundancy(n) => {
                 let redundancy = if n < minimum_redundancy {
@@ -134,25 +149,13 @@ impl RetentionPolicy {
                 } else {
                     n
                 };
-                let mut counted = 0;
-                for backup in newest_first {
-                    let Some(id) = backup.backup_id.clone() else {
-                        continue;
-                    };
-                    if backup.parent_backup_id.is_some() {
-                        continue;
-                    }
-                    let status = if backup.status == Some(BackupStatus::Done) {
-                        let status = keep_status(&id).unwrap_or(if counted < redundancy {
-                            RetentionStatus::Valid
-                        } else {
-                            RetentionStatus::Obsolete
-                        });
-                        counted += 1;
-                        status
+                // Kept backups take a slot too.
+                for (position, (id, _)) in (0u64..).zip(done) {
+                    let status = keep_status(&id).unwrap_or(if position < redundancy {
+                        RetentionStatus::Valid
                     } else {
-                        RetentionStatus::NotApplicable
-                    };
+                        RetentionStatus::Obsolete
+                    });
                     report.insert(id, status);
                 }
             }
@@ -160,17 +163,7 @@ impl RetentionPolicy {
                 let point = now - window_length(n, unit)?;
                 let mut past_window = false;
                 let mut valid = 0;
-                for backup in newest_first {
-                    let Some(id) = backup.backup_id.clone() else {
-                        continue;
-                    };
-                    if backup.parent_backup_id.is_some() {
-                        continue;
-                    }
-                    if backup.status != Some(BackupStatus::Done) {
-                        report.insert(id, RetentionStatus::NotApplicable);
-                        continue;
-                    }
+                for (id, backup) in done {
                     let keep = keep_status(&id);
                     let status = if !past_window {
                         valid += 1;

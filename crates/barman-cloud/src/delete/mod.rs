@@ -16,7 +16,7 @@ use std::io::Write;
 
 use futures::StreamExt;
 
-use crate::backup_catalog::{BackupCatalog, backup_archives, keep_annotations, read_keep};
+use crate::backup_catalog::{BackupCatalog, backup_archives, keep_annotations_in, read_keep};
 use crate::catalog::pyliteral::repr_str;
 use crate::catalog::{BackupInfo, BackupStatus, Timestamp};
 use crate::error::{Error, Result};
@@ -83,6 +83,7 @@ pub async fn delete_backups(
         check_object_lock: request.check_object_lock && provider == Provider::AwsS3,
         batch_size,
         backups: catalog.backups.clone(),
+        base_listing: None,
         keep_targets: None,
         wal_listing: None,
         wals: None,
@@ -235,6 +236,8 @@ struct Deleter<'a> {
     batch_size: usize,
     /// The catalog as Barman keeps it in memory: loaded once, backups dropped as deleted.
     backups: Vec<BackupInfo>,
+    /// Every object below `base/`, listed on first use.
+    base_listing: Option<Vec<ObjectInfo>>,
     /// Keep annotations, read on first use.
     keep_targets: Option<BTreeMap<String, String>>,
     /// Everything below `wals/`, listed once on first use: the one listing pass.
@@ -245,9 +248,21 @@ struct Deleter<'a> {
 }
 
 impl Deleter<'_> {
+    /// Everything below `base/`, listed once: keep annotations and each backup's archives
+    /// come from it (Barman lists `base/` for the annotations, then each backup again).
+    async fn base_listing(&mut self) -> Result<&[ObjectInfo]> {
+        if self.base_listing.is_none() {
+            let base = self.storage.key(&[self.server, "base"]);
+            self.base_listing = Some(self.storage.list_tree(&base).await?);
+        }
+        Ok(self.base_listing.as_deref().expect("just listed"))
+    }
+
     async fn keep_targets(&mut self) -> Result<&BTreeMap<String, String>> {
         if self.keep_targets.is_none() {
-            self.keep_targets = Some(keep_annotations(self.storage, self.server).await?);
+            let storage = self.storage;
+            let listing = self.base_listing().await?;
+            self.keep_targets = Some(keep_annotations_in(storage, listing).await?);
         }
         Ok(self.keep_targets.as_ref().expect("just loaded"))
     }
@@ -288,7 +303,17 @@ impl Deleter<'_> {
         }
 
         let dir = format!("{}/", storage.key(&[self.server, "base", id]));
-        let objects = storage.list(&dir).await?;
+        let objects: Vec<ObjectInfo> = self
+            .base_listing()
+            .await?
+            .iter()
+            .filter(|o| {
+                o.key
+                    .strip_prefix(&dir)
+                    .is_some_and(|name| !name.contains('/'))
+            })
+            .cloned()
+            .collect();
         let mut families = backup_archives(&info, &dir, &objects);
         families.sort_by_key(|f| f.oid.map_or(-1, i64::from));
         let mut keys = Vec::new();

@@ -87,7 +87,7 @@ pub(super) async fn build(
     } else if let Some(endpoint) = &endpoint {
         builder = builder.with_endpoint(endpoint);
     }
-    builder = apply_encryption(builder, options)?;
+    let (builder, customer_key) = apply_encryption(builder, options)?;
     let store = builder
         .build()
         .map_err(|e| Error::Config(format!("cannot configure S3 client: {e}")))?;
@@ -96,10 +96,10 @@ pub(super) async fn build(
         Arc::new(store),
         S3Admin {
             client_options,
-            sse_c_headers: match &options.sse_customer_key_uri {
-                Some(uri) => sse_c_headers(&read_customer_key(uri)?),
-                None => Vec::new(),
-            },
+            sse_c_headers: customer_key
+                .as_deref()
+                .map(sse_c_headers)
+                .unwrap_or_default(),
             credentials,
             region,
             bucket_url,
@@ -108,7 +108,12 @@ pub(super) async fn build(
     ))
 }
 
-fn apply_encryption(builder: AmazonS3Builder, options: &StorageOptions) -> Result<AmazonS3Builder> {
+/// The builder with the server-side encryption the options ask for, and the SSE-C key (base64)
+/// when one was given.
+fn apply_encryption(
+    builder: AmazonS3Builder,
+    options: &StorageOptions,
+) -> Result<(AmazonS3Builder, Option<String>)> {
     if options.sse_kms_key_id.is_some() && options.s3_encryption != Some(S3Encryption::AwsKms) {
         return Err(Error::Config(
             "Encryption type must be \"aws:kms\" if SSE KMS Key ID is specified".into(),
@@ -121,9 +126,10 @@ fn apply_encryption(builder: AmazonS3Builder, options: &StorageOptions) -> Resul
                     .into(),
             ));
         }
-        return Ok(builder.with_ssec_encryption(read_customer_key(uri)?));
+        let key = read_customer_key(uri)?;
+        return Ok((builder.with_ssec_encryption(&key), Some(key)));
     }
-    Ok(match options.s3_encryption {
+    let builder = match options.s3_encryption {
         Some(S3Encryption::Aes256) => builder.with_config(
             "aws_server_side_encryption"
                 .parse::<object_store::aws::AmazonS3ConfigKey>()
@@ -134,7 +140,8 @@ fn apply_encryption(builder: AmazonS3Builder, options: &StorageOptions) -> Resul
             builder.with_sse_kms_encryption(options.sse_kms_key_id.clone().unwrap_or_default())
         }
         None => builder,
-    })
+    };
+    Ok((builder, None))
 }
 
 /// The three headers that let a request read an object encrypted with the customer key.
