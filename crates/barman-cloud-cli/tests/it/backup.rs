@@ -59,15 +59,6 @@ fn pgbench_load(cluster: &Cluster, seconds: u32) -> Child {
         .expect("start pgbench")
 }
 
-/// Waits until every segment up to the current one is archived.
-fn archive_everything(cluster: &Cluster) {
-    let last = cluster.psql("select pg_walfile_name(pg_current_wal_lsn())");
-    cluster.psql("select pg_switch_wal()");
-    cluster.wait_for("the archiver", Duration::from_secs(120), || {
-        cluster.psql("select coalesce(last_archived_wal, '') from pg_stat_archiver") >= last
-    });
-}
-
 /// Two tablespaces under `base`, with a table each.
 fn make_tablespaces(source: &Cluster, base: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     chown_postgres(base);
@@ -119,7 +110,7 @@ fn point_in_time_recovery_of_our_backup_under_load() {
     source.psql("insert into in_ts2 select generate_series(1, 700)");
     source.pgbench(&["-n", "-c", "2", "-t", "100"]);
     let at_end = state(&source);
-    archive_everything(&source);
+    source.archive_everything();
 
     let ids = backup_ids(&dest);
     assert_eq!(ids.len(), 1, "{ids:?}");
@@ -317,7 +308,7 @@ fn every_compression_is_restored_whole_by_barman() {
         "restore for start",
     );
     let expected = source.psql(CHECKSUM_SQL);
-    archive_everything(&source);
+    source.archive_everything();
     let restored = recover(root, scripts.path(), &dest, "");
     assert_eq!(restored.psql(CHECKSUM_SQL), expected);
 }
@@ -467,12 +458,7 @@ fn failures_leave_a_failed_backup_and_bad_input_is_refused() {
         let err = stderr(&out);
         assert_eq!(err.trim().lines().count(), 1, "{options:?}: {err}");
         let theirs = dest.barman("barman-cloud-backup", &options, &["srv"]);
-        assert_eq!(
-            out.status.code(),
-            theirs.status.code(),
-            "{options:?}: Barman said {}",
-            stderr(&theirs)
-        );
+        assert_same_exit(&out, &theirs, &format!("{options:?}"));
     }
 }
 

@@ -4,20 +4,10 @@
 use crate::postgres::Cluster;
 use crate::support::*;
 
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn same_output(dest: &Destination, command: &str, options: &[&str], rest: &[&str]) {
     let ours = dest.ours_with(command, options, rest);
     let barman = dest.barman(command, options, rest);
-    assert_eq!(
-        ours.status.code(),
-        barman.status.code(),
-        "{command} {options:?} {rest:?}: exit codes differ\nours: {}\nBarman: {}",
-        stderr(&ours),
-        stderr(&barman)
-    );
+    assert_same_exit(&ours, &barman, &format!("{command} {options:?} {rest:?}"));
     assert_eq!(
         stdout(&ours),
         stdout(&barman),

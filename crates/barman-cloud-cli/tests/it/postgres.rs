@@ -209,6 +209,15 @@ impl Cluster {
         assert_success(&out, "pgbench");
     }
 
+    /// Switches WAL and waits until every segment up to the current one is archived.
+    pub(crate) fn archive_everything(&self) {
+        let last = self.psql("select pg_walfile_name(pg_current_wal_lsn())");
+        self.psql("select pg_switch_wal()");
+        self.wait_for("the archiver", Duration::from_secs(120), || {
+            self.psql("select coalesce(last_archived_wal, '') from pg_stat_archiver") >= last
+        });
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.root.path().join("server.log")).unwrap_or_default()
     }
@@ -329,12 +338,7 @@ fn archive_and_recover(service: Service) {
 
     primary.pgbench(&["-n", "-c", "2", "-t", "300"]);
     let expected = primary.psql(CHECKSUM_SQL);
-    let last_segment = primary.psql("select pg_walfile_name(pg_current_wal_lsn())");
-    primary.psql("select pg_switch_wal()");
-    primary.wait_for("the archiver to catch up", Duration::from_secs(120), || {
-        let archived = primary.psql("select coalesce(last_archived_wal, '') from pg_stat_archiver");
-        archived.as_str() >= last_segment.as_str()
-    });
+    primary.archive_everything();
     let failed = primary.psql("select failed_count from pg_stat_archiver");
     assert_eq!(failed, "0", "archive_command failures:\n{}", primary.log());
 

@@ -184,29 +184,39 @@ impl Destination {
         rest.split('/').next().unwrap().to_string()
     }
 
-    /// Runs `bucket_tool.py` (the SDKs Barman uses) against this destination's service.
-    pub fn bucket_tool(&self, args: &[&str]) -> Output {
+    /// `python tests/it/<script> <service>` with the Python of Barman's virtualenv (its
+    /// cloud SDKs) and this destination's connection environment.
+    pub fn sdk_script(&self, script: &str) -> Command {
         let python = Path::new(&required_env("BARMAN_RS_TEST_BARMAN_BIN")).join("python");
         let service = match self.service {
             Service::S3 => "s3",
             Service::Azure => "azure",
             Service::Gcs => "gcs",
-            Service::Local => panic!("bucket_tool.py is for object stores"),
+            Service::Local => panic!("{script} is for object stores"),
         };
         let mut cmd = Command::new(python);
-        cmd.arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/it/bucket_tool.py"
-        ))
-        .arg(service)
-        .args(args);
+        cmd.arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/it")
+                .join(script),
+        )
+        .arg(service);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
         if self.service == Service::S3 {
             cmd.env("S3_ENDPOINT", required_env("BARMAN_RS_TEST_S3_ENDPOINT"));
         }
-        let out = cmd.output().expect("run bucket_tool.py");
+        cmd
+    }
+
+    /// Runs `bucket_tool.py` (the SDKs Barman uses) against this destination's service.
+    pub fn bucket_tool(&self, args: &[&str]) -> Output {
+        let out = self
+            .sdk_script("bucket_tool.py")
+            .args(args)
+            .output()
+            .expect("run bucket_tool.py");
         assert_success(&out, &format!("bucket_tool.py {args:?}"));
         out
     }
@@ -262,6 +272,21 @@ pub fn assert_exit(out: &Output, code: i32, what: &str) {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Our command and Barman's ended with the same exit code.
+pub fn assert_same_exit(ours: &Output, barman: &Output, what: &str) {
+    assert_eq!(
+        ours.status.code(),
+        barman.status.code(),
+        "{what}: exit codes differ\nours: {}\nBarman: {}",
+        stderr(ours),
+        stderr(barman)
+    );
 }
 
 /// WAL-like content: a random-looking head (xorshift, deterministic per seed) followed by

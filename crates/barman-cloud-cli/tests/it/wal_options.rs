@@ -1,31 +1,14 @@
 //! Write options of wal-archive on real servers: tags, encryption, Azure block uploads.
 
-use std::process::Command;
-
 use crate::support::*;
 
 /// Tags (or GCS metadata) of one object, read by the SDKs Barman uses.
 fn object_tags(dest: &Destination, key: &str) -> String {
-    let python = std::path::Path::new(&required_env("BARMAN_RS_TEST_BARMAN_BIN")).join("python");
-    let service = match dest.service {
-        Service::S3 => "s3",
-        Service::Azure => "azure",
-        Service::Gcs => "gcs",
-        Service::Local => panic!("no tags on local files"),
-    };
-    let mut cmd = Command::new(python);
-    cmd.arg(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/it/object_tags.py"
-    ))
-    .args([service, &dest.bucket(), key]);
-    for (k, v) in &dest.env {
-        cmd.env(k, v);
-    }
-    if dest.service == Service::S3 {
-        cmd.env("S3_ENDPOINT", required_env("BARMAN_RS_TEST_S3_ENDPOINT"));
-    }
-    let out = cmd.output().unwrap();
+    let out = dest
+        .sdk_script("object_tags.py")
+        .args([&dest.bucket(), key])
+        .output()
+        .unwrap();
     assert_success(&out, "reading object tags");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
