@@ -11,6 +11,7 @@ pub mod backup_info;
 mod error;
 pub mod json;
 pub mod keep;
+pub mod manifest;
 mod printable;
 pub mod pyliteral;
 pub mod render;
