@@ -288,7 +288,7 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
                 )
                 .await?
         } else {
-            catalog.resolve(&args.backup_id, &args.server_name)?
+            catalog.resolve_for_restore(&args.backup_id, &args.server_name)?
         }
     };
     tracing::info!("Restoring from backup_id: {backup_id}");

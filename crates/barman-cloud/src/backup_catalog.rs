@@ -131,6 +131,28 @@ impl BackupCatalog {
     }
 }
 
+impl BackupCatalog {
+    /// [`resolve`](Self::resolve) for barman-cloud-restore: the shortcuts choose among
+    /// DONE backups only (Barman's also pick FAILED ones, which cannot be restored whole).
+    pub fn resolve_for_restore(&self, text: &str, server: &str) -> Result<String> {
+        let done = |b: &&BackupInfo| b.status == Some(BackupStatus::Done);
+        let id = |b: &BackupInfo| b.backup_id.clone();
+        let shortcut = match text {
+            _ if is_backup_id(text) => return Ok(text.to_string()),
+            "first" | "oldest" => Some(self.backups.iter().find(done).and_then(id)),
+            "last" | "latest" => Some(self.backups.iter().rev().find(done).and_then(id)),
+            _ => None,
+        };
+        match shortcut {
+            Some(Some(found)) => Ok(found),
+            Some(None) => Err(Error::Operation(format!(
+                "No DONE backup for server {server} matches '{text}'"
+            ))),
+            None => self.resolve(text, server),
+        }
+    }
+}
+
 /// Resolves a backup identifier, loading the catalog only when `text` is not an ID.
 pub async fn resolve_backup_id(storage: &CloudStorage, server: &str, text: &str) -> Result<String> {
     if is_backup_id(text) {
@@ -170,9 +192,9 @@ pub fn parse_lsn(text: &str) -> Option<u64> {
 }
 
 impl BackupCatalog {
-    /// `auto` in barman-cloud-restore: the newest backup (not STARTED; FAILED ones are
-    /// candidates, as in Barman) that ends at or before the target time or LSN and is on
-    /// the target timeline. `latest` is the timeline of the newest WAL in the archive.
+    /// `auto` in barman-cloud-restore: the newest DONE backup (Barman also takes FAILED
+    /// ones, which cannot be restored whole) that ends at or before the target time or LSN
+    /// and is on the target timeline. `latest` is the timeline of the newest WAL in the archive.
     pub async fn choose_for_recovery(
         &self,
         storage: &CloudStorage,
@@ -211,7 +233,7 @@ impl BackupCatalog {
             .backups
             .iter()
             .rev()
-            .filter(|b| b.status != Some(BackupStatus::Started))
+            .filter(|b| b.status == Some(BackupStatus::Done))
             .filter(|b| timeline.is_none() || b.timeline == timeline)
             .find(|b| match (target_time, target_lsn) {
                 (Some(time), _) => b.end_time.is_some_and(|end| end <= time),
