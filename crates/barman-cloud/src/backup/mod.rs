@@ -7,6 +7,11 @@
 //! failure after the start publishes a FAILED backup.info instead and aborts the open
 //! multipart upload.
 //!
+//! Not in Barman: just before the DONE backup.info, the integrity manifest
+//! ([`crate::catalog::manifest`]) records the size and SHA-256 of every archive object
+//! (hashed as its bytes are produced) and of the `backup_label` appended to the data
+//! archive. Barman 3.20.1 ignores the object.
+//!
 //! Unlike Barman, reading, tar and compression run on their own threads while parts
 //! upload concurrently, and gzip/bzip2/zstd compress on every core while still writing a
 //! single member or frame per object.
@@ -33,6 +38,7 @@ use rules::PathRules;
 use upload::{UploadReport, run_uploads};
 pub use walk::WalkProgress;
 
+use crate::catalog::manifest::{BACKUP_LABEL_ENTRY, Digest256, IntegrityManifest, MANIFEST_NAME};
 use crate::catalog::pyliteral::{PyDict, PyValue};
 use crate::catalog::{BackupInfo, BackupStatus, Tablespace, timestamp};
 use crate::compression::Compression;
@@ -288,12 +294,13 @@ async fn copy_and_stop(
 ) -> Result<UploadReport> {
     let provider = storage.location().provider;
     let max_archive_size = request.max_archive_size.min(MAX_ARCHIVE_SIZE);
+    let prefix = storage.key(&[
+        &request.server_name,
+        "base",
+        info.backup_id.as_deref().unwrap_or_default(),
+    ]);
     let settings = Arc::new(ArchiveSettings {
-        prefix: storage.key(&[
-            &request.server_name,
-            "base",
-            info.backup_id.as_deref().unwrap_or_default(),
-        ]),
+        prefix: prefix.clone(),
         compression: request.compression,
         max_archive_size,
         chunk_size: chunk_size(provider, request.max_archive_size, request.min_chunk_size) as usize,
@@ -374,20 +381,63 @@ async fn copy_and_stop(
     let finished = tokio::task::spawn_blocking(move || {
         let mut writer = data_writer;
         let label = stopped?;
-        writer.add_bytes("backup_label", label.as_bytes(), gid)?;
-        writer.finish()
+        writer.add_bytes(BACKUP_LABEL_ENTRY, label.as_bytes(), gid)?;
+        writer.finish()?;
+        Ok(Digest256::of(label.as_bytes()))
     })
     .await
     .map_err(|e| Error::Operation(format!("archive task failed: {e}")))
     .and_then(|r| r);
-    if let Err(error) = finished {
-        return Err(prefer_upload_error(error, uploader).await);
-    }
+    let label_digest = match finished {
+        Ok(digest) => digest,
+        Err(error) => return Err(prefer_upload_error(error, uploader).await),
+    };
     let report = uploader
         .await
         .map_err(|e| Error::Operation(format!("upload task failed: {e}")))??;
+    let manifest = integrity_manifest(&prefix, &report, label_digest)?;
+    upload_manifest(storage, &prefix, &manifest, &request.tags).await?;
     info.copy_stats = Some(copy_stats(&report, request.jobs, started));
     Ok(report)
+}
+
+/// The manifest of the objects in `report`, all stored below `prefix` and confirmed.
+fn integrity_manifest(
+    prefix: &str,
+    report: &UploadReport,
+    label: Digest256,
+) -> Result<IntegrityManifest> {
+    let mut manifest = IntegrityManifest::default();
+    for (key, digest) in &report.objects {
+        let name = key
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .filter(|name| !name.contains('/'))
+            .ok_or_else(|| {
+                Error::Operation(format!("archive object {key} is outside of {prefix}/"))
+            })?;
+        manifest.insert(name, *digest);
+    }
+    manifest.insert(BACKUP_LABEL_ENTRY, label);
+    Ok(manifest)
+}
+
+/// Stores the manifest next to the archives and confirms its size, before the DONE
+/// backup.info: a DONE backup written by barman-rs always has one.
+async fn upload_manifest(
+    storage: &CloudStorage,
+    prefix: &str,
+    manifest: &IntegrityManifest,
+    tags: &[(String, String)],
+) -> Result<()> {
+    let key = format!("{prefix}/{MANIFEST_NAME}");
+    let text = manifest.render();
+    let size = text.len() as u64;
+    tracing::info!("Uploading '{key}'");
+    storage
+        .put(&key, PutPayload::from(text.into_bytes()), tags)
+        .await?;
+    storage.verify_size(&key, size).await
 }
 
 /// The uploader's own failure explains a producer's "uploader stopped" better.
@@ -612,5 +662,28 @@ mod tests {
             chunk_size(Provider::GoogleCloudStorage, 8 << 40, None),
             chunk_size(Provider::GoogleCloudStorage, 1 << 40, None)
         );
+    }
+
+    #[test]
+    fn manifest_names_objects_inside_the_backup_directory() {
+        let prefix = "pg/srv/base/20250101T000000";
+        let mut report = UploadReport::default();
+        for (name, content) in [("16385.tar.zst", b"t" as &[u8]), ("data.tar.zst", b"d")] {
+            report
+                .objects
+                .push((format!("{prefix}/{name}"), Digest256::of(content)));
+        }
+        let manifest = integrity_manifest(prefix, &report, Digest256::of(b"label")).unwrap();
+        assert_eq!(manifest.get("data.tar.zst"), Some(&Digest256::of(b"d")));
+        assert_eq!(manifest.get("16385.tar.zst"), Some(&Digest256::of(b"t")));
+        assert_eq!(
+            manifest.get(BACKUP_LABEL_ENTRY),
+            Some(&Digest256::of(b"label"))
+        );
+        report.objects.push((
+            "pg/srv/base/20250101T000001/data.tar".into(),
+            Digest256::of(b""),
+        ));
+        assert!(integrity_manifest(prefix, &report, Digest256::of(b"label")).is_err());
     }
 }

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::archive::UploadMessage;
+use crate::catalog::manifest::Digest256;
 use crate::error::{Error, Result};
 use crate::storage::{CloudStorage, MultipartObject};
 
@@ -24,15 +25,16 @@ pub struct FamilyTimes {
 
 #[derive(Debug, Default)]
 pub struct UploadReport {
-    /// Every object written, with its confirmed size.
-    pub objects: Vec<(String, u64)>,
+    /// Every object written (key), with the size and SHA-256 of what was sent; the size
+    /// is confirmed against the stored object.
+    pub objects: Vec<(String, Digest256)>,
     pub families: BTreeMap<String, FamilyTimes>,
     pub parts: u64,
 }
 
 impl UploadReport {
     pub fn total_bytes(&self) -> u64 {
-        self.objects.iter().map(|(_, size)| size).sum()
+        self.objects.iter().map(|(_, digest)| digest.size).sum()
     }
 }
 
@@ -108,7 +110,7 @@ pub async fn run_uploads(
                         Ok((start, Instant::now()))
                     });
                 }
-                UploadMessage::Finish { size } => {
+                UploadMessage::Finish { digest } => {
                     let mut object = open.take().ok_or_else(|| {
                         Error::Operation("upload completion outside of an object".into())
                     })?;
@@ -121,8 +123,8 @@ pub async fn run_uploads(
                     }
                     let key = object.upload.key().to_string();
                     object.upload.complete().await?;
-                    storage.verify_size(&key, size).await?;
-                    report.objects.push((key, size));
+                    storage.verify_size(&key, digest.size).await?;
+                    report.objects.push((key, digest));
                 }
             }
         }
