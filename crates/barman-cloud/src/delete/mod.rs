@@ -8,6 +8,12 @@
 //! deletion never leaves a DONE backup without its data; a later run (by ID, or by
 //! policy with barman-rs) finishes the job. Archives go before backup.info, as in Barman,
 //! so the backup stays findable until nothing else of it is left.
+//!
+//! The integrity manifest barman-rs writes with its backups goes with the archives (in
+//! the same requests), and is never named in dry-run output, which stays Barman's. Barman
+//! leaves a backup's manifest behind when it deletes the backup: such an orphan (a
+//! manifest in a directory without backup.info) is removed by a run with `-r`, and by
+//! `-b` naming that backup; only the manifest object is touched.
 
 pub mod wal_cleanup;
 
@@ -17,6 +23,7 @@ use std::io::Write;
 use futures::StreamExt;
 
 use crate::backup_catalog::{BackupCatalog, backup_archives, keep_annotations_in, read_keep};
+use crate::catalog::manifest::MANIFEST_NAME;
 use crate::catalog::pyliteral::repr_str;
 use crate::catalog::{BackupInfo, BackupStatus, Timestamp};
 use crate::error::{Error, Result};
@@ -140,6 +147,7 @@ pub async fn delete_backups(
             for id in doomed {
                 deleter.delete_backup(&id, false).await?;
             }
+            deleter.remove_orphaned_manifests().await;
             Ok(())
         }
     }
@@ -282,6 +290,7 @@ impl Deleter<'_> {
             Ok(bytes) => bytes,
             Err(Error::NotFound(_)) => {
                 tracing::warn!("Backup {id} does not exist");
+                self.remove_orphaned_manifest(id).await;
                 return Ok(());
             }
             Err(e) => return Err(e),
@@ -314,6 +323,8 @@ impl Deleter<'_> {
             })
             .cloned()
             .collect();
+        let manifest_key = format!("{dir}{MANIFEST_NAME}");
+        let has_manifest = objects.iter().any(|o| o.key == manifest_key);
         let mut families = backup_archives(&info, &dir, &objects);
         families.sort_by_key(|f| f.oid.map_or(-1, i64::from));
         let mut keys = Vec::new();
@@ -329,6 +340,7 @@ impl Deleter<'_> {
         }
 
         if self.dry_run {
+            // Barman's line: the manifest, which Barman does not know, is left out.
             let mut listed = keys.clone();
             listed.push(info_key.clone());
             self.say(format!(
@@ -336,7 +348,11 @@ impl Deleter<'_> {
                 py_list(&listed)
             ))?;
         } else {
-            self.delete_backup_objects(id, &info, &original, &info_key, &keys)
+            let archives = keys.len();
+            if has_manifest {
+                keys.push(manifest_key);
+            }
+            self.delete_backup_objects(id, &info, &original, &info_key, &keys, archives)
                 .await
                 .map_err(|e| Error::Operation(format!("Could not delete backup {id}: {e}")))?;
             tracing::info!("Deleted backup {id}");
@@ -348,7 +364,8 @@ impl Deleter<'_> {
         Ok(())
     }
 
-    /// Lock check, deletion mark, archives, then backup.info.
+    /// Lock check, deletion mark, archives (and manifest: `keys` past the first
+    /// `archives`), then backup.info.
     async fn delete_backup_objects(
         &mut self,
         id: &str,
@@ -356,6 +373,7 @@ impl Deleter<'_> {
         original: &bytes::Bytes,
         info_key: &str,
         keys: &[String],
+        archives: usize,
     ) -> Result<()> {
         let storage = self.storage;
         if self.check_object_lock {
@@ -395,11 +413,89 @@ impl Deleter<'_> {
             }
             return outcome.into_result();
         }
-        tracing::info!("Deleted the {} archives of backup {id}", keys.len());
+        if keys.len() > archives {
+            tracing::info!(
+                "Deleted the {archives} archives of backup {id} and its integrity manifest"
+            );
+        } else {
+            tracing::info!("Deleted the {archives} archives of backup {id}");
+        }
         storage
             .delete_objects(&[info_key.to_string()], 1, 1)
             .await
             .into_result()
+    }
+
+    /// Removes the manifest of backup `id` if its directory holds one but no backup.info
+    /// (`-b` of a backup Barman deleted, or a candidate of `-r`); nothing else there is
+    /// touched. Failures are logged only, and nothing is printed in a dry run: the run
+    /// ends as Barman's would.
+    async fn remove_orphaned_manifest(&self, id: &str) {
+        let dir = format!("{}/", self.storage.key(&[self.server, "base", id]));
+        let key = format!("{dir}{MANIFEST_NAME}");
+        let info_key = format!("{dir}backup.info");
+        match self.storage.list(&dir).await {
+            Ok(found) => {
+                let has = |k: &str| found.iter().any(|o| o.key == k);
+                if has(&key) && !has(&info_key) {
+                    self.delete_orphan(key).await;
+                }
+            }
+            Err(e) => tracing::warn!("Could not look for an orphaned integrity manifest: {e}"),
+        }
+    }
+
+    /// `-r`: the manifest of every directory of `base/` without backup.info. A backup of
+    /// barman-rs writes backup.info before its manifest, and its deletion removes the
+    /// manifest before backup.info, so such a manifest belongs to no backup. Candidates
+    /// come from the listing made at the start of the run, each confirmed by a fresh
+    /// look at its directory (a backup may have started and ended while `base/` was
+    /// being listed page by page).
+    async fn remove_orphaned_manifests(&mut self) {
+        let base = format!("{}/", self.storage.key(&[self.server, "base"]));
+        let listing = match self.base_listing().await {
+            Ok(listing) => listing,
+            Err(e) => {
+                tracing::warn!("Could not look for orphaned integrity manifests: {e}");
+                return;
+            }
+        };
+        let infos: std::collections::HashSet<&str> = listing
+            .iter()
+            .filter_map(|o| o.key.strip_prefix(&base)?.strip_suffix("/backup.info"))
+            .collect();
+        let candidates: Vec<String> = listing
+            .iter()
+            .filter_map(|o| {
+                let id = o
+                    .key
+                    .strip_prefix(&base)?
+                    .strip_suffix(MANIFEST_NAME)?
+                    .strip_suffix('/')?;
+                (!id.contains('/') && !infos.contains(id)).then(|| id.to_string())
+            })
+            .collect();
+        for id in candidates {
+            self.remove_orphaned_manifest(&id).await;
+        }
+    }
+
+    /// Deletes one orphaned manifest; a failure is logged, not fatal: what Barman would
+    /// have done is done, and the next run tries again.
+    async fn delete_orphan(&self, key: String) {
+        if self.dry_run {
+            tracing::info!("Skipping deletion of orphaned integrity manifest {key}");
+            return;
+        }
+        match self
+            .storage
+            .delete_objects(std::slice::from_ref(&key), 1, 1)
+            .await
+            .into_result()
+        {
+            Ok(()) => tracing::info!("Deleted orphaned integrity manifest {key}"),
+            Err(e) => tracing::warn!("Could not delete orphaned integrity manifest {key}: {e}"),
+        }
     }
 
     /// Barman's `_remove_wals_for_backup`: errors after the archives are gone are logged,
