@@ -4,6 +4,7 @@
 mod backup;
 mod backup_catalog;
 mod delete;
+mod manifest;
 mod postgres;
 mod restore;
 mod support;
