@@ -11,3 +11,4 @@ mod support;
 mod wal_cli;
 mod wal_interop;
 mod wal_options;
+mod wal_race;

@@ -512,6 +512,15 @@ impl CloudStorage {
         Ok(())
     }
 
+    /// Makes a written object durable when the destination is a local directory (fsync of
+    /// the file and its directory); object stores need nothing.
+    pub fn sync_to_disk(&self, key: &str) -> Result<()> {
+        if self.location.provider == Provider::Local {
+            local::sync_to_disk(&self.location, key)?;
+        }
+        Ok(())
+    }
+
     /// Whether the bucket/container exists; `Err(Connectivity)` when the service cannot
     /// be reached (Barman's exit 2).
     pub async fn bucket_state(&self) -> Result<BucketState> {
