@@ -759,8 +759,15 @@ def wals():
     n = next(segno)
     wal("wal_zeros", wal_name(1, n), gz(bytes(SEG)), suffix=".gz")
     n = next(segno)
-    # A 1 MiB segment's header stored under a 16 MiB segment's name.
-    wal("wal_segment_size_mismatch", wal_name(1, n), segment(1, n, size=1 << 20))
+    # 16 MiB whose header says the segments are of 1 MiB.
+    data = bytearray(segment(1, n))
+    struct.pack_into("<I", data, 32, 1 << 20)  # xlp_seg_size
+    wal("wal_header_size_mismatch", wal_name(1, n), gz(bytes(data)), suffix=".gz")
+    # The first segment of a new timeline starts as a copy of the old timeline's: pages
+    # of timeline 1 in a segment named for timeline 2.
+    n = next(segno)
+    data = segment(1, n)
+    wal("wal_ok_older_timeline_pages", wal_name(2, n), gz(data), data, ".gz")
 
 
 def disk():

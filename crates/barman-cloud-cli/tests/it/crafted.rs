@@ -1,5 +1,6 @@
-//! barman-cloud-restore on crafted buckets: archives that try to write outside the restore
-//! targets, backups that are not DONE, incomplete or damaged, and a restore into a full
+//! barman-cloud-restore and barman-cloud-wal-restore on crafted buckets: archives that try
+//! to write outside the restore targets, backups that are not DONE, incomplete or damaged,
+//! WAL files that are damaged or are not the segment asked for, and a restore into a full
 //! file system. None may end with exit 0; legitimate variants of each are kept as controls.
 //!
 //! The buckets are written by `craft_bucket.py`, run with the Python of Barman's
@@ -1015,6 +1016,172 @@ fn crafted_restore_completeness() {
             .collect();
         failures.extend(run_restores(&crafted, &dest, &cases));
     }
+    report(failures);
+}
+
+// ------------------------------------------------------------------ WAL restore
+
+enum WalExpect {
+    /// Exit 0 and the content `expected/<case>` describes.
+    Restored,
+    /// A non-zero exit (this one, if given), one stderr line holding every fragment
+    /// (`{wal}` stands for the WAL name), nothing left at or beside the destination.
+    Refused(Option<i32>, &'static [&'static str]),
+}
+
+struct WalCase {
+    case: &'static str,
+    /// The WAL name argument instead of the generated one.
+    name: Option<&'static str>,
+    expect: WalExpect,
+}
+
+fn wal_case(case: &'static str, expect: WalExpect) -> WalCase {
+    WalCase {
+        case,
+        name: None,
+        expect,
+    }
+}
+
+fn run_wal_restores(crafted: &Crafted, dest: &Destination, cases: &[WalCase]) -> Vec<String> {
+    let mut failures = Vec::new();
+    let spool = crafted.root().join("spool");
+    for (index, case) in cases.iter().enumerate() {
+        let (server, generated) = crafted.case(case.case);
+        let name = case.name.unwrap_or(generated);
+        let label = format!("{} [{name}] on {:?}", case.case, dest.service);
+        let directory = crafted.root().join("walout").join(index.to_string());
+        std::fs::create_dir(&directory).unwrap();
+        let target = directory.join("RECOVERYXLOG");
+        let before = snapshot(crafted.root(), std::slice::from_ref(&target));
+        let out = dest.ours_with(
+            "barman-cloud-wal-restore",
+            &["--spool-dir", spool.to_str().unwrap()],
+            &[server, name, target.to_str().unwrap()],
+        );
+        println!(
+            "{label}: exit {:?}: {}",
+            out.status.code(),
+            stderr(&out).lines().last().unwrap_or_default()
+        );
+        let mut problems = Vec::new();
+        match &case.expect {
+            WalExpect::Restored => {
+                if !out.status.success() {
+                    problems.push(format!(
+                        "expected exit 0, got {:?}: {}",
+                        out.status.code(),
+                        stderr(&out).trim()
+                    ));
+                } else {
+                    match digest_of(&target) {
+                        Ok(found) if found == crafted.expected(case.case) => {}
+                        Ok(found) => problems.push(format!(
+                            "restored {found}, expected {}",
+                            crafted.expected(case.case)
+                        )),
+                        Err(e) => problems.push(e),
+                    }
+                }
+            }
+            WalExpect::Refused(code, fragments) => {
+                match (out.status.code(), code) {
+                    (Some(0), _) => problems.push(format!(
+                        "expected a failure, got exit 0 (stderr: {})",
+                        stderr(&out).trim()
+                    )),
+                    (found, Some(code)) if found != Some(*code) => {
+                        problems.push(format!("expected exit {code}, got {found:?}"))
+                    }
+                    _ => {}
+                }
+                let fragments: Vec<String> =
+                    fragments.iter().map(|f| f.replace("{wal}", name)).collect();
+                let fragments: Vec<&str> = fragments.iter().map(String::as_str).collect();
+                problems.extend(message_problem(&out, &fragments));
+                if std::fs::symlink_metadata(&target).is_ok() {
+                    problems.push(format!("{} was left behind", target.display()));
+                }
+            }
+        }
+        let changed = differences(&before, &snapshot(crafted.root(), &[target]));
+        if !changed.is_empty() {
+            problems.push(format!("OUTSIDE THE DESTINATION:\n{changed}"));
+        }
+        if !problems.is_empty() {
+            failures.push(format!("[{index}] {label}: {}", problems.join("\n   ")));
+        }
+        remove(&directory);
+    }
+    failures
+}
+
+fn wal_cases() -> Vec<WalCase> {
+    use WalExpect::*;
+    let mut cases: Vec<WalCase> = [
+        "wal_ok_plain",
+        "wal_ok_gz",
+        "wal_ok_bz2",
+        "wal_ok_zst",
+        "wal_ok_zst_barman",
+        "wal_ok_lz4",
+        "wal_ok_lz4_barman",
+        "wal_ok_snappy",
+        // Asked for by its segment name, as PostgreSQL does.
+        "wal_ok_partial",
+        "wal_ok_1mib_segment",
+        "wal_ok_history",
+    ]
+    .into_iter()
+    .map(|case| wal_case(case, Restored))
+    .collect();
+    cases.extend([
+        wal_case("wal_lz4_flipped", Refused(None, &["{wal}"])),
+        wal_case("wal_zst_flipped", Refused(None, &["{wal}"])),
+        wal_case("wal_gz_truncated", Refused(None, &["{wal}"])),
+        wal_case("wal_gz_without_trailer", Refused(None, &["{wal}"])),
+        wal_case("wal_lz4_truncated", Refused(None, &["{wal}"])),
+        wal_case("wal_zst_truncated", Refused(None, &["{wal}"])),
+        wal_case("wal_short_plain", Refused(None, &["{wal}", "size"])),
+        wal_case("wal_long_gz", Refused(None, &["{wal}", "size"])),
+        wal_case("wal_empty", Refused(None, &["{wal}", "size"])),
+        // The first page header must match the name: page address, and a timeline no
+        // later than the name's (pages of an earlier one are legitimate, below).
+        wal_case("wal_other_segment", Refused(None, &["{wal}"])),
+        wal_case("wal_other_timeline", Refused(None, &["{wal}"])),
+        wal_case("wal_zeros", Refused(None, &["{wal}"])),
+        wal_case("wal_header_size_mismatch", Refused(None, &["{wal}"])),
+        wal_case("wal_ok_older_timeline_pages", Restored),
+    ]);
+    for name in [
+        "../000000010000000000000010",
+        "0000000100000000/000000010000000000000010",
+        "000000010000000000000010/..",
+        "..",
+        "/etc/passwd",
+    ] {
+        cases.push(WalCase {
+            case: "wal_ok_plain",
+            name: Some(name),
+            expect: Refused(Some(3), &["is an invalid name for a WAL file"]),
+        });
+    }
+    cases
+}
+
+/// WAL files that are damaged or are not the segment asked for, and names that are
+/// paths: nothing may be left at the destination.
+#[test]
+fn crafted_wal_restore() {
+    let crafted = Crafted::generate("wal");
+    let cases = wal_cases();
+    let mut failures = run_wal_restores(&crafted, &crafted.local(), &cases);
+    failures.extend(run_wal_restores(
+        &crafted,
+        &crafted.upload(Service::S3, None),
+        &cases,
+    ));
     report(failures);
 }
 
