@@ -109,6 +109,12 @@ impl Root {
         &self.path
     }
 
+    /// Where the opened directory really is (links resolved), from the kernel.
+    pub fn real_path(&self) -> io::Result<PathBuf> {
+        use std::os::fd::AsRawFd;
+        std::fs::read_link(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+    }
+
     /// Where `member` is, for messages.
     pub fn show(&self, member: &MemberPath) -> PathBuf {
         self.path.join(member.display())

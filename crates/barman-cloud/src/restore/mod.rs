@@ -260,6 +260,18 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
             .map_err(|e| Error::Operation(format!("restore task failed: {e}")))??,
         ));
     }
+    // Checked again on the directories actually opened: a location reached through a
+    // link (or one that did not exist before) may only now show that it is another target.
+    let opened: Vec<(String, PathBuf)> = targets
+        .iter()
+        .zip(&roots)
+        .map(|((name, _), root)| {
+            root.real_path()
+                .map(|path| (name.clone(), path))
+                .map_err(|e| Error::io(root.path(), e))
+        })
+        .collect::<Result<_>>()?;
+    check_disjoint(&opened)?;
     let mut archives = Vec::new();
     for (family, root) in families.iter().zip(&roots) {
         for object in family.objects() {
@@ -288,7 +300,7 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
         .await;
     let mut deferred: Vec<(Arc<Root>, Vec<DeferredDir>)> = Vec::new();
     for result in results {
-        deferred.push(result.map_err(|e| incomplete(e, &request.destination))?);
+        deferred.push(result?);
     }
 
     let data_root = Arc::clone(&roots[0]);
@@ -304,8 +316,7 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
         finish_data_directory(&data_root, &links, wal_directory, expected_label)
     })
     .await
-    .map_err(|e| Error::Operation(format!("restore task failed: {e}")))?
-    .map_err(|e| incomplete(e, &request.destination))?;
+    .map_err(|e| Error::Operation(format!("restore task failed: {e}")))??;
 
     let mut sync_roots: Vec<PathBuf> = targets.into_iter().map(|(_, target)| target).collect();
     sync_roots.dedup();
@@ -318,13 +329,14 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
     Ok(())
 }
 
-/// A failed restore leaves what it wrote in place (for inspection); the message says so.
-fn incomplete(error: Error, destination: &Path) -> Error {
-    tracing::error!(
-        "The restore into {} is incomplete and must not be started",
-        destination.display()
-    );
-    error
+/// A write that failed: refusing to go through a link (the archive's fault, exit 1) or
+/// an I/O error of the disk (its cause and path).
+fn write_error(path: PathBuf, source: std::io::Error) -> Error {
+    if source.kind() == std::io::ErrorKind::InvalidData {
+        Error::Operation(format!("cannot restore {}: {source}", path.display()))
+    } else {
+        Error::io(path, source)
+    }
 }
 
 /// Tablespace links, the WAL directory and the backup label check, all through the
@@ -339,20 +351,20 @@ fn finish_data_directory(
     if !links.is_empty() {
         let tblspc = MemberPath::from_components(["pg_tblspc"]);
         root.make_dir(&tblspc)
-            .map_err(|e| Error::io(at(&tblspc), e))?;
+            .map_err(|e| write_error(at(&tblspc), e))?;
         for (oid, target) in links {
             let link = MemberPath::from_components(["pg_tblspc".to_string(), oid.to_string()]);
             root.symlink(&link, target)
-                .map_err(|e| Error::io(at(&link), e))?;
+                .map_err(|e| write_error(at(&link), e))?;
         }
     }
     let wal = MemberPath::from_components([wal_directory]);
     if root
         .entry_type(&wal)
-        .map_err(|e| Error::io(at(&wal), e))?
+        .map_err(|e| write_error(at(&wal), e))?
         .is_none()
     {
-        root.make_dir(&wal).map_err(|e| Error::io(at(&wal), e))?;
+        root.make_dir(&wal).map_err(|e| write_error(at(&wal), e))?;
     }
     let label = MemberPath::from_components([BACKUP_LABEL_ENTRY]);
     let mut file = root.open_file(&label).map_err(|e| {
@@ -508,7 +520,7 @@ fn extract_error(
                 _ => Error::Operation(format!("cannot restore {key}: {e}")),
             },
         },
-        ExtractError::Write { member, source } => Error::io(root.show(&member), source),
+        ExtractError::Write { member, source } => write_error(root.show(&member), source),
         other => Error::Operation(format!("cannot restore {key}: {other}")),
     }
 }
