@@ -150,9 +150,10 @@ impl Encoder {
             Some(Compression::Snappy) => {
                 Encoder::Snappy(Box::new(snap::write::FrameEncoder::new(sink)))
             }
-            Some(Compression::Lz4) => Encoder::Lz4(lz4_flex::frame::FrameEncoder::new(sink)),
+            // Both frames end with their content checksum (see compression::lz4_encoder).
+            Some(Compression::Lz4) => Encoder::Lz4(crate::compression::lz4_encoder(sink)),
             Some(Compression::Zstd) => {
-                let mut encoder = zstd::stream::write::Encoder::new(sink, 3)?;
+                let mut encoder = crate::compression::zstd_encoder(sink, 3)?;
                 if threads > 1 {
                     // zstdmt still writes a single frame.
                     encoder.multithread(threads as u32)?;

@@ -157,15 +157,14 @@ impl Compression {
                 encoder.into_inner().map_err(|e| finish(e.into_error()))
             }
             Compression::Zstd => {
-                let mut encoder = zstd::stream::write::Encoder::new(output, level.unwrap_or(4))
-                    .map_err(finish)?;
+                let mut encoder = zstd_encoder(output, level.unwrap_or(4)).map_err(finish)?;
                 pump(input, &mut encoder)?;
                 encoder.finish().map_err(finish)
             }
             Compression::Lz4 => {
                 // lz4_flex implements only the fast compressor; the level is a hint Barman's
                 // reader does not need (any valid frame decodes).
-                let mut encoder = lz4_flex::frame::FrameEncoder::new(output);
+                let mut encoder = lz4_encoder(output);
                 pump(input, &mut encoder)?;
                 encoder.finish().map_err(|e| finish(io::Error::other(e)))
             }
@@ -254,7 +253,7 @@ impl Compression {
             Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(input)),
             Compression::Snappy => Box::new(snap::read::FrameDecoder::new(input)),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(input)?),
-            Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(input)),
+            Compression::Lz4 => Box::new(Lz4Reader::new(input)),
         })
     }
 
@@ -263,6 +262,112 @@ impl Compression {
         Error::Compression {
             codec: self.name(),
             source,
+        }
+    }
+}
+
+/// A zstd encoder whose frame ends with the content checksum (XXH64), so that a reader,
+/// ours or Python's `zstandard`, refuses a frame whose bytes changed.
+pub fn zstd_encoder<W: Write>(
+    output: W,
+    level: i32,
+) -> io::Result<zstd::stream::write::Encoder<'static, W>> {
+    let mut encoder = zstd::stream::write::Encoder::new(output, level)?;
+    encoder.include_checksum(true)?;
+    Ok(encoder)
+}
+
+/// An lz4 frame encoder whose frame ends with the content checksum (XXH32), so that a
+/// reader, ours or Python's `lz4.frame`, refuses a frame whose bytes changed.
+pub fn lz4_encoder<W: Write>(output: W) -> lz4_flex::frame::FrameEncoder<W> {
+    lz4_flex::frame::FrameEncoder::with_frame_info(
+        lz4_flex::frame::FrameInfo::new().content_checksum(true),
+        output,
+    )
+}
+
+/// Counts what a decoder consumed and notes where its input ended.
+struct EofProbe<R> {
+    inner: R,
+    consumed: u64,
+    ended: bool,
+}
+
+impl<R: Read> Read for EofProbe<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(0) if !buf.is_empty() => {
+                self.ended = true;
+                Ok(0)
+            }
+            Ok(n) => {
+                self.consumed += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                self.ended |= e.kind() == io::ErrorKind::UnexpectedEof;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// lz4 frames read to the true end of the input. lz4_flex's `FrameDecoder` alone has two
+/// gaps: input that stops where a block header or the end mark should be ends decoding
+/// quietly (a truncated frame looks complete), and each frame's end mark reads as the end
+/// of the stream (a reader stopping there ignores later frames, which Python's
+/// `lz4.frame` decodes). Here every frame must close with its end mark, frames are read
+/// until the input ends, and input ending anywhere else is an `UnexpectedEof` error.
+pub struct Lz4Reader<R: Read> {
+    decoder: lz4_flex::frame::FrameDecoder<EofProbe<R>>,
+    /// Input bytes consumed when the last complete frame ended.
+    frame_end: Option<u64>,
+    finished: bool,
+}
+
+impl<R: Read> Lz4Reader<R> {
+    pub fn new(input: R) -> Self {
+        Lz4Reader {
+            decoder: lz4_flex::frame::FrameDecoder::new(EofProbe {
+                inner: input,
+                consumed: 0,
+                ended: false,
+            }),
+            frame_end: None,
+            finished: false,
+        }
+    }
+}
+
+impl<R: Read> Read for Lz4Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() || self.finished {
+            return Ok(0);
+        }
+        loop {
+            let n = self.decoder.read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            let probe = self.decoder.get_ref();
+            if !probe.ended {
+                // The decoder met an end mark (and checked the content checksum, if the
+                // frame has one): the frame is whole. Another may follow.
+                self.frame_end = Some(probe.consumed);
+                continue;
+            }
+            if self.frame_end == Some(probe.consumed) {
+                self.finished = true;
+                return Ok(0);
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                if probe.consumed == 0 {
+                    "empty input: no lz4 frame"
+                } else {
+                    "incomplete lz4 frame: the input ends before its end mark"
+                },
+            ));
         }
     }
 }
@@ -384,5 +489,179 @@ mod tests {
         let mut out = Vec::new();
         single.read_to_end(&mut out).unwrap();
         assert_eq!(out, data);
+    }
+
+    /// 300 KB that compress well but not trivially (several blocks/chunks per codec).
+    fn sample() -> Vec<u8> {
+        (0..75_000u32)
+            .flat_map(|i| (i / 3 % 251 + (i % 7) * 1000).to_le_bytes())
+            .collect()
+    }
+
+    fn decode(codec: Compression, stream: &[u8]) -> Result<Vec<u8>, StreamError> {
+        let mut out = Vec::new();
+        codec.decompress(stream, &mut out).map(|_| out)
+    }
+
+    /// Offsets where a snappy framed stream may end unnoticed: before anything (python-snappy
+    /// writes nothing at all for empty input), after the stream identifier and after each
+    /// chunk (the format has no end marker).
+    fn snappy_chunk_ends(stream: &[u8]) -> Vec<usize> {
+        let mut ends = vec![0, 10];
+        let mut at = 10;
+        while at + 4 <= stream.len() {
+            let len = u32::from_le_bytes([stream[at + 1], stream[at + 2], stream[at + 3], 0]);
+            at += 4 + len as usize;
+            ends.push(at);
+        }
+        ends
+    }
+
+    #[test]
+    fn zstd_and_lz4_frames_announce_a_content_checksum() {
+        let data = sample();
+        // zstd: magic FD2FB528, then the frame header descriptor, bit 2 Content_Checksum_flag.
+        let zst = Compression::Zstd
+            .compress(CompressionLevel::Medium, &mut &data[..], Vec::new())
+            .unwrap();
+        assert_eq!(zst[..4], 0xFD2F_B528u32.to_le_bytes());
+        assert_ne!(zst[4] & 0b100, 0, "zstd frame without content checksum");
+        // The multithreaded encoder of base backups writes the same frame header.
+        let mut mt = zstd_encoder(Vec::new(), 3).unwrap();
+        mt.multithread(2).unwrap();
+        mt.write_all(&data).unwrap();
+        let mt = mt.finish().unwrap();
+        assert_ne!(mt[4] & 0b100, 0, "zstdmt frame without content checksum");
+        assert_eq!(decode(Compression::Zstd, &mt).unwrap(), data);
+        // lz4: magic 184D2204, then FLG, bit 2 C.Checksum.
+        let lz4 = Compression::Lz4
+            .compress(CompressionLevel::Medium, &mut &data[..], Vec::new())
+            .unwrap();
+        assert_eq!(lz4[..4], 0x184D_2204u32.to_le_bytes());
+        assert_ne!(lz4[4] & 0b100, 0, "lz4 frame without content checksum");
+    }
+
+    /// Every codec refuses a stream cut short, wherever the cut. The exceptions are what
+    /// the formats cannot see: a snappy framed stream has no end marker, so one cut right
+    /// after a chunk decodes as a shorter stream (and so would a gzip, bzip2 or xz stream
+    /// cut between two members/streams, and an lz4 or zstd one between two frames: none
+    /// of our single-member writers produce those, but the parallel WAL gzip and bzip2
+    /// do). barman-cloud-wal-restore catches these with its segment size and header
+    /// check.
+    #[test]
+    fn truncated_streams_fail_to_decode() {
+        let data = sample();
+        for codec in ALL {
+            let stream = codec
+                .compress(CompressionLevel::Low, &mut &data[..], Vec::new())
+                .unwrap();
+            let snappy_ends = snappy_chunk_ends(&stream);
+            let step = (stream.len() / 97).max(1);
+            let cuts = (0..stream.len())
+                .step_by(step)
+                .chain(stream.len().saturating_sub(24)..stream.len());
+            for cut in cuts {
+                match decode(codec, &stream[..cut]) {
+                    Err(StreamError::Read(_)) => {}
+                    Err(StreamError::Write(e)) => panic!("{} cut at {cut}: {e}", codec.name()),
+                    Ok(out) => {
+                        assert!(
+                            codec == Compression::Snappy && snappy_ends.contains(&cut),
+                            "{} cut at {cut} of {} decoded quietly ({} bytes)",
+                            codec.name(),
+                            stream.len(),
+                            out.len()
+                        );
+                        assert!(data.starts_with(&out));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every byte flipped anywhere either fails decoding or changes nothing in the output
+    /// (gzip's mtime, for example): wrong data never comes out quietly. This holds for
+    /// the zstd and lz4 streams we write because they carry a content checksum.
+    #[test]
+    fn flipped_bytes_fail_to_decode() {
+        let data = sample();
+        for codec in ALL {
+            let stream = codec
+                .compress(CompressionLevel::Low, &mut &data[..], Vec::new())
+                .unwrap();
+            let step = (stream.len() / 151).max(1);
+            let positions = (0..stream.len())
+                .step_by(step)
+                .chain(stream.len().saturating_sub(16)..stream.len());
+            for position in positions {
+                for mask in [0x01, 0x55, 0xff] {
+                    let mut bad = stream.clone();
+                    bad[position] ^= mask;
+                    if let Ok(out) = decode(codec, &bad) {
+                        assert!(
+                            out == data,
+                            "{}: byte {position} of {} ^ {mask:#x} decoded to wrong data",
+                            codec.name(),
+                            stream.len()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Frames without a content checksum, as Python's `lz4.frame.compress` and
+    /// `zstandard` write them by default (so Barman's WAL and backups): truncation is
+    /// still caught, but a flipped byte inside a block may decode to wrong data of the
+    /// right length, which no decoder can see. barman-cloud-wal-restore refuses such a
+    /// segment when its size or first page header no longer fits its name (and
+    /// PostgreSQL checks every record's CRC when it replays).
+    #[test]
+    fn checksumless_frames_are_still_read_to_their_end() {
+        let data = sample();
+        let mut lz4 = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        lz4.write_all(&data).unwrap();
+        let lz4 = lz4.finish().unwrap();
+        assert_eq!(lz4[4] & 0b100, 0);
+        let zst = zstd::stream::encode_all(&data[..], 3).unwrap();
+        assert_eq!(zst[4] & 0b100, 0);
+        for (codec, stream) in [(Compression::Lz4, &lz4), (Compression::Zstd, &zst)] {
+            assert_eq!(decode(codec, stream).unwrap(), data);
+            for cut in (0..stream.len())
+                .step_by(37)
+                .chain(stream.len() - 8..stream.len())
+            {
+                assert!(
+                    decode(codec, &stream[..cut]).is_err(),
+                    "{} cut at {cut} of {}",
+                    codec.name(),
+                    stream.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn lz4_reads_every_concatenated_frame_and_nothing_else() {
+        let data = sample();
+        let one = Compression::Lz4
+            .compress(CompressionLevel::Low, &mut &data[..], Vec::new())
+            .unwrap();
+        let two = [one.clone(), one.clone()].concat();
+        assert_eq!(
+            decode(Compression::Lz4, &two).unwrap(),
+            [&data[..], &data[..]].concat()
+        );
+        // A frame that is empty but whole is a valid stream; nothing at all is not.
+        let empty = Compression::Lz4
+            .compress(CompressionLevel::Low, &mut &b""[..], Vec::new())
+            .unwrap();
+        assert_eq!(decode(Compression::Lz4, &empty).unwrap(), b"");
+        assert!(decode(Compression::Lz4, b"").is_err());
+        // Trailing bytes that are not a frame are refused.
+        let garbage = [one.clone(), b"garbage!".to_vec()].concat();
+        assert!(decode(Compression::Lz4, &garbage).is_err());
+        let stray = [one, vec![0u8]].concat();
+        assert!(decode(Compression::Lz4, &stray).is_err());
     }
 }
