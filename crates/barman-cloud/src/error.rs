@@ -69,11 +69,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    /// `source`, said of what `context` names (an object, a file); same kind as `source`.
+    #[error("{context}: {source}")]
+    Context {
+        context: String,
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
+            Error::Context { source, .. } => source.kind(),
             Error::InvalidInput(_) => ErrorKind::Input,
             Error::Connectivity(_) | Error::Spool(_) => ErrorKind::Network,
             Error::BucketMissing(_)
@@ -86,6 +95,14 @@ impl Error {
             | Error::Io { .. }
             | Error::Storage(_)
             | Error::Compression { .. } => ErrorKind::General,
+        }
+    }
+
+    /// `self`, said of what `context` names.
+    pub fn context(self, context: impl Into<String>) -> Self {
+        Error::Context {
+            context: context.into(),
+            source: Box::new(self),
         }
     }
 

@@ -304,6 +304,23 @@ pub fn wal_content(seed: u64, len: usize, random_len: usize) -> Vec<u8> {
     data
 }
 
+/// A WAL segment `name` of `len` bytes (a valid segment size) that wal-restore accepts:
+/// [`wal_content`] under the long page header PostgreSQL 15 writes at its start
+/// (magic, `XLP_LONG_HEADER`, timeline, page address, system id, segment and page size).
+pub fn segment_content(name: &str, seed: u64, len: usize, random_len: usize) -> Vec<u8> {
+    let hex = |at: usize| u64::from_str_radix(&name[at..at + 8], 16).unwrap();
+    let mut data = wal_content(seed, len, random_len);
+    data[..40].fill(0);
+    data[0..2].copy_from_slice(&0xD110u16.to_le_bytes());
+    data[2..4].copy_from_slice(&2u16.to_le_bytes());
+    data[4..8].copy_from_slice(&(hex(0) as u32).to_le_bytes());
+    data[8..16].copy_from_slice(&((hex(8) << 32) + hex(16) * len as u64).to_le_bytes());
+    data[24..32].copy_from_slice(&seed.to_le_bytes());
+    data[32..36].copy_from_slice(&(len as u32).to_le_bytes());
+    data[36..40].copy_from_slice(&8192u32.to_le_bytes());
+    data
+}
+
 pub fn temp_dir(tag: &str) -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix(&format!("barman-rs-{tag}-"))

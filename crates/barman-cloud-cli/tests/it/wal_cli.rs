@@ -16,7 +16,7 @@ fn rearchiving_identical_content_succeeds_without_a_second_object() {
         let dest = Destination::create(service, "idem");
         let work = temp_dir("idem");
         let wal = work.path().join(SEG1);
-        std::fs::write(&wal, wal_content(1, 1 << 20, 1 << 19)).unwrap();
+        std::fs::write(&wal, segment_content(SEG1, 1, 1 << 20, 1 << 19)).unwrap();
         for attempt in 0..3 {
             let out = dest.ours_with(
                 "barman-cloud-wal-archive",
@@ -53,14 +53,14 @@ fn different_content_under_an_archived_name_is_refused_and_not_overwritten() {
         let dest = Destination::create(service, "conflict");
         let work = temp_dir("conflict");
         let wal = work.path().join(SEG1);
-        let original = wal_content(1, 1 << 20, 1 << 19);
+        let original = segment_content(SEG1, 1, 1 << 20, 1 << 19);
         std::fs::write(&wal, &original).unwrap();
         assert_success(
             &dest.ours("barman-cloud-wal-archive", &["srv", wal.to_str().unwrap()]),
             "first archive",
         );
 
-        std::fs::write(&wal, wal_content(2, 1 << 20, 1 << 19)).unwrap();
+        std::fs::write(&wal, segment_content(SEG1, 2, 1 << 20, 1 << 19)).unwrap();
         for options in [&[][..], &["--zstd"][..]] {
             let out = dest.ours_with(
                 "barman-cloud-wal-archive",
@@ -309,7 +309,8 @@ fn partial_segments_and_prefetch() {
 
     // The complete segment wins over its .partial.
     let complete = work.path().join(SEG1);
-    std::fs::write(&complete, b"complete content").unwrap();
+    let complete_content = segment_content(SEG1, 1, 1 << 20, 1000);
+    std::fs::write(&complete, &complete_content).unwrap();
     assert_success(
         &dest.ours(
             "barman-cloud-wal-archive",
@@ -324,12 +325,13 @@ fn partial_segments_and_prefetch() {
         ),
         "complete served",
     );
-    assert_eq!(std::fs::read(&target).unwrap(), b"complete content");
+    assert!(std::fs::read(&target).unwrap() == complete_content);
 
     // --parallel 3 fetches the next two segments into the spool; the next request is served from it.
     for n in 2..=4 {
         let wal = work.path().join(format!("0000000100000000000000{n:02X}"));
-        std::fs::write(&wal, format!("segment {n}")).unwrap();
+        let name = format!("0000000100000000000000{n:02X}");
+        std::fs::write(&wal, segment_content(&name, n, 1 << 20, 1000)).unwrap();
         assert_success(
             &dest.ours_with(
                 "barman-cloud-wal-archive",
@@ -347,7 +349,7 @@ fn partial_segments_and_prefetch() {
         &["srv", SEG2, target.to_str().unwrap()],
     );
     assert_success(&out, "restore with prefetch");
-    assert_eq!(std::fs::read(&target).unwrap(), b"segment 2");
+    assert!(std::fs::read(&target).unwrap() == segment_content(SEG2, 2, 1 << 20, 1000));
     let mut spooled: Vec<String> = std::fs::read_dir(&spool)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -363,7 +365,8 @@ fn partial_segments_and_prefetch() {
         &["srv", "000000010000000000000003", target.to_str().unwrap()],
     );
     assert_success(&out, "restore from spool");
-    assert_eq!(std::fs::read(&target).unwrap(), b"segment 3");
+    let seg3 = segment_content("000000010000000000000003", 3, 1 << 20, 1000);
+    assert!(std::fs::read(&target).unwrap() == seg3);
     assert!(
         !spool.join("000000010000000000000003").exists(),
         "spooled file moved, not copied"
@@ -405,7 +408,7 @@ fn secrets_never_reach_the_logs() {
 fn restore_onto_a_full_disk_fails_cleanly() {
     let work = temp_dir("diskfull");
     let wal = work.path().join(SEG1);
-    std::fs::write(&wal, wal_content(3, 1 << 20, 1 << 20)).unwrap();
+    std::fs::write(&wal, segment_content(SEG1, 3, 1 << 20, 1 << 20)).unwrap();
     let full = TinyFilesystem::mount("64k");
     for options in [&[][..], &["--gzip"][..]] {
         let dest = Destination::create(Service::Local, "diskfull");

@@ -23,7 +23,7 @@ fn archive_then_restore(service: Service, ours_archives: bool) {
     for (i, compression) in COMPRESSIONS.iter().enumerate() {
         let name = segment_name(i + 1);
         let source = work.path().join(&name);
-        std::fs::write(&source, wal_content(i as u64, 1 << 20, 300_000)).unwrap();
+        std::fs::write(&source, segment_content(&name, i as u64, 1 << 20, 300_000)).unwrap();
         let options: Vec<&str> = compression.iter().copied().collect();
         let source_arg = source.to_str().unwrap();
         let archived = if ours_archives {
@@ -74,12 +74,12 @@ fn special_files(service: Service) {
         ),
         (
             "000000010000000000000012",
-            wal_content(12, 16 << 20, 4 << 20),
+            segment_content("000000010000000000000012", 12, 16 << 20, 4 << 20),
             None,
         ),
         (
             "000000010000000000000013",
-            wal_content(13, 16 << 20, 4 << 20),
+            segment_content("000000010000000000000013", 13, 16 << 20, 4 << 20),
             Some("--gzip"),
         ),
     ];

@@ -74,13 +74,14 @@ fn run_round(dest: &Destination, round: &Round, seed: u64) -> (Vec<Output>, Vec<
         let dir = work.path().join(format!("p{i}"));
         std::fs::create_dir(&dir).unwrap();
         let wal = dir.join(&round.segment);
-        let data = wal_content(
+        let data = segment_content(
+            &round.segment,
             if round.identical {
                 seed
             } else {
                 seed + i as u64
             },
-            256 << 10,
+            1 << 20,
             128 << 10,
         );
         std::fs::write(&wal, &data).unwrap();
