@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::ProvideCredentials;
-use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AwsAuthorizer, AwsCredential, AwsCredentialProvider};
 use object_store::client::HttpRequest;
 use tokio::sync::Mutex;
@@ -41,7 +40,7 @@ fn env_nonempty(name: &str) -> Option<String> {
 pub(super) async fn build(
     location: &Location,
     options: &StorageOptions,
-) -> Result<(Arc<dyn ObjectStore>, S3Admin)> {
+) -> Result<(Arc<object_store::aws::AmazonS3>, S3Admin)> {
     let profile = options
         .aws_profile
         .clone()

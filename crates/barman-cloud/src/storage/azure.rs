@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use object_store::ObjectStore;
 use object_store::azure::{AzureAuthorizer, AzureCredentialProvider, MicrosoftAzureBuilder};
 use object_store::client::HttpRequest;
 
@@ -115,7 +114,7 @@ fn sas_pairs(sas: &str) -> Vec<(String, String)> {
 pub(super) fn build(
     location: &Location,
     options: &StorageOptions,
-) -> Result<(Arc<dyn ObjectStore>, AzureAdmin)> {
+) -> Result<(Arc<object_store::azure::MicrosoftAzure>, AzureAdmin)> {
     let account_info = location
         .azure_account
         .clone()

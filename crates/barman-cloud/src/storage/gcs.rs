@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use object_store::ObjectStore;
 use object_store::gcp::{GcpCredentialProvider, GoogleCloudStorageBuilder};
 
 use super::headers::ExtraWriteHeaders;
@@ -49,7 +48,7 @@ fn project_id() -> Option<String> {
 pub(super) fn build(
     location: &Location,
     options: &StorageOptions,
-) -> Result<(Arc<dyn ObjectStore>, GcsAdmin)> {
+) -> Result<(Arc<object_store::gcp::GoogleCloudStorage>, GcsAdmin)> {
     let emulator = emulator_url();
     let base_url = emulator.clone().unwrap_or_else(|| {
         let domain =

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, TagSet};
 
@@ -109,6 +110,10 @@ pub enum PutOutcome {
 pub struct CloudStorage {
     location: Location,
     store: Arc<dyn ObjectStore>,
+    /// The same store's raw listing API, where it has one: it lists by any key prefix
+    /// (`wals/X/NAME`), not only by directory, so finding one WAL's copies costs one small
+    /// listing instead of a listing of its whole directory (up to 256 segments).
+    paginated: Option<Arc<dyn PaginatedListStore>>,
     admin: BucketAdmin,
     capabilities: Capabilities,
 }
@@ -126,33 +131,54 @@ impl CloudStorage {
     pub async fn open(url: &str, options: &StorageOptions) -> Result<Self> {
         let provider = options.cloud_provider.unwrap_or(Provider::AwsS3);
         let location = Location::parse(url, provider)?;
-        let (store, admin, capabilities): (Arc<dyn ObjectStore>, BucketAdmin, Capabilities) =
-            match location.provider {
-                Provider::AwsS3 => {
-                    let (store, admin) = aws::build(&location, options).await?;
-                    (store, BucketAdmin::S3(admin), Capabilities { tags: true })
-                }
-                Provider::AzureBlobStorage => {
-                    let (store, admin) = azure::build(&location, options)?;
-                    (
-                        store,
-                        BucketAdmin::Azure(admin),
-                        Capabilities { tags: true },
-                    )
-                }
-                Provider::GoogleCloudStorage => {
-                    let (store, admin) = gcs::build(&location, options)?;
-                    (store, BucketAdmin::Gcs(admin), Capabilities { tags: true })
-                }
-                Provider::Local => (
-                    local::build(&location)?,
-                    BucketAdmin::Local,
-                    Capabilities { tags: false },
-                ),
-            };
+        type Built = (
+            Arc<dyn ObjectStore>,
+            Option<Arc<dyn PaginatedListStore>>,
+            BucketAdmin,
+            Capabilities,
+        );
+        let (store, paginated, admin, capabilities): Built = match location.provider {
+            Provider::AwsS3 => {
+                let (store, admin) = aws::build(&location, options).await?;
+                let paginated: Arc<dyn PaginatedListStore> = store.clone();
+                (
+                    store,
+                    Some(paginated),
+                    BucketAdmin::S3(admin),
+                    Capabilities { tags: true },
+                )
+            }
+            Provider::AzureBlobStorage => {
+                let (store, admin) = azure::build(&location, options)?;
+                let paginated: Arc<dyn PaginatedListStore> = store.clone();
+                (
+                    store,
+                    Some(paginated),
+                    BucketAdmin::Azure(admin),
+                    Capabilities { tags: true },
+                )
+            }
+            Provider::GoogleCloudStorage => {
+                let (store, admin) = gcs::build(&location, options)?;
+                let paginated: Arc<dyn PaginatedListStore> = store.clone();
+                (
+                    store,
+                    Some(paginated),
+                    BucketAdmin::Gcs(admin),
+                    Capabilities { tags: true },
+                )
+            }
+            Provider::Local => (
+                local::build(&location)?,
+                None,
+                BucketAdmin::Local,
+                Capabilities { tags: false },
+            ),
+        };
         Ok(CloudStorage {
             location,
             store,
+            paginated,
             admin,
             capabilities,
         })
@@ -345,28 +371,72 @@ impl CloudStorage {
     /// (which need not end at a `/`): `wals/X/NAME` finds `NAME`, `NAME.gz`,
     /// `NAME.partial`... without listing anything below that directory. Sorted by key.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let dir = prefix.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
-        let dir_path = if dir.is_empty() {
-            None
-        } else {
-            Some(Self::path(dir)?)
+        let mut found: Vec<ObjectInfo> = match &self.paginated {
+            Some(paginated) => self.list_by_prefix(paginated.as_ref(), prefix).await?,
+            None => {
+                let dir = prefix.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
+                let dir_path = if dir.is_empty() {
+                    None
+                } else {
+                    Some(Self::path(dir)?)
+                };
+                self.store
+                    .list_with_delimiter(dir_path.as_ref())
+                    .await
+                    .map_err(|e| self.map_error(e, prefix))?
+                    .objects
+                    .into_iter()
+                    .map(|meta| ObjectInfo {
+                        key: meta.location.to_string(),
+                        size: meta.size,
+                    })
+                    .collect()
+            }
         };
-        let listing = self
-            .store
-            .list_with_delimiter(dir_path.as_ref())
-            .await
-            .map_err(|e| self.map_error(e, prefix))?;
-        let mut found: Vec<ObjectInfo> = listing
-            .objects
-            .into_iter()
-            .map(|meta| ObjectInfo {
-                key: meta.location.to_string(),
-                size: meta.size,
-            })
-            .filter(|o| o.key.starts_with(prefix))
-            .collect();
+        found.retain(|o| o.key.starts_with(prefix));
         found.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(found)
+    }
+
+    /// The objects whose keys start with `prefix`, directly in its directory, through the
+    /// provider's listing by raw prefix (every page).
+    async fn list_by_prefix(
+        &self,
+        paginated: &dyn PaginatedListStore,
+        prefix: &str,
+    ) -> Result<Vec<ObjectInfo>> {
+        // object_store's Azure listing drops a blob named exactly like the prefix (it
+        // expects directory prefixes), and the uncompressed WAL is named exactly so: ask
+        // Azure for one character less, the caller keeps only keys starting with `prefix`.
+        let asked = match self.location.provider {
+            Provider::AzureBlobStorage if !prefix.ends_with('/') => {
+                let mut shorter = prefix.chars();
+                shorter.next_back();
+                shorter.as_str()
+            }
+            _ => prefix,
+        };
+        let mut found = Vec::new();
+        let mut page_token = None;
+        loop {
+            let options = PaginatedListOptions {
+                delimiter: Some("/".into()),
+                page_token,
+                ..Default::default()
+            };
+            let page = paginated
+                .list_paginated((!asked.is_empty()).then_some(asked), options)
+                .await
+                .map_err(|e| self.map_error(e, prefix))?;
+            found.extend(page.result.objects.into_iter().map(|meta| ObjectInfo {
+                key: meta.location.to_string(),
+                size: meta.size,
+            }));
+            match page.page_token {
+                Some(token) => page_token = Some(token),
+                None => return Ok(found),
+            }
+        }
     }
 
     /// Names of the "subdirectories" directly below `dir` (common prefixes), sorted.
