@@ -218,15 +218,33 @@ mod tests {
         for text in [
             String::new(),
             "barman-rs integrity manifest 2\n".to_string(),
-            format!("barman-rs integrity manifest 1\n{}", good.replace("sha256", "md5")),
-            format!("barman-rs integrity manifest 1\n{}", good.replace(" 3 ", " -3 ")),
+            format!(
+                "barman-rs integrity manifest 1\n{}",
+                good.replace("sha256", "md5")
+            ),
+            format!(
+                "barman-rs integrity manifest 1\n{}",
+                good.replace(" 3 ", " -3 ")
+            ),
             format!("barman-rs integrity manifest 1\n{good} extra"),
-            format!("barman-rs integrity manifest 1\n{}", good.replace("data.tar", "../x")),
-            format!("barman-rs integrity manifest 1\n{}", good.replace("data.tar", "a/b")),
+            format!(
+                "barman-rs integrity manifest 1\n{}",
+                good.replace("data.tar", "../x")
+            ),
+            format!(
+                "barman-rs integrity manifest 1\n{}",
+                good.replace("data.tar", "a/b")
+            ),
             format!("barman-rs integrity manifest 1\n{good}\n{good}"),
-            format!("barman-rs integrity manifest 1\nsha256 {} 3 data.tar", "0".repeat(63)),
+            format!(
+                "barman-rs integrity manifest 1\nsha256 {} 3 data.tar",
+                "0".repeat(63)
+            ),
         ] {
-            assert!(IntegrityManifest::parse(text.as_bytes()).is_err(), "{text:?}");
+            assert!(
+                IntegrityManifest::parse(text.as_bytes()).is_err(),
+                "{text:?}"
+            );
         }
     }
 }
