@@ -58,6 +58,23 @@ impl RetentionStatus {
     }
 }
 
+/// Python's `str.isspace`, which its `re` module's `\s` follows: Unicode white space
+/// and the four ASCII information separators.
+fn is_python_space(c: char) -> bool {
+    c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
+}
+
+/// Lower case as far as the policy keywords go: ASCII letters, plus the letters Python's
+/// case-insensitive matching takes for ASCII ones.
+fn fold_like_python(c: char) -> char {
+    match c {
+        '\u{130}' | '\u{131}' => 'i',
+        '\u{17f}' => 's',
+        '\u{212a}' => 'k',
+        c => c.to_ascii_lowercase(),
+    }
+}
+
 fn invalid(text: &str) -> Error {
     Error::InvalidInput(format!(
         "Could not create retention policy {text}: Cannot parse option retention_policy: {text}"
@@ -65,20 +82,27 @@ fn invalid(text: &str) -> Error {
 }
 
 impl RetentionPolicy {
-    /// Parses Barman's syntax: case-insensitive, any whitespace between words and around,
-    /// singular or plural unit (`REDUNDANCY 3`, `recovery window of 1 week`).
+    /// Parses Barman's syntax, the two regular expressions of its retention policies:
+    /// `^\s*redundancy\s+(\d+)\s*$` and
+    /// `^\s*recovery\s+window\s+of\s+(\d+)\s+(day|month|week)s?\s*$`, matched as
+    /// Python does with `re.IGNORECASE` on a `str`: `\s` is any character Python calls
+    /// a space, and the case-insensitive letters include `ı`/`İ` for `i`, `ſ` for `s` and
+    /// the Kelvin sign for `k`. The number may have any length; more than `u64` holds
+    /// means "everything" for both policies and saturates. One difference remains:
+    /// Python's `\d` also takes non-ASCII decimal digits, which are refused here.
     pub fn parse(text: &str) -> Result<Self> {
-        let words: Vec<&str> = text.split_whitespace().collect();
-        let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
-        let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+        let folded: String = text.chars().map(fold_like_python).collect();
+        let words: Vec<&str> = folded
+            .split(is_python_space)
+            .filter(|w| !w.is_empty())
+            .collect();
         let number = |word: &str| -> Result<u64> {
             if word.is_empty() || !word.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(invalid(text));
             }
-            // Barman accepts any number of digits; more than u64 holds is nonsense anyway.
-            word.parse().map_err(|_| invalid(text))
+            Ok(word.parse().unwrap_or(u64::MAX))
         };
-        match lower.as_slice() {
+        match words.as_slice() {
             ["redundancy", n] => Ok(RetentionPolicy::Redundancy(number(n)?)),
             ["recovery", "window", "of", n, unit] => {
                 let unit = match unit.strip_suffix('s').unwrap_or(unit) {
@@ -160,7 +184,9 @@ impl RetentionPolicy {
                 }
             }
             RetentionPolicy::RecoveryWindow(n, unit) => {
-                let point = now - window_length(n, unit)?;
+                // A window reaching before the epoch (or past what dates can express)
+                // keeps everything.
+                let point = window_start(now, n, unit);
                 let mut past_window = false;
                 let mut valid = 0;
                 for (id, backup) in done {
@@ -172,11 +198,12 @@ impl RetentionPolicy {
                         })?;
                         // The newest backup that ended before the window opened is still
                         // needed: recovery to the window's first moment starts from it.
-                        past_window = end_time < point;
+                        past_window = point.is_some_and(|point| end_time < point);
                         keep.unwrap_or(RetentionStatus::Valid)
                     } else if valid < minimum_redundancy {
                         valid += 1;
                         keep.unwrap_or_else(|| {
+                            let point = point.map(|p| p.to_string()).unwrap_or_default();
                             tracing::warn!(
                                 "Keeping obsolete backup {id} (older than {point}) due to \
                                  minimum redundancy requirements ({minimum_redundancy})"
@@ -194,7 +221,9 @@ impl RetentionPolicy {
     }
 }
 
-fn window_length(n: u64, unit: WindowUnit) -> Result<chrono::TimeDelta> {
+/// When a window of `n` units ending at `now` opens, if it opens after the epoch: `None`
+/// for a window so long that every backup is inside it. Never overflows.
+fn window_start(now: Timestamp, n: u64, unit: WindowUnit) -> Option<Timestamp> {
     let days = match unit {
         WindowUnit::Days => Some(n),
         WindowUnit::Weeks => n.checked_mul(7),
@@ -202,7 +231,8 @@ fn window_length(n: u64, unit: WindowUnit) -> Result<chrono::TimeDelta> {
     };
     days.and_then(|d| i64::try_from(d).ok())
         .and_then(chrono::TimeDelta::try_days)
-        .ok_or_else(|| Error::Config(format!("recovery window of {n} is too large")))
+        .and_then(|length| now.checked_sub_signed(length))
+        .filter(|start| start.timestamp() >= 0)
 }
 
 impl fmt::Display for RetentionPolicy {
@@ -386,5 +416,257 @@ mod tests {
             .report(&backups, &BTreeMap::new(), 0, ts("2025-02-01T00:30:00Z"))
             .unwrap();
         assert_eq!(report["20250101T000000"], RetentionStatus::Valid);
+    }
+
+    #[test]
+    fn windows_reaching_before_the_epoch_keep_everything() {
+        let backups = vec![
+            backup(
+                "19700101T000000",
+                BackupStatus::Done,
+                "1970-01-01T00:30:00Z",
+            ),
+            backup(
+                "20250101T000000",
+                BackupStatus::Done,
+                "2025-01-01T01:00:00Z",
+            ),
+            backup(
+                "20250110T000000",
+                BackupStatus::Done,
+                "2025-01-10T01:00:00Z",
+            ),
+        ];
+        let now = ts("2025-01-31T00:00:00Z");
+        for (n, unit) in [
+            (20_000, WindowUnit::Days),
+            (99_999_999_999, WindowUnit::Days),
+            (999_999_999_999, WindowUnit::Days),
+            (u64::MAX, WindowUnit::Days),
+            (u64::MAX / 7 + 1, WindowUnit::Weeks),
+            (u64::MAX, WindowUnit::Months),
+        ] {
+            let report = RetentionPolicy::RecoveryWindow(n, unit)
+                .report(&backups, &BTreeMap::new(), 0, now)
+                .unwrap();
+            assert!(
+                report.values().all(|s| *s == RetentionStatus::Valid),
+                "{n} {unit:?}: {report:?}"
+            );
+        }
+        // A window that opens after the epoch still judges.
+        let report = RetentionPolicy::RecoveryWindow(1, WindowUnit::Days)
+            .report(&backups, &BTreeMap::new(), 0, now)
+            .unwrap();
+        assert_eq!(report["19700101T000000"], RetentionStatus::Obsolete);
+    }
+
+    /// Barman's grammar with its variations: any case (with the letters Python folds to
+    /// ASCII ones), any run of Python white space between and around the words, any
+    /// number of ASCII digits, singular or plural units.
+    fn policy_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let space = prop::collection::vec(
+            prop::sample::select(vec![
+                " ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\u{85}", "\u{a0}",
+                "\u{2003}", "\u{3000}",
+            ]),
+            1..3,
+        )
+        .prop_map(|s| s.concat());
+        let word = |w: &'static str| {
+            prop::collection::vec(any::<u8>(), w.len()).prop_map(move |coins| {
+                w.chars()
+                    .zip(coins)
+                    .map(|(c, coin)| match (c, coin % 5) {
+                        ('i', 0) => '\u{130}',
+                        ('i', 1) => '\u{131}',
+                        ('s', 0) => '\u{17f}',
+                        ('k', 0) => '\u{212a}',
+                        (c, 2 | 3) => c.to_ascii_uppercase(),
+                        (c, _) => c,
+                    })
+                    .collect::<String>()
+            })
+        };
+        let number = "[0-9]{1,25}";
+        prop_oneof![
+            (
+                space.clone(),
+                word("redundancy"),
+                space.clone(),
+                number,
+                space.clone()
+            )
+                .prop_map(|(a, w, b, n, c)| format!("{a}{w}{b}{n}{c}")),
+            (
+                (
+                    space.clone(),
+                    word("recovery"),
+                    space.clone(),
+                    word("window")
+                ),
+                (space.clone(), word("of"), space.clone(), number),
+                (
+                    space.clone(),
+                    prop_oneof![
+                        word("day"),
+                        word("days"),
+                        word("week"),
+                        word("weeks"),
+                        word("month"),
+                        word("months")
+                    ],
+                    space,
+                ),
+            )
+                .prop_map(|((a, r, b, w), (c, o, d, n), (e, u, f))| {
+                    format!("{a}{r}{b}{w}{c}{o}{d}{n}{e}{u}{f}")
+                }),
+        ]
+    }
+
+    /// `text` with one character removed, replaced or inserted: mostly no policy.
+    fn mutated_policy_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        (
+            policy_text(),
+            any::<prop::sample::Index>(),
+            0..3u8,
+            prop_oneof![
+                any::<char>(),
+                prop::sample::select(vec!['s', '0', ' ', 'x', '-'])
+            ],
+        )
+            .prop_map(|(text, at, how, c)| {
+                let mut chars: Vec<char> = text.chars().collect();
+                let i = at.index(chars.len());
+                match how {
+                    0 => {
+                        chars.remove(i);
+                    }
+                    1 => chars[i] = c,
+                    _ => chars.insert(i, c),
+                }
+                chars.into_iter().collect()
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in proptest::prelude::any::<String>()) {
+            if let Ok(policy) = RetentionPolicy::parse(&text) {
+                proptest::prop_assert_eq!(RetentionPolicy::parse(&policy.to_string()).ok(), Some(policy));
+            }
+        }
+
+        #[test]
+        fn every_grammar_variant_is_accepted(text in policy_text()) {
+            let policy = RetentionPolicy::parse(&text);
+            proptest::prop_assert!(policy.is_ok(), "{:?}", text);
+            let policy = policy.unwrap();
+            proptest::prop_assert_eq!(RetentionPolicy::parse(&policy.to_string()).ok(), Some(policy));
+        }
+
+        #[test]
+        fn mutations_never_panic(text in mutated_policy_text()) {
+            let _ = RetentionPolicy::parse(&text);
+        }
+    }
+
+    /// Our parser and Barman's own regular expressions (run by the Python of Barman's
+    /// virtualenv, `BARMAN_RS_TEST_BARMAN_BIN`) agree on grammar variants and on their
+    /// one-character mutations. Skipped without that virtualenv.
+    #[test]
+    fn accepts_exactly_what_barman_accepts() {
+        use proptest::strategy::{Strategy, ValueTree};
+        use std::io::Write as _;
+        let Some(python) = std::env::var_os("BARMAN_RS_TEST_BARMAN_BIN")
+            .map(|bin| std::path::PathBuf::from(bin).join("python"))
+            .filter(|p| p.exists())
+        else {
+            eprintln!("note: BARMAN_RS_TEST_BARMAN_BIN not set, skipping the Barman check");
+            return;
+        };
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let mut cases: Vec<String> = Vec::new();
+        for i in 0..600 {
+            let text = if i % 3 == 0 {
+                policy_text().new_tree(&mut runner).unwrap().current()
+            } else {
+                mutated_policy_text()
+                    .new_tree(&mut runner)
+                    .unwrap()
+                    .current()
+            };
+            // Known difference: Python's \d also takes non-ASCII decimal digits.
+            if !text.chars().any(|c| !c.is_ascii() && c.is_numeric()) {
+                cases.push(text);
+            }
+        }
+        // barman.output first: importing retention_policies alone is circular.
+        let script = "import sys\n\
+            import barman.output\n\
+            from barman.retention_policies import RedundancyRetentionPolicy as R\n\
+            from barman.retention_policies import RecoveryWindowRetentionPolicy as W\n\
+            for line in sys.stdin.read().split():\n\
+            \x20   text = bytes.fromhex(line).decode()\n\
+            \x20   r, w = R._re.match(text), W._re.match(text)\n\
+            \x20   print(f'REDUNDANCY {r.group(1)}' if r else\n\
+            \x20         f'RECOVERY WINDOW OF {w.group(1)} {W._kw[w.group(2)[0].lower()]}' if w else '-')\n";
+        let mut child = std::process::Command::new(python)
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let input: String = cases
+            .iter()
+            .map(|c| c.bytes().map(|b| format!("{b:02x}")).collect::<String>() + "\n")
+            .collect();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success());
+        let verdicts: Vec<String> = String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(verdicts.len(), cases.len());
+        let mut accepted = 0;
+        for (text, barman) in cases.iter().zip(&verdicts) {
+            let ours = match RetentionPolicy::parse(text) {
+                Ok(policy) => policy.to_string(),
+                Err(_) => "-".to_string(),
+            };
+            // Numbers past u64 saturate here; Python keeps them whole.
+            let saturated = barman
+                .split(' ')
+                .map(|w| match w.parse::<u128>() {
+                    Ok(n) if n > u64::MAX as u128 => u64::MAX.to_string(),
+                    _ if w.len() > 20 && w.bytes().all(|b| b.is_ascii_digit()) => {
+                        u64::MAX.to_string()
+                    }
+                    _ => w.trim_start_matches('0').to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            let ours_normalized = ours
+                .split(' ')
+                .map(|w| w.trim_start_matches('0').to_string())
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert_eq!(ours_normalized, saturated, "{text:?}");
+            accepted += usize::from(barman != "-");
+        }
+        // Both kinds of cases were there.
+        assert!(accepted > 100 && accepted < cases.len() - 100, "{accepted}");
     }
 }

@@ -115,4 +115,23 @@ mod tests {
         );
         assert!(parse_csv_tag("a,b,c").is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Sizes, tags: no text panics, and a size is never zero.
+        #[test]
+        fn no_value_panics(
+            text in proptest::prelude::any::<String>(),
+            size in "[ +-]?[0-9.eE+-]{0,24} ?[kKmMgGtTpPeEzZyYxX]?[iI]?[bB]?",
+        ) {
+            for candidate in [&text, &size] {
+                if let Ok(n) = parse_size(candidate) {
+                    proptest::prop_assert!(n >= 1);
+                }
+                let _ = parse_tag(candidate);
+                let _ = parse_csv_tag(candidate);
+            }
+        }
+    }
 }

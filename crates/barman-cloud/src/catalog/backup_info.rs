@@ -1030,3 +1030,112 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::super::tests_support::{fixture, fixture_names};
+    use super::*;
+
+    /// Real backup.info files (written by Barman and by us) to mutate.
+    fn fixtures() -> Vec<String> {
+        let mut texts: Vec<String> = fixture_names("bucket", "backup.info")
+            .iter()
+            .map(|name| fixture(name))
+            .collect();
+        texts.push(fixture("written_by_us.info"));
+        texts
+    }
+
+    /// Values that exercise each field's loader: literals, times, numbers, junk.
+    fn field_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            Just("None".to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            "[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?([+-][0-9]{2}:[0-9]{2})?",
+            "\\[\\('[a-z]{0,5}', [0-9]{1,6}, '/[a-z/]{0,10}'\\)\\]",
+            "\\{'[a-z_]{1,8}': [0-9.e+-]{1,12}\\}",
+            "[0-9A-F]{1,9}/[0-9A-F]{1,9}",
+        ]
+    }
+
+    /// A fixture with one field's value replaced, a line dropped, or text spliced in.
+    fn mutated() -> impl Strategy<Value = String> {
+        let texts = fixtures();
+        (
+            prop::sample::select(texts),
+            any::<prop::sample::Index>(),
+            field_value(),
+            0..3u8,
+        )
+            .prop_map(|(text, at, value, how)| {
+                let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+                let i = at
+                    .index(lines.len().max(1))
+                    .min(lines.len().saturating_sub(1));
+                match (how, lines.get_mut(i)) {
+                    (0, Some(line)) => {
+                        let key = line.split('=').next().unwrap_or_default().to_string();
+                        *line = format!("{key}={value}");
+                    }
+                    (1, Some(_)) => {
+                        lines.remove(i);
+                    }
+                    _ => lines.insert(i, value),
+                }
+                lines.join("\n")
+            })
+    }
+
+    /// Parsing what we render gives the same backup, and rendering is stable from there.
+    fn round_trips(info: &BackupInfo) -> Result<(), TestCaseError> {
+        let Ok(text) = info.to_file_text() else {
+            return Ok(()); // a line break in a text field: refused, not written
+        };
+        let back = BackupInfo::parse(&text);
+        prop_assert!(back.is_ok(), "{:?}\n{}", back, text);
+        let back = back.unwrap();
+        prop_assert_eq!(back.to_file_text().ok(), Some(text.clone()), "{}", text);
+        let _ = back.to_json_value();
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+            if let Ok(info) = BackupInfo::load("20250101T000000", &bytes) {
+                round_trips(&info)?;
+            }
+        }
+
+        #[test]
+        fn any_field_with_any_value_never_panics(
+            field in prop::sample::select(Field::ALL.to_vec()),
+            value in field_value(),
+        ) {
+            if let Ok(info) = BackupInfo::parse(&format!("{}={value}\n", field.name())) {
+                round_trips(&info)?;
+            }
+        }
+
+        #[test]
+        fn mutated_real_files_never_panic_and_round_trip(text in mutated()) {
+            if let Ok(info) = BackupInfo::parse(&text) {
+                round_trips(&info)?;
+            }
+        }
+    }
+
+    #[test]
+    fn real_files_round_trip() {
+        for text in fixtures() {
+            let info = BackupInfo::parse(&text).unwrap();
+            round_trips(&info).unwrap();
+        }
+    }
+}

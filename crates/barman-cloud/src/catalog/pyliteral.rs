@@ -490,23 +490,12 @@ impl Parser<'_> {
             '+' | '-' => {
                 self.bump();
                 self.skip_blanks();
-                let start = self.pos;
                 match self.peek() {
                     Some(d) if d.is_ascii_digit() || d == '.' => {}
                     _ => return Err(self.error("a sign must be followed by a number")),
                 }
-                let number = self.number()?;
-                if c == '+' {
-                    return Ok(number);
-                }
-                match number {
-                    PyValue::Int(i) => Ok(PyValue::Int(-i)),
-                    PyValue::Float(f) => Ok(PyValue::Float(-f)),
-                    _ => Err(LiteralError {
-                        offset: start,
-                        reason: "a sign must be followed by a number".into(),
-                    }),
-                }
+                // The sign goes with the digits: -2**127 fits where 2**127 does not.
+                self.signed_number(c == '-')
             }
             '0'..='9' => self.number(),
             '.' if self.peek_at(1).is_some_and(|d| d.is_ascii_digit()) => self.number(),
@@ -602,6 +591,11 @@ impl Parser<'_> {
     }
 
     fn number(&mut self) -> Result<PyValue, LiteralError> {
+        self.signed_number(false)
+    }
+
+    fn signed_number(&mut self, negative: bool) -> Result<PyValue, LiteralError> {
+        let sign = if negative { "-" } else { "" };
         let start = self.pos;
         let rest = self.rest().as_bytes();
         if rest.len() > 1
@@ -620,7 +614,7 @@ impl Parser<'_> {
                 return Err(self.error("invalid number"));
             }
             self.no_trailing_name()?;
-            return i128::from_str_radix(&digits, radix)
+            return i128::from_str_radix(&format!("{sign}{digits}"), radix)
                 .map(PyValue::Int)
                 .map_err(|_| self.error("integer too large"));
         }
@@ -658,7 +652,7 @@ impl Parser<'_> {
         if is_float {
             return text
                 .parse::<f64>()
-                .map(PyValue::Float)
+                .map(|f| PyValue::Float(if negative { -f } else { f }))
                 .map_err(|_| LiteralError {
                     offset: start,
                     reason: "invalid float".into(),
@@ -670,7 +664,7 @@ impl Parser<'_> {
                 reason: "leading zeros in decimal integer literals are not permitted".into(),
             });
         }
-        int_part
+        format!("{sign}{int_part}")
             .parse::<i128>()
             .map(PyValue::Int)
             .map_err(|_| LiteralError {
@@ -1107,6 +1101,153 @@ mod tests {
         for line in golden.lines() {
             let value = parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(repr(&value), line);
+        }
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Pieces of Python literal syntax, to reach deeper into the parser than random
+    /// characters do.
+    const TOKENS: &[&str] = &[
+        "[",
+        "]",
+        "(",
+        ")",
+        "{",
+        "}",
+        ",",
+        ":",
+        "'",
+        "\"",
+        "'''",
+        "\"\"\"",
+        "\\",
+        "\\x4",
+        "\\u00e9",
+        "\\U0001F600",
+        "\\N{BULLET}",
+        "\\n",
+        "\\0",
+        "b'",
+        "r'",
+        "u'",
+        "f'",
+        "x",
+        "0",
+        "1",
+        "9",
+        "-",
+        "+",
+        "~",
+        "e",
+        "E",
+        ".",
+        "_",
+        "0x",
+        "0o",
+        "0b",
+        "j",
+        "None",
+        "True",
+        "False",
+        "inf",
+        "nan",
+        "#",
+        " ",
+        "\t",
+        "\n",
+        "\r\n",
+        "\u{e9}",
+        "\u{1F600}",
+        "\u{0}",
+        "\u{85}",
+        "\u{2028}",
+        "1e308",
+        "1e-400",
+        "99999999999999999999999999999999999999999",
+    ];
+
+    fn has_infinity(value: &PyValue) -> bool {
+        match value {
+            PyValue::Float(f) => !f.is_finite(),
+            PyValue::List(items) | PyValue::Tuple(items) => items.iter().any(has_infinity),
+            PyValue::Dict(dict) => dict.iter().any(|(k, v)| has_infinity(k) || has_infinity(v)),
+            _ => false,
+        }
+    }
+
+    fn token_soup() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(TOKENS), 0..40).prop_map(|t| t.concat())
+    }
+
+    fn scalar() -> impl Strategy<Value = PyValue> {
+        prop_oneof![
+            Just(PyValue::None),
+            any::<bool>().prop_map(PyValue::Bool),
+            any::<i64>().prop_map(|i| PyValue::Int(i.into())),
+            any::<u64>().prop_map(|i| PyValue::Int(i.into())),
+            any::<f64>()
+                .prop_filter("repr of inf and nan is no literal", |f| f.is_finite())
+                .prop_map(PyValue::Float),
+            any::<String>().prop_map(PyValue::Str),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = PyValue> {
+        scalar().prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(PyValue::List),
+                prop::collection::vec(inner.clone(), 0..6).prop_map(PyValue::Tuple),
+                prop::collection::vec((scalar(), inner), 0..6).prop_map(|pairs| {
+                    let mut dict = PyDict::new();
+                    for (key, value) in pairs {
+                        dict.insert(key, value).expect("scalars are hashable");
+                    }
+                    PyValue::Dict(dict)
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn literal_like_text_never_panics(text in token_soup()) {
+            if let Ok(value) = parse(&text).map_err(|e| e.to_string())
+                && !has_infinity(&value)
+            {
+                // Whatever parses renders, and the rendering reads back the same (but
+                // for floats out of range, which Python too reads as inf and writes as
+                // the name `inf`, no literal).
+                let again = parse(&repr(&value));
+                prop_assert_eq!(again.as_ref(), Ok(&value), "{:?}", text);
+            }
+        }
+
+        #[test]
+        fn what_repr_writes_parses_back(value in value()) {
+            let text = repr(&value);
+            let back = parse(&text);
+            prop_assert_eq!(back.as_ref(), Ok(&value), "{}", text);
+        }
+    }
+
+    #[test]
+    fn the_widest_integers_round_trip() {
+        for n in [i128::MAX, i128::MIN, i128::MIN + 1, u64::MAX as i128 + 1] {
+            let value = PyValue::Int(n);
+            assert_eq!(parse(&repr(&value)), Ok(value), "{n}");
         }
     }
 }
