@@ -13,6 +13,7 @@ use crate::args::{
     BackupArgs, BackupDeleteArgs, BackupKeepArgs, BackupListArgs, BackupShowArgs,
     CheckWalArchiveArgs, RestoreArgs, WalArchiveArgs, WalRestoreArgs, effective_tags,
 };
+use crate::exit::Stdout;
 use crate::progress::BackupProgress;
 
 /// `-t/--test`: Barman's connectivity and bucket-existence probe.
@@ -156,8 +157,7 @@ pub async fn backup_list(args: BackupListArgs) -> Result<()> {
     } else {
         backup_list_json(&catalog.backups)?
     };
-    print!("{output}");
-    Ok(())
+    Stdout::print(&output)
 }
 
 pub async fn backup_show(args: BackupShowArgs) -> Result<()> {
@@ -183,8 +183,7 @@ pub async fn backup_show(args: BackupShowArgs) -> Result<()> {
     } else {
         backup_show_json(&info)?
     };
-    print!("{output}");
-    Ok(())
+    Stdout::print(&output)
 }
 
 pub async fn backup_delete(args: BackupDeleteArgs) -> Result<()> {
@@ -208,7 +207,7 @@ pub async fn backup_delete(args: BackupDeleteArgs) -> Result<()> {
         batch_size: args.batch_size,
         check_object_lock: args.check_object_lock,
     };
-    delete_backups(&storage, &request, &mut std::io::stdout().lock()).await
+    delete_backups(&storage, &request, &mut Stdout::default()).await
 }
 
 pub async fn backup_keep(args: BackupKeepArgs) -> Result<()> {
@@ -228,10 +227,9 @@ pub async fn backup_keep(args: BackupKeepArgs) -> Result<()> {
     } else if args.status {
         let target = read_keep(&storage, server, &backup_id).await?;
         match target.as_deref() {
-            Some(text) if !text.is_empty() => println!("Keep: {text}"),
-            _ => println!("Keep: nokeep"),
+            Some(text) if !text.is_empty() => Stdout::print(&format!("Keep: {text}\n")),
+            _ => Stdout::print("Keep: nokeep\n"),
         }
-        Ok(())
     } else {
         let target = match args.target.as_deref() {
             Some("standalone") => KeepTarget::Standalone,

@@ -1,9 +1,13 @@
 //! The one place where outcomes become process exit codes, as Barman's cloud commands
-//! use them: 0 ok, 1 operation failed, 2 network, 3 bad input, 4 anything else.
+//! use them: 0 ok, 1 operation failed, 2 network, 3 bad input, 4 anything else; and
+//! where results reach standard output.
 
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use barman_cloud::{Error, ErrorKind};
+
+use crate::secrets::redact;
 
 pub const OK: u8 = 0;
 
@@ -16,11 +20,17 @@ pub fn code_for(kind: ErrorKind) -> u8 {
     }
 }
 
-/// Logs `error` as one line (through the same logger as everything else, so `-q` works)
-/// and returns its exit code.
+/// Logs `error` as one line (through the same logger as everything else, so `-q` works,
+/// and secrets are hidden there) and returns its exit code.
 pub fn report(error: &Error) -> ExitCode {
     tracing::error!("{error}");
     ExitCode::from(code_for(error.kind()))
+}
+
+/// Writes `text` on stderr as it is, ignoring a closed stderr (nothing else can be done).
+pub fn eprint_line(text: &str) {
+    let mut stderr = io::stderr().lock();
+    let _ = writeln!(stderr, "{}", redact(text));
 }
 
 /// Argument errors: clap prints usage and message; Barman exits 3 for all of them.
@@ -28,18 +38,67 @@ pub fn report_usage(error: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind as K;
     match error.kind() {
         K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // Help on a closed pipe (`--help | head -1`) ends quietly too.
             let _ = error.print();
             ExitCode::from(OK)
         }
         _ => {
-            // One line, as every error we print: clap's own hint lines add nothing.
+            // One line, as every error we print: clap's own hint lines add nothing. The
+            // value clap quotes may be a secret given to the wrong option.
             let text = error.render().to_string();
             let line = text
                 .lines()
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("error");
-            eprintln!("{}", line.trim_end());
+            eprint_line(line.trim_end());
             ExitCode::from(code_for(ErrorKind::Input))
         }
+    }
+}
+
+/// Standard output for command results. A reader that went away (`| head -1`) is not
+/// an error: as Unix tools do, the rest of the output is dropped quietly and the command
+/// ends with its own exit code (a deletion in progress is not cut short by it). Other
+/// write errors name standard output and keep their cause.
+#[derive(Default)]
+pub struct Stdout {
+    closed: bool,
+}
+
+impl Stdout {
+    /// Prints `text` and flushes.
+    pub fn print(text: &str) -> barman_cloud::Result<()> {
+        let mut out = Stdout::default();
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|e| Error::io("<stdout>", e))
+    }
+
+    fn guard(&mut self, result: io::Result<()>) -> io::Result<()> {
+        match result {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !self.closed {
+            let result = io::stdout().lock().write_all(buf);
+            self.guard(result)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let result = io::stdout().lock().flush();
+        self.guard(result)
     }
 }

@@ -1,6 +1,6 @@
 //! Logging on stderr in Barman's format, `YYYY-MM-DD HH:MM:SS,mmm [PID] LEVEL: message`,
 //! with Barman's verbosity arithmetic: WARNING by default, `-v` INFO, `-vv` DEBUG, `-q`
-//! ERROR, `-qq` and beyond nothing but fatal messages.
+//! ERROR, `-qq` and beyond nothing but fatal messages. Secrets are hidden in every line.
 
 use std::fmt;
 
@@ -35,8 +35,11 @@ where
             now.format("%Y-%m-%d %H:%M:%S,%3f"),
             std::process::id()
         )?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        // Fields are rendered first so that no secret reaches the log (see secrets.rs).
+        let mut fields = String::new();
+        ctx.field_format()
+            .format_fields(Writer::new(&mut fields), event)?;
+        writeln!(writer, "{}", crate::secrets::redact(&fields))
     }
 }
 

@@ -10,6 +10,7 @@ mod commands;
 mod exit;
 mod logging;
 mod progress;
+mod secrets;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -35,6 +36,7 @@ pub const COMMANDS: [&str; 9] = [
 
 fn main() -> ExitCode {
     let mut argv: Vec<OsString> = std::env::args_os().collect();
+    secrets::init(&argv);
     let invoked = argv
         .first()
         .and_then(|a| {
@@ -61,10 +63,10 @@ fn main() -> ExitCode {
                 name
             }
             None => {
-                eprintln!(
+                exit::eprint_line(&format!(
                     "usage: barman-rs COMMAND [ARGS...]\n\nCOMMAND is one of:\n  {}\n\nor run the command links installed next to barman-rs.",
                     COMMANDS.join("\n  ")
-                );
+                ));
                 return ExitCode::from(3);
             }
         }

@@ -8,6 +8,7 @@ mod delete;
 mod manifest;
 mod postgres;
 mod restore;
+mod robustness;
 mod support;
 mod wal_cli;
 mod wal_interop;
