@@ -469,3 +469,81 @@ fn io_errors_name_the_path_and_the_cause() {
     );
     assert!(local_files(read_only.path()).is_empty());
 }
+
+/// wal-restore delivers a segment only if its content is that segment, whether it is
+/// downloaded, prefetched with --parallel, or found in the spool directory.
+#[test]
+fn wal_restore_checks_prefetched_and_spooled_segments() {
+    let dest = Destination::create(Service::Local, "walcheck");
+    let work = temp_dir("walcheck");
+    let name = |n: u64| format!("0000000100000000000000{n:02X}");
+    // Segment 2 holds segment 7's content; the others are what their names say.
+    for n in 1..=5u64 {
+        let content_of = if n == 2 { 7 } else { n };
+        let path = work.path().join(name(n));
+        std::fs::write(&path, segment_content(&name(content_of), n, 1 << 20, 5000)).unwrap();
+        assert_success(
+            &dest.ours_with(
+                "barman-cloud-wal-archive",
+                &["--lz4"],
+                &["srv", path.to_str().unwrap()],
+            ),
+            "archive",
+        );
+    }
+    let spool = work.path().join("spool");
+    let spool_arg = spool.to_str().unwrap();
+    let target = work.path().join("RECOVERYXLOG");
+    let target_arg = target.to_str().unwrap();
+    // Prefetching 2 and 3: the bad 2 is not spooled.
+    let out = dest.ours_with(
+        "barman-cloud-wal-restore",
+        &["--parallel", "3", "--spool-dir", spool_arg],
+        &["srv", &name(1), target_arg],
+    );
+    assert_success(&out, "restore of segment 1 with prefetch");
+    assert!(std::fs::read(&target).unwrap() == segment_content(&name(1), 1, 1 << 20, 5000));
+    assert!(stderr(&out).contains(&name(2)), "{}", stderr(&out));
+    let spooled: Vec<String> = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(spooled, vec![name(3)]);
+    // Asked for, segment 2 is refused and nothing is left.
+    std::fs::remove_file(&target).unwrap();
+    let out = dest.ours_with(
+        "barman-cloud-wal-restore",
+        &["--spool-dir", spool_arg],
+        &["srv", &name(2), target_arg],
+    );
+    assert_exit(&out, 1, "segment 2 holding segment 7");
+    assert!(stderr(&out).contains(&name(2)), "{}", stderr(&out));
+    assert!(!target.exists());
+    // A spooled file that is not the segment is discarded and the segment fetched.
+    std::fs::write(
+        spool.join(name(5)),
+        segment_content(&name(6), 5, 1 << 20, 5000),
+    )
+    .unwrap();
+    let out = dest.ours_with(
+        "barman-cloud-wal-restore",
+        &["--spool-dir", spool_arg],
+        &["srv", &name(5), target_arg],
+    );
+    assert_success(&out, "segment 5 over a bad spooled copy");
+    assert!(std::fs::read(&target).unwrap() == segment_content(&name(5), 5, 1 << 20, 5000));
+    assert!(!spool.join(name(5)).exists());
+    // Our lz4 frames carry a checksum: a flipped byte anywhere is refused.
+    let object = local_root(&dest).join(format!("srv/wals/0000000100000000/{}.lz4", name(4)));
+    let original = std::fs::read(&object).unwrap();
+    for at in [original.len() / 3, original.len() / 2, original.len() - 6] {
+        let mut bad = original.clone();
+        bad[at] ^= 0x20;
+        std::fs::write(&object, &bad).unwrap();
+        std::fs::remove_file(&target).ok();
+        let out = dest.ours("barman-cloud-wal-restore", &["srv", &name(4), target_arg]);
+        assert!(!out.status.success(), "byte {at} flipped: exit 0");
+        assert!(stderr(&out).contains(&name(4)), "{}", stderr(&out));
+        assert!(!target.exists(), "byte {at} flipped: a file was left");
+    }
+}
