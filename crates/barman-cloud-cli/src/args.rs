@@ -47,7 +47,7 @@ pub struct Common {
     #[arg(long)]
     pub aws_irsa: bool,
     /// The time in seconds until a timeout is raised when waiting to read from a connection (defaults to 60 seconds)
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_python_int, allow_negative_numbers = true)]
     pub read_timeout: Option<i64>,
     /// S3 addressing style
     #[arg(long, value_parser = ["auto", "virtual", "path"])]
@@ -129,6 +129,35 @@ fn parse_part_size(text: &str, max: u64, what: &str) -> Result<u64, String> {
         )),
         n => Ok(n),
     }
+}
+
+/// An option Barman reads with Python's `int`: blanks around, a sign, digits with single
+/// underscores between them, of any length. Values beyond `i64` saturate: for the
+/// options read this way (`--parallel`, `--batch-size`, `--read-timeout`) they mean the
+/// same as the largest or smallest `i64`.
+fn parse_python_int(text: &str) -> Result<i64, String> {
+    let bad = || format!("invalid int value: '{text}'");
+    let trimmed = text.trim();
+    let (negative, digits) = match trimmed.as_bytes().first() {
+        Some(b'-') => (true, &trimmed[1..]),
+        Some(b'+') => (false, &trimmed[1..]),
+        _ => (false, trimmed),
+    };
+    let well_formed = !digits.is_empty()
+        && !digits.starts_with('_')
+        && !digits.ends_with('_')
+        && !digits.contains("__")
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'_');
+    if !well_formed {
+        return Err(bad());
+    }
+    let digits = digits.replace('_', "");
+    Ok(match digits.parse::<i64>() {
+        Ok(n) if negative => -n,
+        Ok(n) => n,
+        Err(_) if negative => i64::MIN,
+        Err(_) => i64::MAX,
+    })
 }
 
 fn parse_positive(text: &str) -> Result<u32, String> {
@@ -266,7 +295,7 @@ pub struct WalRestoreArgs {
     #[arg(long)]
     pub no_partial: bool,
     /// Number of WAL files to fetch in all, prefetching into --spool-dir (values <= 1 disable prefetch)
-    #[arg(short = 'p', long, default_value_t = 0, allow_negative_numbers = true)]
+    #[arg(short = 'p', long, default_value_t = 0, value_parser = parse_python_int, allow_negative_numbers = true)]
     pub parallel: i64,
     /// Directory for prefetched WAL files
     #[arg(long, default_value = "/var/tmp/walrestore")]
@@ -569,7 +598,7 @@ pub struct BackupDeleteArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// The maximum number of objects to be deleted in a single request (default and maximum: 1000 for aws-s3, 256 for azure-blob-storage, 100 for google-cloud-storage)
-    #[arg(long = "batch-size", allow_negative_numbers = true)]
+    #[arg(long = "batch-size", value_parser = parse_python_int, allow_negative_numbers = true)]
     pub batch_size: Option<i64>,
     /// Check for S3 Object Lock (retention, legal hold) on the backup's archives before deleting anything (one request per object)
     #[arg(long)]

@@ -30,16 +30,30 @@ pub enum CompressionLevel {
 }
 
 impl CompressionLevel {
+    /// Barman's syntax: a symbolic level in any case, or digits with an optional `-`, of
+    /// any length (Python's `int`): integers beyond `i32` saturate, which the per-codec
+    /// clamping makes the same level.
     pub fn parse(text: &str) -> Result<Self> {
         match text.to_ascii_lowercase().as_str() {
             "low" => Ok(Self::Low),
             "medium" => Ok(Self::Medium),
             "high" => Ok(Self::High),
-            other => other.parse::<i32>().map(Self::Exact).map_err(|_| {
-                Error::InvalidInput(format!(
-                    "'{text}' is not a valid compression level (low, medium, high or an integer)"
+            other => {
+                let (negative, digits) = match other.strip_prefix('-') {
+                    Some(digits) => (true, digits),
+                    None => (false, other),
+                };
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(Error::InvalidInput(format!(
+                        "'{text}' is not a valid compression level (low, medium, high or an integer)"
+                    )));
+                }
+                let magnitude = digits.parse::<i64>().unwrap_or(i64::MAX);
+                let value = if negative { -magnitude } else { magnitude };
+                Ok(Self::Exact(
+                    value.clamp(i32::MIN.into(), i32::MAX.into()) as i32
                 ))
-            }),
+            }
         }
     }
 }
@@ -453,6 +467,22 @@ mod tests {
             CompressionLevel::Exact(-3)
         );
         assert!(CompressionLevel::parse("fast").is_err());
+        // Any length, as Python's int; no '+', no blanks, as Barman.
+        assert_eq!(
+            CompressionLevel::parse("99999999999999999999999").unwrap(),
+            CompressionLevel::Exact(i32::MAX)
+        );
+        assert_eq!(
+            CompressionLevel::parse("-99999999999").unwrap(),
+            CompressionLevel::Exact(i32::MIN)
+        );
+        assert_eq!(
+            Compression::Zstd.effective_level(CompressionLevel::Exact(i32::MAX)),
+            Some(22)
+        );
+        for bad in ["+5", " 5", "5 ", "--5", "-", "", "1e3", "٣"] {
+            assert!(CompressionLevel::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
