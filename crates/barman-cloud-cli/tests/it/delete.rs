@@ -739,18 +739,25 @@ fn assert_done_backups_restore(dest: &Destination) -> Vec<String> {
 fn an_interrupted_deletion_never_leaves_a_broken_done_backup() {
     // Storage stops while the third backup is being deleted: before its archives go, and
     // after they went but before its backup.info did (where Barman leaves a DONE backup
-    // without data).
-    interrupted_deletion("Marked backup 20250104T000000 as being deleted");
-    interrupted_deletion("Deleted the 1 archives of backup 20250104T000000");
+    // without data). The relay cuts on the request itself (the key in the DeleteObjects
+    // body), so the cut falls exactly there whatever the timing.
+    interrupted_deletion(
+        "Marked backup 20250104T000000 as being deleted",
+        &["20250104T000000/data"],
+    );
+    interrupted_deletion(
+        "Deleted the 1 archives of backup 20250104T000000",
+        &["20250104T000000/backup.info</Key>"],
+    );
 }
 
-fn interrupted_deletion(cut_after: &str) {
+fn interrupted_deletion(cut_after: &str, cut_on: &[&str]) {
     use std::io::BufRead;
     let catalog = temp_dir("delcatalog");
     write_synthetic_catalog(catalog.path());
     let (ours, barman) = twin_buckets(Service::S3, catalog.path(), &[]);
     let endpoint = required_env("BARMAN_RS_TEST_S3_ENDPOINT");
-    let relay = CuttableRelay::start(endpoint.trim_start_matches("http://"));
+    let relay = CuttableRelay::start_cutting_on(endpoint.trim_start_matches("http://"), cut_on);
     let mut through_relay = ours.clone();
     through_relay.args = vec![
         "--endpoint-url".into(),
@@ -767,9 +774,6 @@ fn interrupted_deletion(cut_after: &str) {
     let mut log = String::new();
     for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
         let line = line.unwrap();
-        if line.contains(cut_after) {
-            relay.cut();
-        }
         log.push_str(&line);
         log.push('\n');
     }

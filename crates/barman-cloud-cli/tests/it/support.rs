@@ -396,15 +396,69 @@ struct RelayState {
     cut: std::sync::atomic::AtomicBool,
     stopping: std::sync::atomic::AtomicBool,
     connections: std::sync::Mutex<Vec<std::net::TcpStream>>,
+    /// Cut everything, before relaying them, at the first client bytes holding one of these.
+    cut_on: Vec<Vec<u8>>,
+}
+
+impl RelayState {
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for connection in self.connections.lock().unwrap().drain(..) {
+            let _ = connection.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// Copies client bytes to the server until one of `state.cut_on` shows up in them (also
+/// across reads), which cuts every connection before those bytes are relayed.
+fn relay_client_bytes(
+    from: &mut std::net::TcpStream,
+    to: &mut std::net::TcpStream,
+    state: &RelayState,
+) {
+    use std::io::{Read, Write};
+    let keep = state.cut_on.iter().map(Vec::len).max().unwrap_or(1) - 1;
+    let mut window: Vec<u8> = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buffer) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        window.extend_from_slice(&buffer[..n]);
+        if state.cut_on.iter().any(|pattern| {
+            window
+                .windows(pattern.len())
+                .any(|w| w == pattern.as_slice())
+        }) {
+            state.cut();
+            return;
+        }
+        if to.write_all(&buffer[..n]).is_err() {
+            return;
+        }
+        let drop_len = window.len().saturating_sub(keep);
+        window.drain(..drop_len);
+    }
 }
 
 impl CuttableRelay {
     /// Relays 127.0.0.1:<new port> to `target` (`host:port`).
     pub fn start(target: &str) -> Self {
+        Self::start_cutting_on(target, &[])
+    }
+
+    /// Relays as [`start`](Self::start) and cuts by itself, before relaying them, at the
+    /// first request bytes that hold one of `patterns` (a key in a request line or a
+    /// DeleteObjects body): the cut falls exactly between two requests of the client.
+    pub fn start_cutting_on(target: &str, patterns: &[&str]) -> Self {
         use std::net::{Shutdown, TcpListener, TcpStream};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let state = std::sync::Arc::new(RelayState::default());
+        let state = std::sync::Arc::new(RelayState {
+            cut_on: patterns.iter().map(|p| p.as_bytes().to_vec()).collect(),
+            ..RelayState::default()
+        });
         let target = target.to_string();
         let shared = state.clone();
         let accept_thread = std::thread::spawn(move || {
@@ -425,15 +479,18 @@ impl CuttableRelay {
                     .lock()
                     .unwrap()
                     .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(Shutdown::Write);
-                    });
-                }
+                let (mut client_in, mut server_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let relay_state = shared.clone();
+                std::thread::spawn(move || {
+                    relay_client_bytes(&mut client_in, &mut server_out, &relay_state);
+                    let _ = server_out.shutdown(Shutdown::Write);
+                });
+                let (mut server_in, mut client_out) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server_in, &mut client_out);
+                    let _ = client_out.shutdown(Shutdown::Write);
+                });
             }
         });
         CuttableRelay {
@@ -444,10 +501,7 @@ impl CuttableRelay {
     }
 
     pub fn cut(&self) {
-        self.state.cut.store(true, Ordering::SeqCst);
-        for connection in self.state.connections.lock().unwrap().drain(..) {
-            let _ = connection.shutdown(std::net::Shutdown::Both);
-        }
+        self.state.cut();
     }
 }
 
