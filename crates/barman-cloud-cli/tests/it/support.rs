@@ -443,14 +443,10 @@ fn relay_client_bytes(
 }
 
 impl CuttableRelay {
-    /// Relays 127.0.0.1:<new port> to `target` (`host:port`).
-    pub fn start(target: &str) -> Self {
-        Self::start_cutting_on(target, &[])
-    }
-
-    /// Relays as [`start`](Self::start) and cuts by itself, before relaying them, at the
-    /// first request bytes that hold one of `patterns` (a key in a request line or a
-    /// DeleteObjects body): the cut falls exactly between two requests of the client.
+    /// Relays 127.0.0.1:<new port> to `target` (`host:port`) and cuts by itself, before
+    /// relaying them, at the first request bytes that hold one of `patterns` (a key in a
+    /// request line or a DeleteObjects body): the cut falls exactly between two requests
+    /// of the client, whatever the timing.
     pub fn start_cutting_on(target: &str, patterns: &[&str]) -> Self {
         use std::net::{Shutdown, TcpListener, TcpStream};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
