@@ -16,22 +16,8 @@ fn state(cluster: &Cluster) -> (String, String) {
     (cluster.psql(CHECKSUM_SQL), cluster.psql(TABLESPACES_SQL))
 }
 
-/// Connection options of `cluster` for barman-cloud-backup.
-fn pg_options(cluster: &Cluster) -> Vec<String> {
-    vec![
-        "-h".into(),
-        cluster.socket_dir(),
-        "-p".into(),
-        cluster.port.to_string(),
-        "-U".into(),
-        "postgres".into(),
-        // A spread checkpoint would make each backup wait minutes.
-        "--immediate-checkpoint".into(),
-    ]
-}
-
 fn our_backup(dest: &Destination, cluster: &Cluster, options: &[&str]) -> Output {
-    let mut all: Vec<String> = pg_options(cluster);
+    let mut all: Vec<String> = cluster.backup_options();
     all.extend(options.iter().map(|s| s.to_string()));
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
     dest.ours_with("barman-cloud-backup", &all, &["srv"])
@@ -401,7 +387,7 @@ fn failures_leave_a_failed_backup_and_bad_input_is_refused() {
     drop(full);
 
     // PostgreSQL goes away while the (throttled) copy runs.
-    let mut options = pg_options(&source);
+    let mut options = source.backup_options();
     options.extend(
         [
             "--max-bandwidth",

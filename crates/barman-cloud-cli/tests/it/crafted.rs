@@ -379,6 +379,27 @@ fn check_restored(run: &Run, which: &str, damaged: bool) -> Result<(), String> {
 }
 
 /// Runs every case on `dest`; returns the failures.
+/// Runs every case on `file://` and S3, and the cases of the backups in `subset` (those
+/// without a special argument) on Azure and GCS; returns the failures.
+fn run_everywhere(crafted: &Crafted, cases: fn() -> Vec<Case>, subset: &[&str]) -> Vec<String> {
+    let all = cases();
+    let mut failures = run_restores(crafted, &crafted.local(), &all);
+    failures.extend(run_restores(
+        crafted,
+        &crafted.upload(Service::S3, None),
+        &all,
+    ));
+    for service in [Service::Azure, Service::Gcs] {
+        let dest = crafted.upload(service, Some(subset));
+        let some: Vec<Case> = cases()
+            .into_iter()
+            .filter(|c| subset.contains(&c.backup) && c.argument.is_none())
+            .collect();
+        failures.extend(run_restores(crafted, &dest, &some));
+    }
+    failures
+}
+
 fn run_restores(crafted: &Crafted, dest: &Destination, cases: &[Case]) -> Vec<String> {
     let mut failures = Vec::new();
     for (index, case) in cases.iter().enumerate() {
@@ -713,13 +734,6 @@ fn containment_cases() -> Vec<Case> {
 #[test]
 fn crafted_restore_containment() {
     let crafted = Crafted::generate("containment");
-    let cases = containment_cases();
-    let mut failures = run_restores(&crafted, &crafted.local(), &cases);
-    failures.extend(run_restores(
-        &crafted,
-        &crafted.upload(Service::S3, None),
-        &cases,
-    ));
     let subset = [
         "ok_tablespace",
         "evil_tblspc_dir_link",
@@ -727,15 +741,7 @@ fn crafted_restore_containment() {
         "evil_dotdot_victim",
         "evil_hardlink_through_link",
     ];
-    for service in [Service::Azure, Service::Gcs] {
-        let dest = crafted.upload(service, Some(&subset));
-        let cases: Vec<Case> = containment_cases()
-            .into_iter()
-            .filter(|c| subset.contains(&c.backup) && c.argument.is_none())
-            .collect();
-        failures.extend(run_restores(&crafted, &dest, &cases));
-    }
-    report(failures);
+    report(run_everywhere(&crafted, containment_cases, &subset));
 }
 
 /// The containment check itself sees every kind of change made outside the targets.
@@ -993,13 +999,6 @@ fn completeness_cases() -> Vec<Case> {
 #[test]
 fn crafted_restore_completeness() {
     let crafted = Crafted::generate("completeness");
-    let cases = completeness_cases();
-    let mut failures = run_restores(&crafted, &crafted.local(), &cases);
-    failures.extend(run_restores(
-        &crafted,
-        &crafted.upload(Service::S3, None),
-        &cases,
-    ));
     let subset = [
         "ok_tar_zst",
         "failed_by_id",
@@ -1008,15 +1007,7 @@ fn crafted_restore_completeness() {
         "gz_tar_cut_at_member_boundary",
         "lz4_flipped",
     ];
-    for service in [Service::Azure, Service::Gcs] {
-        let dest = crafted.upload(service, Some(&subset));
-        let cases: Vec<Case> = completeness_cases()
-            .into_iter()
-            .filter(|c| subset.contains(&c.backup) && c.argument.is_none())
-            .collect();
-        failures.extend(run_restores(&crafted, &dest, &cases));
-    }
-    report(failures);
+    report(run_everywhere(&crafted, completeness_cases, &subset));
 }
 
 // ------------------------------------------------------------------ WAL restore

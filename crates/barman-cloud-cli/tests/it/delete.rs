@@ -827,15 +827,7 @@ fn real_backups_of_both_tools_keep_recovering_after_retention() {
     let cluster = Cluster::archiving("delreal", &template, scripts.path(), "");
     cluster.pgbench(&["-i", "-s", "1", "-q"]);
     cluster.psql("create table marks (phase int)");
-    let connection = [
-        "--immediate-checkpoint".to_string(),
-        "-h".into(),
-        cluster.socket_dir(),
-        "-p".into(),
-        cluster.port.to_string(),
-        "-U".into(),
-        "postgres".into(),
-    ];
+    let connection = cluster.backup_options();
     let with = |extra: &[&str]| -> Vec<String> {
         connection
             .iter()

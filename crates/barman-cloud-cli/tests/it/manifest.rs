@@ -192,22 +192,10 @@ fn keys_of(dest: &Destination, id: &str) -> Vec<String> {
         .collect()
 }
 
-fn pg_options(cluster: &Cluster) -> Vec<String> {
-    vec![
-        "-h".into(),
-        cluster.socket_dir(),
-        "-p".into(),
-        cluster.port.to_string(),
-        "-U".into(),
-        "postgres".into(),
-        "--immediate-checkpoint".into(),
-    ]
-}
-
 /// Our barman-cloud-backup; returns the new backup's ID.
 fn our_backup(dest: &Destination, cluster: &Cluster, options: &[&str]) -> String {
     let before: Vec<String> = backup_ids(dest).into_iter().map(|(id, _)| id).collect();
-    let mut all = pg_options(cluster);
+    let mut all = cluster.backup_options();
     all.extend(options.iter().map(|s| s.to_string()));
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
     let out = dest.ours_with("barman-cloud-backup", &all, &[SERVER]);

@@ -70,6 +70,20 @@ impl Cluster {
         self.root.path().display().to_string()
     }
 
+    /// barman-cloud-backup's options to reach this cluster (either tool's).
+    pub(crate) fn backup_options(&self) -> Vec<String> {
+        vec![
+            "-h".into(),
+            self.socket_dir(),
+            "-p".into(),
+            self.port.to_string(),
+            "-U".into(),
+            "postgres".into(),
+            // A spread checkpoint would make each backup wait minutes.
+            "--immediate-checkpoint".into(),
+        ]
+    }
+
     pub(crate) fn initdb(tag: &str) -> Cluster {
         let root = temp_dir(tag);
         chown_postgres(root.path());
