@@ -235,6 +235,25 @@ if [ "$WAL_SOURCE" = pgbench ] && ! { [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/p
     WAL_SOURCE=synthetic
 fi
 "make_wal_$WAL_SOURCE"
+# The segments were renamed (real WAL) or made up (synthetic): give each first page the long
+# header its new name implies (XLogLongPageHeaderData, little-endian: magic, info with
+# XLP_LONG_HEADER, timeline, page address, system id, segment size, block size), as
+# barman-cloud-wal-restore (ours) checks it against the name. Nothing else is touched.
+"$REPORT_PY" - "$SEG_DIR" <<'EOF'
+import os, struct, sys
+for name in sorted(os.listdir(sys.argv[1])):
+    path = os.path.join(sys.argv[1], name)
+    tli, log, seg = (int(name[i:i + 8], 16) for i in (0, 8, 16))
+    with open(path, "r+b") as f:
+        header = bytearray(f.read(40))
+        magic, info = struct.unpack_from("<HH", header, 0)
+        if not info & 0x0002:  # synthetic: no long header yet
+            magic, info = 0xD110, 0x0002
+            struct.pack_into("<QII", header, 24, 7000000000000000000, 16 << 20, 8192)
+        struct.pack_into("<HHIQ", header, 0, magic, info, tli, (log << 32) + seg * (16 << 20))
+        f.seek(0)
+        f.write(header)
+EOF
 for i in $(seq 1 "$SEGMENTS"); do
     f=$SEG_DIR/$(seg_name "$i")
     [ "$(stat -c %s "$f")" = "$SEG_BYTES" ] || die "$f is not 16 MiB"
