@@ -466,11 +466,9 @@ async fn extract(
     let unpack_root = Arc::clone(&root);
     let unpack_key = key.clone();
     let unpacker = tokio::task::spawn_blocking(move || -> Result<Vec<DeferredDir>> {
-        let input: Box<dyn std::io::Read> = match compression {
-            None => source,
-            // Decompression gets its own thread so that it overlaps with writing files.
-            Some(codec) => Box::new(DecodeThread::spawn(codec, source)?),
-        };
+        // Reading, hashing and decompressing get a thread of their own, so that they
+        // overlap with writing the files.
+        let input = DecodeThread::spawn(compression, source)?;
         extract::unpack(input, &unpack_root)
             .map_err(|error| extract_error(error, &unpack_key, &unpack_root, compression))
     });
@@ -525,7 +523,8 @@ fn extract_error(
     }
 }
 
-/// Decompresses on a thread of its own, handing the plain bytes over in bounded chunks.
+/// Reads (and decompresses) on a thread of its own, handing the plain bytes over in
+/// bounded chunks.
 struct DecodeThread {
     chunks: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
     current: std::io::Cursor<Vec<u8>>,
@@ -535,14 +534,15 @@ struct DecodeThread {
 impl DecodeThread {
     const CHUNK: usize = 1 << 20;
 
-    fn spawn(
-        codec: crate::compression::Compression,
-        reader: Box<dyn std::io::Read + Send>,
-    ) -> Result<Self> {
-        let mut decoder = codec.decoder(reader).map_err(|e| codec.decode_error(e))?;
+    /// Reads `reader` (through its decoder when compressed) on a new thread.
+    fn spawn(codec: Option<Compression>, reader: Box<dyn std::io::Read + Send>) -> Result<Self> {
+        let mut decoder = match codec {
+            Some(codec) => codec.decoder(reader).map_err(|e| codec.decode_error(e))?,
+            None => reader,
+        };
         let (sender, chunks) = std::sync::mpsc::sync_channel(4);
         let thread = std::thread::Builder::new()
-            .name("decompress".into())
+            .name("read-archive".into())
             .spawn(move || {
                 loop {
                     let mut chunk = vec![0; Self::CHUNK];
