@@ -394,7 +394,7 @@ pub enum StreamError {
 }
 
 /// `io::copy` that remembers whether reading or writing failed.
-fn pump<R: Read + ?Sized, W: Write + ?Sized>(
+pub(crate) fn pump<R: Read + ?Sized, W: Write + ?Sized>(
     input: &mut R,
     output: &mut W,
 ) -> Result<u64, StreamError> {

@@ -10,6 +10,7 @@
 use std::io::{self, Read};
 
 use super::beneath::{MemberPath, Root, set_mode_and_mtime};
+use crate::compression::{StreamError, pump};
 
 /// Directory permissions are applied once every member is in place (a read-only
 /// directory would refuse its own files otherwise).
@@ -82,7 +83,11 @@ pub fn unpack<R: Read>(input: R, root: &Root) -> Result<Vec<DeferredDir>, Extrac
                 }
                 let expected = entry.size();
                 let mut file = root.create_file(&path).map_err(write_error)?;
-                let written = copy_member(&mut entry, &mut file, &path)?;
+                // A failed read is the stream's fault, a failed write the disk's.
+                let written = pump(&mut entry, &mut file).map_err(|e| match e {
+                    StreamError::Read(e) => ExtractError::Read(e),
+                    StreamError::Write(source) => write_error(source),
+                })?;
                 if written != expected {
                     return Err(ExtractError::Truncated(format!(
                         "member '{shown}' has {written} of its {expected} bytes"
@@ -142,32 +147,6 @@ pub fn unpack<R: Read>(input: R, root: &Root) -> Result<Vec<DeferredDir>, Extrac
     // Record padding, and whatever a decoder still has to check at the end of its stream.
     io::copy(&mut input, &mut io::sink()).map_err(ExtractError::Read)?;
     Ok(directories)
-}
-
-/// Copies a member's data, telling read failures (the stream) from write failures (the
-/// disk), and returns how many bytes there were.
-fn copy_member(
-    entry: &mut impl Read,
-    file: &mut std::fs::File,
-    path: &MemberPath,
-) -> Result<u64, ExtractError> {
-    use std::io::Write;
-    let mut buffer = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = match entry.read(&mut buffer) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(ExtractError::Read(e)),
-        };
-        file.write_all(&buffer[..n])
-            .map_err(|source| ExtractError::Write {
-                member: path.clone(),
-                source,
-            })?;
-        total += n as u64;
-    }
 }
 
 /// Applies the deferred directory modes and times, deepest first.

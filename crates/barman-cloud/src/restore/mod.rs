@@ -318,8 +318,8 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
     .await
     .map_err(|e| Error::Operation(format!("restore task failed: {e}")))??;
 
-    let mut sync_roots: Vec<PathBuf> = targets.into_iter().map(|(_, target)| target).collect();
-    sync_roots.dedup();
+    // Targets are disjoint (checked above): one sync each.
+    let sync_roots: Vec<PathBuf> = targets.into_iter().map(|(_, target)| target).collect();
     tokio::task::spawn_blocking(move || {
         sync_roots.iter().try_for_each(|root| sync_filesystem(root))
     })

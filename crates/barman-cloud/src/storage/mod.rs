@@ -131,46 +131,39 @@ impl CloudStorage {
     pub async fn open(url: &str, options: &StorageOptions) -> Result<Self> {
         let provider = options.cloud_provider.unwrap_or(Provider::AwsS3);
         let location = Location::parse(url, provider)?;
-        type Built = (
-            Arc<dyn ObjectStore>,
-            Option<Arc<dyn PaginatedListStore>>,
-            BucketAdmin,
-            Capabilities,
-        );
-        let (store, paginated, admin, capabilities): Built = match location.provider {
+        // Each cloud store also serves as its own raw-prefix listing API.
+        fn cloud<S: ObjectStore + PaginatedListStore>(
+            store: Arc<S>,
+        ) -> (Arc<dyn ObjectStore>, Option<Arc<dyn PaginatedListStore>>) {
+            (store.clone(), Some(store))
+        }
+        let ((store, paginated), admin, capabilities) = match location.provider {
             Provider::AwsS3 => {
                 let (store, admin) = aws::build(&location, options).await?;
-                let paginated: Arc<dyn PaginatedListStore> = store.clone();
                 (
-                    store,
-                    Some(paginated),
+                    cloud(store),
                     BucketAdmin::S3(admin),
                     Capabilities { tags: true },
                 )
             }
             Provider::AzureBlobStorage => {
                 let (store, admin) = azure::build(&location, options)?;
-                let paginated: Arc<dyn PaginatedListStore> = store.clone();
                 (
-                    store,
-                    Some(paginated),
+                    cloud(store),
                     BucketAdmin::Azure(admin),
                     Capabilities { tags: true },
                 )
             }
             Provider::GoogleCloudStorage => {
                 let (store, admin) = gcs::build(&location, options)?;
-                let paginated: Arc<dyn PaginatedListStore> = store.clone();
                 (
-                    store,
-                    Some(paginated),
+                    cloud(store),
                     BucketAdmin::Gcs(admin),
                     Capabilities { tags: true },
                 )
             }
             Provider::Local => (
-                local::build(&location)?,
-                None,
+                (local::build(&location)?, None),
                 BucketAdmin::Local,
                 Capabilities { tags: false },
             ),
