@@ -14,10 +14,6 @@ use clap::{ArgAction, ArgGroup, Args, Parser};
 
 /// The longest `--read-timeout` passed on (ten years).
 const MAX_READ_TIMEOUT_SECS: i64 = 10 * 366 * 24 * 3600;
-/// The largest part S3 and GCS accept (Azure's blocks stop at 4000 MiB).
-const MAX_PART_SIZE: u64 = 5 << 30;
-/// The largest block Azure accepts.
-const MAX_AZURE_BLOCK_SIZE: u64 = 4000 << 20;
 
 /// Options every command accepts.
 #[derive(Args, Debug)]
@@ -117,18 +113,6 @@ impl Encryption {
 
 fn parse_size(text: &str) -> Result<u64, String> {
     units::parse_size(text).map_err(|e| e.to_string())
-}
-
-/// A size no larger than what one upload request may carry: a larger part or block
-/// could never be sent, and would only be buffered in memory first.
-fn parse_part_size(text: &str, max: u64, what: &str) -> Result<u64, String> {
-    match parse_size(text)? {
-        n if n > max => Err(format!(
-            "'{text}' is larger than {} MiB, the largest {what}",
-            max >> 20
-        )),
-        n => Ok(n),
-    }
 }
 
 /// An option Barman reads with Python's `int`: blanks around, a sign, digits with single
@@ -251,7 +235,7 @@ pub struct WalArchiveArgs {
     #[arg(long)]
     pub sse_customer_key: Option<String>,
     /// Azure: maximum block size for uploads bigger than --max-single-put-size (default 4MB)
-    #[arg(long, value_parser = |t: &str| parse_part_size(t, MAX_AZURE_BLOCK_SIZE, "block Azure accepts"))]
+    #[arg(long, value_parser = parse_size)]
     pub max_block_size: Option<u64>,
     /// Azure: maximum number of concurrent block uploads (default 1)
     #[arg(long, value_parser = parse_positive)]
@@ -490,7 +474,7 @@ pub struct BackupArgs {
     #[arg(short = 'S', long, value_parser = parse_size, default_value = "100GB")]
     pub max_archive_size: u64,
     /// Minimum size of an individual chunk when uploading to cloud storage
-    #[arg(long, value_parser = |t: &str| parse_part_size(t, MAX_PART_SIZE, "part a cloud provider accepts"))]
+    #[arg(long, value_parser = parse_size)]
     pub min_chunk_size: Option<u64>,
     /// The maximum amount of data to be uploaded per second when backing up to object storages
     #[arg(long, value_parser = parse_bandwidth)]

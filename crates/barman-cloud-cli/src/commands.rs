@@ -78,7 +78,8 @@ pub async fn wal_archive(args: WalArchiveArgs) -> Result<()> {
         // Barman applies the block options to Azure only.
         max_single_put_size: (storage.location().provider == Provider::AzureBlobStorage)
             .then(|| args.max_single_put_size.unwrap_or(64 << 20)),
-        block_size: args.max_block_size.unwrap_or(4 << 20),
+        // Azure's largest block: a larger one could never be sent.
+        block_size: args.max_block_size.unwrap_or(4 << 20).min(4000 << 20),
         block_concurrency: args.max_concurrency.unwrap_or(1) as usize,
     };
     wal::archive_wal(&storage, &request).await.map(|_| ())

@@ -184,9 +184,14 @@ impl RetentionPolicy {
                 }
             }
             RetentionPolicy::RecoveryWindow(n, unit) => {
-                // A window reaching before the epoch (or past what dates can express)
-                // keeps everything.
-                let point = window_start(now, n, unit);
+                // Python's limits, as Barman meets them: the window's length when the
+                // policy is made, its start only when a DONE backup is judged.
+                let days = window_days(n, unit)?;
+                let point = if done.is_empty() {
+                    now
+                } else {
+                    window_start(now, days)?
+                };
                 let mut past_window = false;
                 let mut valid = 0;
                 for (id, backup) in done {
@@ -198,12 +203,11 @@ impl RetentionPolicy {
                         })?;
                         // The newest backup that ended before the window opened is still
                         // needed: recovery to the window's first moment starts from it.
-                        past_window = point.is_some_and(|point| end_time < point);
+                        past_window = end_time < point;
                         keep.unwrap_or(RetentionStatus::Valid)
                     } else if valid < minimum_redundancy {
                         valid += 1;
                         keep.unwrap_or_else(|| {
-                            let point = point.map(|p| p.to_string()).unwrap_or_default();
                             tracing::warn!(
                                 "Keeping obsolete backup {id} (older than {point}) due to \
                                  minimum redundancy requirements ({minimum_redundancy})"
@@ -221,18 +225,33 @@ impl RetentionPolicy {
     }
 }
 
-/// When a window of `n` units ending at `now` opens, if it opens after the epoch: `None`
-/// for a window so long that every backup is inside it. Never overflows.
-fn window_start(now: Timestamp, n: u64, unit: WindowUnit) -> Option<Timestamp> {
-    let days = match unit {
-        WindowUnit::Days => Some(n),
-        WindowUnit::Weeks => n.checked_mul(7),
-        WindowUnit::Months => n.checked_mul(31),
-    };
-    days.and_then(|d| i64::try_from(d).ok())
-        .and_then(chrono::TimeDelta::try_days)
+/// Python's `timedelta` holds at most this many days.
+const MAX_TIMEDELTA_DAYS: u64 = 999_999_999;
+
+/// The window's length in days (a month is 31), refused past what Python's `timedelta`
+/// holds with Python's message (Barman fails there, exit 4).
+fn window_days(n: u64, unit: WindowUnit) -> Result<i64> {
+    let days = u128::from(n)
+        * match unit {
+            WindowUnit::Days => 1,
+            WindowUnit::Weeks => 7,
+            WindowUnit::Months => 31,
+        };
+    if days > u128::from(MAX_TIMEDELTA_DAYS) {
+        return Err(Error::Config(format!(
+            "days={days}; must have magnitude <= {MAX_TIMEDELTA_DAYS}"
+        )));
+    }
+    Ok(days as i64)
+}
+
+/// When a window of `days` ending at `now` opens; before year 1 is Python's "date value
+/// out of range" (Barman fails there, exit 4).
+fn window_start(now: Timestamp, days: i64) -> Result<Timestamp> {
+    chrono::TimeDelta::try_days(days)
         .and_then(|length| now.checked_sub_signed(length))
-        .filter(|start| start.timestamp() >= 0)
+        .filter(|start| chrono::Datelike::year(start) >= 1)
+        .ok_or_else(|| Error::Config("date value out of range".into()))
 }
 
 impl fmt::Display for RetentionPolicy {
@@ -419,17 +438,12 @@ mod tests {
     }
 
     #[test]
-    fn windows_reaching_before_the_epoch_keep_everything() {
+    fn windows_fail_where_pythons_dates_do() {
         let backups = vec![
             backup(
                 "19700101T000000",
                 BackupStatus::Done,
                 "1970-01-01T00:30:00Z",
-            ),
-            backup(
-                "20250101T000000",
-                BackupStatus::Done,
-                "2025-01-01T01:00:00Z",
             ),
             backup(
                 "20250110T000000",
@@ -438,27 +452,44 @@ mod tests {
             ),
         ];
         let now = ts("2025-01-31T00:00:00Z");
-        for (n, unit) in [
-            (20_000, WindowUnit::Days),
-            (99_999_999_999, WindowUnit::Days),
-            (999_999_999_999, WindowUnit::Days),
-            (u64::MAX, WindowUnit::Days),
-            (u64::MAX / 7 + 1, WindowUnit::Weeks),
-            (u64::MAX, WindowUnit::Months),
+        let report = |n, unit, backups: &[BackupInfo]| {
+            RetentionPolicy::RecoveryWindow(n, unit).report(backups, &BTreeMap::new(), 0, now)
+        };
+        // Reaching back to year 876: everything is inside.
+        let kept = report(60_000, WindowUnit::Weeks, &backups).unwrap();
+        assert!(
+            kept.values().all(|s| *s == RetentionStatus::Valid),
+            "{kept:?}"
+        );
+        // More days than a timedelta holds: refused, with or without backups.
+        for (n, unit, days) in [
+            (1_000_000_000, WindowUnit::Days, "1000000000".to_string()),
+            (142_857_143, WindowUnit::Weeks, "1000000001".to_string()),
+            (
+                u64::MAX,
+                WindowUnit::Months,
+                (u128::from(u64::MAX) * 31).to_string(),
+            ),
         ] {
-            let report = RetentionPolicy::RecoveryWindow(n, unit)
-                .report(&backups, &BTreeMap::new(), 0, now)
-                .unwrap();
-            assert!(
-                report.values().all(|s| *s == RetentionStatus::Valid),
-                "{n} {unit:?}: {report:?}"
-            );
+            for judged in [&backups[..], &[]] {
+                let error = report(n, unit, judged).unwrap_err().to_string();
+                assert_eq!(
+                    error,
+                    format!("days={days}; must have magnitude <= 999999999")
+                );
+            }
         }
+        // A start before year 1: refused once a DONE backup is judged.
+        let error = report(999_999_999, WindowUnit::Days, &backups).unwrap_err();
+        assert_eq!(error.to_string(), "date value out of range");
+        assert!(
+            report(999_999_999, WindowUnit::Days, &[])
+                .unwrap()
+                .is_empty()
+        );
         // A window that opens after the epoch still judges.
-        let report = RetentionPolicy::RecoveryWindow(1, WindowUnit::Days)
-            .report(&backups, &BTreeMap::new(), 0, now)
-            .unwrap();
-        assert_eq!(report["19700101T000000"], RetentionStatus::Obsolete);
+        let judged = report(1, WindowUnit::Days, &backups).unwrap();
+        assert_eq!(judged["19700101T000000"], RetentionStatus::Obsolete);
     }
 
     /// Barman's grammar with its variations: any case (with the letters Python folds to
@@ -587,6 +618,11 @@ mod tests {
             .map(|bin| std::path::PathBuf::from(bin).join("python"))
             .filter(|p| p.exists())
         else {
+            // scripts/test.sh (and so CI) always provides Barman: never skip there.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "BARMAN_RS_TEST_BARMAN_BIN must point at Barman's virtualenv in CI"
+            );
             eprintln!("note: BARMAN_RS_TEST_BARMAN_BIN not set, skipping the Barman check");
             return;
         };

@@ -85,15 +85,17 @@ pub struct BackupOutcome {
 /// always fit the provider's part limit. Barman uses twice `-S` instead; half the part
 /// size halves the memory the parts in flight take (readers never see parts).
 pub fn chunk_size(provider: Provider, max_archive_size: u64, min_chunk_size: Option<u64>) -> u64 {
-    let (max_chunks, min_chunk) = match provider {
-        Provider::AzureBlobStorage => (50_000, 64 << 10),
-        _ => (10_000, 5 << 20),
+    // (most parts, smallest part, largest part) the provider accepts; a --min-chunk-size
+    // above the largest could never be sent, and would only be buffered first.
+    let (max_chunks, min_chunk, max_chunk) = match provider {
+        Provider::AzureBlobStorage => (50_000, 64 << 10, 4000 << 20),
+        _ => (10_000, 5 << 20, 5 << 30),
     };
     let capped = max_archive_size.min(MAX_ARCHIVE_SIZE);
     (capped + (2 << 30))
         .div_ceil(max_chunks)
         .max(min_chunk)
-        .max(min_chunk_size.unwrap_or(0))
+        .max(min_chunk_size.unwrap_or(0).min(max_chunk))
 }
 
 fn new_backup_id() -> String {
@@ -661,6 +663,15 @@ mod tests {
         assert_eq!(
             chunk_size(Provider::GoogleCloudStorage, 8 << 40, None),
             chunk_size(Provider::GoogleCloudStorage, 1 << 40, None)
+        );
+        // --min-chunk-size stops at the largest part the provider accepts.
+        assert_eq!(
+            chunk_size(Provider::AwsS3, 4 << 20, Some(u64::MAX)),
+            5 << 30
+        );
+        assert_eq!(
+            chunk_size(Provider::AzureBlobStorage, 4 << 20, Some(6 << 30)),
+            4000 << 20
         );
     }
 

@@ -36,7 +36,8 @@ impl CompressionLevel {
     pub fn parse(text: &str) -> Result<Self> {
         match text.to_ascii_lowercase().as_str() {
             "low" => Ok(Self::Low),
-            "medium" => Ok(Self::Medium),
+            // Barman passes an empty value through, which then means the medium level.
+            "" | "medium" => Ok(Self::Medium),
             "high" => Ok(Self::High),
             other => {
                 let (negative, digits) = match other.strip_prefix('-') {
@@ -480,7 +481,12 @@ mod tests {
             Compression::Zstd.effective_level(CompressionLevel::Exact(i32::MAX)),
             Some(22)
         );
-        for bad in ["+5", " 5", "5 ", "--5", "-", "", "1e3", "٣"] {
+        assert_eq!(
+            CompressionLevel::parse("").unwrap(),
+            CompressionLevel::Medium
+        );
+        // Barman also takes digits of other scripts ("٣" is 3); we do not (README).
+        for bad in ["+5", " 5", "5 ", "--5", "-", "1e3", "٣"] {
             assert!(CompressionLevel::parse(bad).is_err(), "{bad}");
         }
     }
