@@ -27,7 +27,8 @@ pub fn report(error: &Error) -> ExitCode {
     ExitCode::from(code_for(error.kind()))
 }
 
-/// Writes `text` on stderr as it is, ignoring a closed stderr (nothing else can be done).
+/// Writes `text` on stderr with its secrets hidden ([`crate::secrets::redact`]), ignoring a
+/// closed stderr (nothing else can be done).
 pub fn eprint_line(text: &str) {
     let mut stderr = io::stderr().lock();
     let _ = writeln!(stderr, "{}", redact(text));

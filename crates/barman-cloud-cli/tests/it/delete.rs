@@ -752,7 +752,6 @@ fn an_interrupted_deletion_never_leaves_a_broken_done_backup() {
 }
 
 fn interrupted_deletion(cut_after: &str, cut_on: &[&str]) {
-    use std::io::BufRead;
     let catalog = temp_dir("delcatalog");
     write_synthetic_catalog(catalog.path());
     let (ours, barman) = twin_buckets(Service::S3, catalog.path(), &[]);
@@ -766,20 +765,10 @@ fn interrupted_deletion(cut_after: &str, cut_on: &[&str]) {
     let policy = ["-r", "REDUNDANCY 1"];
     let mut verbose = vec!["-v"];
     verbose.extend(policy);
-    let mut child = through_relay
-        .command_for_ours("barman-cloud-backup-delete", &verbose, &[SERVER])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = String::new();
-    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
-        let line = line.unwrap();
-        log.push_str(&line);
-        log.push('\n');
-    }
-    let status = child.wait().unwrap();
+    let out = through_relay.ours_with("barman-cloud-backup-delete", &verbose, &[SERVER]);
+    let log = stderr(&out);
     assert_eq!(
-        status.code(),
+        out.status.code(),
         Some(1),
         "the run cut after {cut_after:?} must fail:\n{log}"
     );

@@ -495,15 +495,11 @@ impl CuttableRelay {
             accept_thread: Some(accept_thread),
         }
     }
-
-    pub fn cut(&self) {
-        self.state.cut();
-    }
 }
 
 impl Drop for CuttableRelay {
     fn drop(&mut self) {
-        self.cut();
+        self.state.cut();
         self.state.stopping.store(true, Ordering::SeqCst);
         // Wakes the accept loop, which then sees `stopping` and ends.
         let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
