@@ -305,36 +305,18 @@ pub(crate) fn check_segment(name: &str, size: u64, head: &[u8]) -> std::result::
     let Some(head) = head.get(..LONG_HEADER_LEN) else {
         return Err("too short for a WAL page header".into());
     };
-    let fields = |little: bool| {
-        let u16_at = |at: usize| {
-            let b = [head[at], head[at + 1]];
-            if little {
-                u16::from_le_bytes(b)
-            } else {
-                u16::from_be_bytes(b)
-            }
-        };
-        let u32_at = |at: usize| {
-            let b: [u8; 4] = head[at..at + 4].try_into().expect("4 bytes");
-            if little {
-                u32::from_le_bytes(b)
-            } else {
-                u32::from_be_bytes(b)
-            }
-        };
-        let u64_at = |at: usize| {
-            let b: [u8; 8] = head[at..at + 8].try_into().expect("8 bytes");
-            if little {
-                u64::from_le_bytes(b)
-            } else {
-                u64::from_be_bytes(b)
-            }
-        };
-        (u16_at(2), u32_at(4), u64_at(8), u32_at(32))
-    };
+    let le16 = |at: usize| u16::from_le_bytes([head[at], head[at + 1]]);
+    let le32 = |at: usize| u32::from_le_bytes(head[at..at + 4].try_into().expect("4 bytes"));
+    let le64 = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().expect("8 bytes"));
+    let little = (le16(2), le32(4), le64(8), le32(32));
+    let big = (
+        little.0.swap_bytes(),
+        little.1.swap_bytes(),
+        little.2.swap_bytes(),
+        little.3.swap_bytes(),
+    );
     let mut first_mismatch = None;
-    for little in [true, false] {
-        let (info, page_timeline, page_address, segment_size) = fields(little);
+    for (info, page_timeline, page_address, segment_size) in [little, big] {
         let mismatch = if info & XLP_LONG_HEADER == 0 {
             "its first page has no long page header".to_string()
         } else if page_timeline > timeline {
