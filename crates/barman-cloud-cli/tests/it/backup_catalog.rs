@@ -4,17 +4,6 @@
 use crate::postgres::Cluster;
 use crate::support::*;
 
-fn same_output(dest: &Destination, command: &str, options: &[&str], rest: &[&str]) {
-    let ours = dest.ours_with(command, options, rest);
-    let barman = dest.barman(command, options, rest);
-    assert_same_exit(&ours, &barman, &format!("{command} {options:?} {rest:?}"));
-    assert_eq!(
-        stdout(&ours),
-        stdout(&barman),
-        "{command} {options:?} {rest:?}: outputs differ"
-    );
-}
-
 fn list_and_show_match_barman(service: Service) {
     let dest = Destination::create(service, "catalog");
     let scripts = temp_dir("catalogscripts");
@@ -53,14 +42,14 @@ fn list_and_show_match_barman(service: Service) {
         "Barman's keep annotation",
     );
 
-    same_output(&dest, "barman-cloud-backup-list", &[], &["srv"]);
+    assert_same_output(&dest, "barman-cloud-backup-list", &[], &["srv"]);
     let listing = stdout(&dest.ours("barman-cloud-backup-list", &["srv"]));
     assert_eq!(listing.lines().count(), 3, "{listing}");
     assert!(
         listing.contains("KEEP:STANDALONE") && listing.contains("nightly"),
         "{listing}"
     );
-    same_output(
+    assert_same_output(
         &dest,
         "barman-cloud-backup-list",
         &["--format", "json"],
@@ -74,8 +63,8 @@ fn list_and_show_match_barman(service: Service) {
         "oldest",
         "nightly",
     ] {
-        same_output(&dest, "barman-cloud-backup-show", &[], &["srv", id]);
-        same_output(
+        assert_same_output(&dest, "barman-cloud-backup-show", &[], &["srv", id]);
+        assert_same_output(
             &dest,
             "barman-cloud-backup-show",
             &["--format", "json"],
@@ -83,25 +72,25 @@ fn list_and_show_match_barman(service: Service) {
         );
     }
     // Unknown names, missing IDs, an empty server.
-    same_output(
+    assert_same_output(
         &dest,
         "barman-cloud-backup-show",
         &[],
         &["srv", "no-such-name"],
     );
-    same_output(
+    assert_same_output(
         &dest,
         "barman-cloud-backup-show",
         &[],
         &["srv", "20000101T000000"],
     );
-    same_output(
+    assert_same_output(
         &dest,
         "barman-cloud-backup-show",
         &[],
         &["srv", "last-failed"],
     );
-    same_output(&dest, "barman-cloud-backup-list", &[], &["other"]);
+    assert_same_output(&dest, "barman-cloud-backup-list", &[], &["other"]);
 }
 
 #[test]

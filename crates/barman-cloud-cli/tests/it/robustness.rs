@@ -10,13 +10,9 @@ use crate::support::*;
 const SEG1: &str = "000000010000000000000001";
 
 /// The directory of a `file://` destination.
-fn local_root(dest: &Destination) -> PathBuf {
-    PathBuf::from(dest.url.strip_prefix("file://").unwrap())
-}
-
 /// A DONE backup.info (plus a data.tar) per ID under `srv/base/`, a day apart.
 fn fake_backups(dest: &Destination, count: usize) -> Vec<String> {
-    let root = local_root(dest);
+    let root = PathBuf::from(dest.bucket());
     (0..count)
         .map(|i| {
             let day =
@@ -572,7 +568,8 @@ fn wal_restore_checks_prefetched_and_spooled_segments() {
     assert!(std::fs::read(&target).unwrap() == segment_content(&name(5), 5, 1 << 20, 5000));
     assert!(!spool.join(name(5)).exists());
     // Our lz4 frames carry a checksum: a flipped byte anywhere is refused.
-    let object = local_root(&dest).join(format!("srv/wals/0000000100000000/{}.lz4", name(4)));
+    let object =
+        PathBuf::from(dest.bucket()).join(format!("srv/wals/0000000100000000/{}.lz4", name(4)));
     let original = std::fs::read(&object).unwrap();
     for at in [original.len() / 3, original.len() / 2, original.len() - 6] {
         let mut bad = original.clone();

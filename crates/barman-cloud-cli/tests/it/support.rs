@@ -289,6 +289,21 @@ pub fn assert_same_exit(ours: &Output, barman: &Output, what: &str) {
     );
 }
 
+/// Runs `command` with both tools: exit codes and stdout must be the same. Returns ours.
+pub fn assert_same_output(
+    dest: &Destination,
+    command: &str,
+    options: &[&str],
+    rest: &[&str],
+) -> Output {
+    let ours = dest.ours_with(command, options, rest);
+    let barman = dest.barman(command, options, rest);
+    let what = format!("{command} {options:?} {rest:?}");
+    assert_same_exit(&ours, &barman, &what);
+    assert_eq!(stdout(&ours), stdout(&barman), "{what}: outputs differ");
+    ours
+}
+
 /// WAL-like content: a random-looking head (xorshift, deterministic per seed) followed by
 /// zeros, as in a segment switched before it filled up.
 pub fn wal_content(seed: u64, len: usize, random_len: usize) -> Vec<u8> {

@@ -6,10 +6,6 @@ use crate::support::*;
 const SEG1: &str = "000000010000000000000001";
 const SEG2: &str = "000000010000000000000002";
 
-fn local_root(dest: &Destination) -> std::path::PathBuf {
-    dest.url.strip_prefix("file://").unwrap().into()
-}
-
 #[test]
 fn rearchiving_identical_content_succeeds_without_a_second_object() {
     for service in ALL_SERVICES {
@@ -30,7 +26,7 @@ fn rearchiving_identical_content_succeeds_without_a_second_object() {
         assert_success(&out, "re-archive with another compression");
         if service == Service::Local {
             assert_eq!(
-                local_files(&local_root(&dest)),
+                local_files(&std::path::PathBuf::from(dest.bucket())),
                 vec![format!("srv/wals/0000000100000000/{SEG1}.gz")]
             );
         }
@@ -91,7 +87,7 @@ fn different_content_under_an_archived_name_is_refused_and_not_overwritten() {
         );
         if service == Service::Local {
             assert_eq!(
-                local_files(&local_root(&dest)),
+                local_files(&std::path::PathBuf::from(dest.bucket())),
                 vec![format!("srv/wals/0000000100000000/{SEG1}")]
             );
         }
