@@ -19,3 +19,4 @@ for c in "${COMMANDS[@]}"; do
 done
 echo "installed barman-rs and barman-cloud-{$(IFS=,; echo "${COMMANDS[*]}")} in $PREFIX/bin"
 "$PREFIX/bin/barman-cloud-wal-archive" --version
+"$PREFIX/bin/barman-rs" --version

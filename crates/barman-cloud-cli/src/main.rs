@@ -20,7 +20,17 @@ use args::{
     CheckWalArchiveArgs, RestoreArgs, WalArchiveArgs, WalRestoreArgs,
 };
 
-const VERSION: &str = concat!("3.20.1 (barman-rs ", env!("CARGO_PKG_VERSION"), ")");
+/// What `--version` of every command prints after the command name, exactly as Barman
+/// does: clients parse it (CloudNativePG reads `barman-cloud.* (?P<Version>.*)` as a
+/// semantic version and switches features on by it), so nothing may follow it.
+const BARMAN_VERSION: &str = "3.20.1";
+
+/// Our own version, shown by `barman-rs --version` and at the end of every `--help`.
+const OWN_VERSION: &str = concat!(
+    "barman-rs ",
+    env!("CARGO_PKG_VERSION"),
+    " (compatible with Barman 3.20.1)"
+);
 
 pub const COMMANDS: [&str; 9] = [
     "barman-cloud-backup",
@@ -62,9 +72,15 @@ fn main() -> ExitCode {
                 argv.remove(0);
                 name
             }
+            None if matches!(requested.as_deref(), Some("--version" | "-V")) => {
+                return finish(
+                    exit::Stdout::print(&format!("{OWN_VERSION}\n")),
+                    exit::Unreachable::Generic,
+                );
+            }
             None => {
                 exit::eprint_line(&format!(
-                    "usage: barman-rs COMMAND [ARGS...]\n\nCOMMAND is one of:\n  {}\n\nor run the command links installed next to barman-rs.",
+                    "{OWN_VERSION}\n\nusage: barman-rs COMMAND [ARGS...]\n       barman-rs --version\n\nCOMMAND is one of:\n  {}\n\nor run the command links installed next to barman-rs.",
                     COMMANDS.join("\n  ")
                 ));
                 return ExitCode::from(3);
@@ -78,7 +94,8 @@ fn parse<T: clap::Parser>(name: &str, argv: Vec<OsString>) -> Result<T, ExitCode
     let cmd = T::command()
         .name(name.to_string())
         .bin_name(name.to_string())
-        .version(VERSION);
+        .version(BARMAN_VERSION)
+        .after_help(OWN_VERSION);
     cmd.try_get_matches_from(argv)
         .and_then(|matches| T::from_arg_matches(&matches))
         .map_err(|e| exit::report_usage(&e))
@@ -98,10 +115,10 @@ fn runtime(command: &str) -> tokio::runtime::Runtime {
         .expect("cannot start the async runtime")
 }
 
-fn finish(result: barman_cloud::Result<()>) -> ExitCode {
+fn finish(result: barman_cloud::Result<()>, unreachable: exit::Unreachable) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => exit::report(&error),
+        Err(error) => exit::report(&error, unreachable),
     }
 }
 
@@ -113,7 +130,8 @@ fn run(command: &str, argv: Vec<OsString>) -> ExitCode {
                 Err(code) => return code,
             };
             logging::init(args.common.verbose, args.common.quiet);
-            finish(runtime(command).block_on($run(args)))
+            let unreachable = exit::Unreachable::for_command(command, args.common.test);
+            finish(runtime(command).block_on($run(args)), unreachable)
         }};
     }
     match command {
