@@ -22,9 +22,40 @@ pub fn code_for(kind: ErrorKind) -> u8 {
 
 /// Logs `error` as one line (through the same logger as everything else, so `-q` works,
 /// and secrets are hidden there) and returns its exit code.
-pub fn report(error: &Error) -> ExitCode {
+pub fn report(error: &Error, unreachable: Unreachable) -> ExitCode {
     tracing::error!("{error}");
-    ExitCode::from(code_for(error.kind()))
+    let kind = match error.kind() {
+        ErrorKind::Network if unreachable == Unreachable::Generic => ErrorKind::General,
+        kind => kind,
+    };
+    ExitCode::from(code_for(kind))
+}
+
+/// How a command reports storage it cannot reach. Barman 3.20.1 exits 2 for it only where
+/// it asks the question itself: wal-restore, check-wal-archive and every `-t` probe. In the
+/// other commands the failure reaches their catch-all handler, exit 4, and clients (such as
+/// CloudNativePG classifying barman-cloud-restore's exit) see that code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreachable {
+    /// Exit 2.
+    Network,
+    /// Exit 4, as any other unexpected failure.
+    Generic,
+}
+
+impl Unreachable {
+    pub fn for_command(command: &str, test: bool) -> Self {
+        if test
+            || matches!(
+                command,
+                "barman-cloud-wal-restore" | "barman-cloud-check-wal-archive"
+            )
+        {
+            Unreachable::Network
+        } else {
+            Unreachable::Generic
+        }
+    }
 }
 
 /// Writes `text` on stderr with its secrets hidden ([`crate::secrets::redact`]), ignoring a

@@ -230,6 +230,40 @@ fn connectivity_test_mode_uses_barman_codes() {
     assert_exit(&out, 2, "check-wal-archive with the server down");
     let out = down.ours("barman-cloud-wal-restore", &["srv", SEG1, "/tmp/x"]);
     assert_exit(&out, 2, "wal-restore with the server down");
+
+    // Without -t, Barman exits 2 only where it tests connectivity itself (wal-restore,
+    // check-wal-archive); elsewhere the failure reaches its catch-all, exit 4. Clients
+    // classify these codes (CloudNativePG's restore), so ours are the same.
+    let wal = temp_dir("down-wal");
+    let wal_path = wal.path().join(SEG1);
+    std::fs::write(&wal_path, b"x").unwrap();
+    let wal_path = wal_path.to_str().unwrap();
+    let restore_dir = wal.path().join("restore");
+    let restore_dir = restore_dir.to_str().unwrap();
+    let calls: [(&str, Vec<&str>); 8] = [
+        ("barman-cloud-wal-archive", vec!["srv", wal_path]),
+        ("barman-cloud-wal-restore", vec!["srv", SEG1, "/tmp/x"]),
+        ("barman-cloud-check-wal-archive", vec!["srv"]),
+        ("barman-cloud-backup-list", vec!["srv"]),
+        ("barman-cloud-backup-show", vec!["srv", "20261129T000000"]),
+        (
+            "barman-cloud-backup-delete",
+            vec!["srv", "-r", "REDUNDANCY 1"],
+        ),
+        (
+            "barman-cloud-backup-keep",
+            vec!["srv", "20261129T000000", "--status"],
+        ),
+        (
+            "barman-cloud-restore",
+            vec!["srv", "20261129T000000", restore_dir],
+        ),
+    ];
+    for (command, rest) in calls {
+        let ours = down.ours(command, &rest);
+        let barman = down.barman(command, &[], &rest);
+        assert_same_exit(&ours, &barman, &format!("{command} with the server down"));
+    }
 }
 
 #[test]

@@ -132,7 +132,13 @@ pub async fn take_backup(
         )));
     }
     archive_extension(request.compression)?;
-    let backup_id = unused_backup_id(&storage, &request.server_name).await?;
+    // Barman's first storage call comes inside its backup, where any failure ends the
+    // backup with exit 1 (operation failed), unreachable storage included.
+    let backup_id = unused_backup_id(&storage, &request.server_name)
+        .await
+        .map_err(|e| {
+            Error::Operation(format!("Backup failed uploading data ({})", first_line(&e)))
+        })?;
     let mut info = BackupInfo {
         backup_id: Some(backup_id.clone()),
         server_name: Some(CLOUD_SERVER_NAME.into()),
