@@ -14,6 +14,7 @@
 #   gcs-venv/      gcp-storage-emulator==2026.7.19, run through tests/fakes/gcs_emulator.py
 #                  (which adds the GCS XML API that object_store and Barman's multipart use)
 #   npm/           azurite@3.35.0 (Azure Blob; runs on node >= 18)
+# and, from Debian, golang-go with golang-github-blang-semver-dev (the CloudNativePG test).
 # Each component has a marker file (<component>/.barman-rs-installed) holding its spec, so a
 # re-run is a fast no-op; `VERSIONS` in the root lists them all.
 #
@@ -155,6 +156,11 @@ cmd_install() {
     else
         say "barman-venv: no user postgres on this machine; skipped the postgres access check"
     fi
+
+    # The CloudNativePG test drives the commands from Go, as CloudNativePG does, with the
+    # semver parser it uses: Debian's toolchain and package, no module download.
+    apt_install golang-go golang-github-blang-semver-dev
+    say "go: $(go version) with $(dpkg-query -W -f='golang-github-blang-semver-dev ${Version}' golang-github-blang-semver-dev)"
 
     install_venv moto-venv "$MOTO_SPEC"
     install_venv gcs-venv "$GCS_SPEC"

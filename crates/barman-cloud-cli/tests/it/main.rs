@@ -3,6 +3,7 @@
 
 mod backup;
 mod backup_catalog;
+mod cnpg;
 mod crafted;
 mod delete;
 mod manifest;
