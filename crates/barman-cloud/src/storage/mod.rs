@@ -124,6 +124,9 @@ enum BucketAdmin {
     Azure(azure::AzureAdmin),
     Gcs(gcs::GcsAdmin),
     Local,
+    /// A store handed over by the caller ([`CloudStorage::from_object_store`]): its
+    /// bucket exists and cannot be created.
+    Given,
 }
 
 impl CloudStorage {
@@ -175,6 +178,26 @@ impl CloudStorage {
             admin,
             capabilities,
         })
+    }
+
+    /// Wraps any `object_store` store (object_store's `InMemory` in unit tests) as the
+    /// destination `location`: keys, listings, create-only writes, deletions and error
+    /// mapping are the same as for a store built by [`Self::open`]; the bucket counts as
+    /// existing; no tags are written and S3 Object Lock is not checked. Listings go
+    /// through `list_with_delimiter`, as for `file://` destinations.
+    pub fn from_object_store(location: Location, store: Arc<dyn ObjectStore>) -> Self {
+        CloudStorage {
+            location,
+            store,
+            paginated: None,
+            admin: BucketAdmin::Given,
+            capabilities: Capabilities { tags: false },
+        }
+    }
+
+    /// Whether objects are files in a local directory (a `file://` destination).
+    fn is_local_directory(&self) -> bool {
+        matches!(self.admin, BucketAdmin::Local)
     }
 
     pub fn location(&self) -> &Location {
@@ -340,7 +363,7 @@ impl CloudStorage {
     /// The file behind `key` when the destination is a local directory, so that large
     /// reads can go straight to the file instead of through small async chunks.
     pub fn local_file(&self, key: &str) -> Option<std::path::PathBuf> {
-        (self.location.provider == Provider::Local)
+        self.is_local_directory()
             .then(|| std::path::Path::new(&self.location.bucket).join(key))
     }
 
@@ -557,7 +580,7 @@ impl CloudStorage {
     /// Confirms that `key` is stored with `expected` bytes (and, for local directories,
     /// that it reached the disk) before a write is reported done.
     pub async fn verify_size(&self, key: &str, expected: u64) -> Result<()> {
-        if self.location.provider == Provider::Local {
+        if self.is_local_directory() {
             local::sync_to_disk(&self.location, key)?;
         }
         let path = Self::path(key)?;
@@ -578,7 +601,7 @@ impl CloudStorage {
     /// Makes a written object durable when the destination is a local directory (fsync of
     /// the file and its directory); object stores need nothing.
     pub fn sync_to_disk(&self, key: &str) -> Result<()> {
-        if self.location.provider == Provider::Local {
+        if self.is_local_directory() {
             local::sync_to_disk(&self.location, key)?;
         }
         Ok(())
@@ -592,6 +615,7 @@ impl CloudStorage {
             BucketAdmin::Azure(admin) => admin.container_state().await,
             BucketAdmin::Gcs(admin) => admin.bucket_state().await,
             BucketAdmin::Local => local::root_state(&self.location),
+            BucketAdmin::Given => Ok(BucketState::Exists),
         }
     }
 
@@ -606,6 +630,7 @@ impl CloudStorage {
                 self.store = local::build(&self.location)?;
                 Ok(())
             }
+            BucketAdmin::Given => Ok(()),
         }
     }
 
@@ -811,5 +836,124 @@ pub(crate) fn retry_config() -> object_store::RetryConfig {
             max_backoff: std::time::Duration::from_secs(5),
             base: 2.0,
         },
+    }
+}
+
+/// A destination over object_store's in-memory store, for fast unit tests of everything
+/// that reads or writes a bucket.
+#[cfg(test)]
+pub(crate) fn in_memory(url: &str) -> CloudStorage {
+    let provider = if url.starts_with("gs://") {
+        Provider::GoogleCloudStorage
+    } else {
+        Provider::AwsS3
+    };
+    let location = Location::parse(url, provider).expect("a test URL");
+    CloudStorage::from_object_store(location, Arc::new(object_store::memory::InMemory::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn put(storage: &CloudStorage, key: &str, data: &[u8]) {
+        storage
+            .put(key, PutPayload::from(data.to_vec()), &[])
+            .await
+            .unwrap();
+    }
+
+    fn keys(found: &[ObjectInfo]) -> Vec<&str> {
+        found.iter().map(|o| o.key.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn keys_listings_and_reads_below_the_prefix() {
+        let storage = in_memory("s3://bucket/some/prefix/");
+        assert_eq!(storage.bucket_state().await.unwrap(), BucketState::Exists);
+        let dir = storage.key(&["srv", "wals", "0000000100000000"]);
+        assert_eq!(dir, "some/prefix/srv/wals/0000000100000000");
+        let name = format!("{dir}/000000010000000000000001");
+        put(&storage, &format!("{name}.gz"), b"gz").await;
+        put(&storage, &name, b"plain").await;
+        put(
+            &storage,
+            &format!("{dir}/000000010000000000000002"),
+            b"next",
+        )
+        .await;
+        put(&storage, &format!("{name}/below"), b"not in the directory").await;
+        put(&storage, "elsewhere/000000010000000000000001", b"x").await;
+
+        let found = storage.list(&name).await.unwrap();
+        assert_eq!(keys(&found), [name.clone(), format!("{name}.gz")]);
+        assert_eq!(found[0].size, 5);
+        let tree = storage.list_tree(&storage.key(&["srv"])).await.unwrap();
+        assert_eq!(tree.len(), 4, "{tree:?}");
+        let dirs = storage.list_dirs(&storage.key(&["srv", "wals"])).await;
+        assert_eq!(dirs.unwrap(), ["0000000100000000"]);
+        assert_eq!(&storage.get(&name).await.unwrap()[..], b"plain");
+
+        let missing = storage.get(&format!("{dir}/nothing")).await.unwrap_err();
+        assert!(matches!(missing, Error::NotFound(_)), "{missing:?}");
+        assert_eq!(missing.kind(), crate::ErrorKind::Operation);
+        assert!(storage.local_file(&name).is_none());
+    }
+
+    #[tokio::test]
+    async fn create_only_writes_and_size_checks() {
+        let storage = in_memory("s3://bucket/pg");
+        let key = storage.key(&["srv", "base", "20261129T000000", "backup.info"]);
+        let first = storage
+            .put_if_absent(&key, PutPayload::from_static(b"one"), &[])
+            .await;
+        assert_eq!(first.unwrap(), PutOutcome::Created);
+        let second = storage
+            .put_if_absent(&key, PutPayload::from_static(b"other"), &[])
+            .await;
+        assert_eq!(second.unwrap(), PutOutcome::AlreadyExists);
+        assert_eq!(&storage.get(&key).await.unwrap()[..], b"one");
+        storage.verify_size(&key, 3).await.unwrap();
+        let wrong = storage.verify_size(&key, 4).await.unwrap_err();
+        assert!(
+            wrong.to_string().contains("has 3 bytes, expected 4"),
+            "{wrong}"
+        );
+    }
+
+    #[tokio::test]
+    async fn deletions_in_batches_count_absent_keys_as_deleted() {
+        let storage = in_memory("gs://bucket/pg");
+        assert_eq!(storage.delete_batch_limit(), 100);
+        let mut all = Vec::new();
+        for i in 0..250 {
+            let key = storage.key(&["srv", "wals", &format!("{i:04}")]);
+            if i % 2 == 0 {
+                put(&storage, &key, b"x").await;
+            }
+            all.push(key);
+        }
+        let outcome = storage.delete_objects(&all, 100, DELETE_CONCURRENCY).await;
+        assert!(outcome.is_complete(), "{outcome:?}");
+        assert_eq!(outcome.deleted, 250);
+        assert!(storage.list_tree("pg").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn multipart_uploads_appear_only_when_complete() {
+        let storage = in_memory("s3://bucket/pg");
+        let key = storage.key(&["srv", "base", "id", "data.tar"]);
+        let data = Bytes::from(vec![7u8; 100_000]);
+        storage
+            .put_multipart(&key, data.clone(), 30_000, 2, &[])
+            .await
+            .unwrap();
+        assert_eq!(storage.get(&key).await.unwrap(), data);
+
+        let other = storage.key(&["srv", "base", "id", "data_0001.tar"]);
+        let upload = storage.start_multipart(&other, &[]).await.unwrap();
+        assert!(storage.list(&other).await.unwrap().is_empty());
+        upload.abort().await.unwrap();
+        assert!(storage.list(&other).await.unwrap().is_empty());
     }
 }
