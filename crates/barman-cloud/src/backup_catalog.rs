@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::catalog::{BackupInfo, BackupStatus, CatalogError, keep_target_from_annotation};
-use crate::compression::Compression;
 use crate::error::{Error, Result};
+pub use crate::layout::is_backup_id;
+use crate::layout::{ServerLayout, keep_annotation_backup};
 use crate::storage::{CloudStorage, ObjectInfo};
 
 /// How many backup.info objects are fetched at once.
@@ -32,24 +33,17 @@ enum Read {
     Unreadable(Error),
 }
 
-/// `^\d{8}T\d{6}$`: a string used as a backup ID without looking it up.
-pub fn is_backup_id(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.len() == 15
-        && bytes[8] == b'T'
-        && bytes[..8].iter().chain(&bytes[9..]).all(u8::is_ascii_digit)
-}
-
 impl BackupCatalog {
     /// Reads every backup of `server`. A backup.info that cannot be read is skipped with
     /// a warning, except one with a key Barman does not know, which stops everything
     /// (as Barman does: it cannot tell what a newer version meant).
     pub async fn load(storage: &CloudStorage, server: &str) -> Result<Self> {
-        let base = storage.key(&[server, "base"]);
-        let ids = storage.list_dirs(&base).await?;
+        let layout = ServerLayout::new(storage, server);
+        let ids = storage.list_dirs(&layout.base()).await?;
+        let layout = &layout;
         let reads: Vec<(String, Read)> = futures::stream::iter(ids)
             .map(|id| async move {
-                let key = storage.key(&[server, "base", &id, "backup.info"]);
+                let key = layout.backup_info(&id);
                 let read = match storage.get(&key).await {
                     Ok(bytes) => match BackupInfo::load(&id, &bytes) {
                         Ok(info) => Read::Info(Box::new(info)),
@@ -169,7 +163,7 @@ pub async fn read_backup_info(
     server: &str,
     backup_id: &str,
 ) -> Result<Option<BackupInfo>> {
-    let key = storage.key(&[server, "base", backup_id, "backup.info"]);
+    let key = ServerLayout::new(storage, server).backup_info(backup_id);
     match storage.get(&key).await {
         Ok(bytes) => Ok(Some(BackupInfo::load(backup_id, &bytes)?)),
         Err(Error::NotFound(_)) => Ok(None),
@@ -212,7 +206,9 @@ impl BackupCatalog {
                 ));
             }
             Some(TargetTimeline::Latest) => {
-                let wals = storage.list_tree(&storage.key(&[server, "wals"])).await?;
+                let wals = storage
+                    .list_tree(&ServerLayout::new(storage, server).wals())
+                    .await?;
                 let newest = wals
                     .iter()
                     .filter_map(|o| {
@@ -268,11 +264,6 @@ impl KeepTarget {
     }
 }
 
-/// `<server>/base/<id>/annotations/keep`, where Barman keeps the annotation.
-pub fn keep_key(storage: &CloudStorage, server: &str, backup_id: &str) -> String {
-    storage.key(&[server, "base", backup_id, "annotations", "keep"])
-}
-
 /// The keep annotation of one backup as Barman reads it, `None` when there is none. An
 /// empty annotation is `Some("")`: it blocks `backup-delete -b` but keeps nothing.
 pub async fn read_keep(
@@ -280,7 +271,8 @@ pub async fn read_keep(
     server: &str,
     backup_id: &str,
 ) -> Result<Option<String>> {
-    match storage.get(&keep_key(storage, server, backup_id)).await {
+    let key = ServerLayout::new(storage, server).keep_annotation(backup_id);
+    match storage.get(&key).await {
         Ok(content) => Ok(Some(keep_target_from_annotation(&content)?)),
         Err(Error::NotFound(_)) => Ok(None),
         Err(e) => Err(e),
@@ -308,7 +300,7 @@ pub async fn add_keep(
              Only backups with status DONE can be kept."
         )));
     }
-    let key = keep_key(storage, server, backup_id);
+    let key = ServerLayout::new(storage, server).keep_annotation(backup_id);
     storage
         .put(&key, target.as_str().as_bytes().to_vec().into(), &[])
         .await
@@ -316,7 +308,7 @@ pub async fn add_keep(
 
 /// `barman-cloud-backup-keep --release`: removing an absent annotation is not an error.
 pub async fn release_keep(storage: &CloudStorage, server: &str, backup_id: &str) -> Result<()> {
-    let key = keep_key(storage, server, backup_id);
+    let key = ServerLayout::new(storage, server).keep_annotation(backup_id);
     storage.delete_objects(&[key], 1, 1).await.into_result()
 }
 
@@ -326,7 +318,7 @@ pub async fn keep_annotations(
     storage: &CloudStorage,
     server: &str,
 ) -> Result<BTreeMap<String, String>> {
-    let base = storage.key(&[server, "base"]);
+    let base = ServerLayout::new(storage, server).base();
     keep_annotations_in(storage, &storage.list_tree(&base).await?).await
 }
 
@@ -335,13 +327,12 @@ pub async fn keep_annotations_in(
     storage: &CloudStorage,
     base_listing: &[ObjectInfo],
 ) -> Result<BTreeMap<String, String>> {
-    let keys = base_listing
+    let annotations = base_listing
         .iter()
-        .map(|o| o.key.as_str())
-        .filter(|k| k.ends_with("/annotations/keep"));
-    futures::stream::iter(keys)
-        .map(|key| async move {
-            let id = key.rsplit('/').nth(2).unwrap_or_default().to_string();
+        .filter_map(|o| Some((keep_annotation_backup(&o.key)?, o.key.as_str())));
+    futures::stream::iter(annotations)
+        .map(|(id, key)| async move {
+            let id = id.to_string();
             let content = storage.get(key).await?;
             let target = keep_target_from_annotation(&content).map_err(Error::from)?;
             Ok::<_, Error>((id, target))
@@ -349,163 +340,4 @@ pub async fn keep_annotations_in(
         .buffered(PARALLEL_READS)
         .try_collect()
         .await
-}
-
-/// One archive object of a backup.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArchiveObject {
-    pub key: String,
-    pub compression: Option<Compression>,
-}
-
-/// The archives of PGDATA (`data.tar...`) or of one tablespace (`<oid>.tar...`): the main
-/// object and the additional parts of a split archive (`data_0001.tar...`), in key order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArchiveFamily {
-    /// `None` for PGDATA.
-    pub oid: Option<u32>,
-    /// `data` or the tablespace OID: the start of the object names.
-    pub name: String,
-    pub main: Option<ArchiveObject>,
-    pub parts: Vec<ArchiveObject>,
-}
-
-impl ArchiveFamily {
-    /// Main archive first, then the parts.
-    pub fn objects(&self) -> impl Iterator<Item = &ArchiveObject> {
-        self.main.iter().chain(&self.parts)
-    }
-}
-
-/// The compression a base-backup archive name announces (the text after its first `.`).
-fn archive_compression(extension: &str) -> Option<Option<Compression>> {
-    match extension {
-        "tar" => Some(None),
-        "tar.gz" => Some(Some(Compression::Gzip)),
-        "tar.bz2" => Some(Some(Compression::Bzip2)),
-        "tar.snappy" => Some(Some(Compression::Snappy)),
-        "tar.lz4" => Some(Some(Compression::Lz4)),
-        "tar.zst" => Some(Some(Compression::Zstd)),
-        _ => None,
-    }
-}
-
-/// Sorts the objects of a backup directory (`dir` ends with `/`) into archive families,
-/// PGDATA first then the tablespaces of backup.info, as Barman finds them: an object
-/// belongs to the first family whose name it starts with followed by `.` (main archive)
-/// or `_` (additional part); unknown extensions are skipped with a warning.
-pub fn backup_archives(info: &BackupInfo, dir: &str, objects: &[ObjectInfo]) -> Vec<ArchiveFamily> {
-    let mut families = vec![ArchiveFamily {
-        oid: None,
-        name: "data".into(),
-        main: None,
-        parts: Vec::new(),
-    }];
-    for tablespace in info.tablespaces.iter().flatten() {
-        families.push(ArchiveFamily {
-            oid: Some(tablespace.oid),
-            name: tablespace.oid.to_string(),
-            main: None,
-            parts: Vec::new(),
-        });
-    }
-    let mut sorted: Vec<&ObjectInfo> = objects.iter().collect();
-    sorted.sort_by(|a, b| a.key.cmp(&b.key));
-    for object in sorted {
-        let Some(rest) = object.key.strip_prefix(dir) else {
-            continue;
-        };
-        for family in &mut families {
-            let Some(after) = rest.strip_prefix(family.name.as_str()) else {
-                continue;
-            };
-            let (is_main, extension) = match after.as_bytes().first() {
-                Some(b'.') => (true, &after[1..]),
-                Some(b'_') => (false, after.split_once('.').map_or(after, |(_, ext)| ext)),
-                _ => continue,
-            };
-            match archive_compression(extension) {
-                Some(compression) => {
-                    let archive = ArchiveObject {
-                        key: object.key.clone(),
-                        compression,
-                    };
-                    if is_main {
-                        family.main = Some(archive);
-                    } else {
-                        family.parts.push(archive);
-                    }
-                }
-                None => tracing::warn!("Skipping unknown extension: {extension}"),
-            }
-            break;
-        }
-    }
-    families
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backup_ids_are_fifteen_characters_with_a_t() {
-        assert!(is_backup_id("20250304T101112"));
-        for bad in [
-            "2025030T101112",
-            "20250304t101112",
-            "20250304T10111a",
-            "latest",
-            "",
-        ] {
-            assert!(!is_backup_id(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn archives_are_grouped_by_family_like_barman() {
-        let info = BackupInfo {
-            tablespaces: Some(vec![crate::catalog::Tablespace {
-                name: "tbs".into(),
-                oid: 16385,
-                location: "/t".into(),
-            }]),
-            ..Default::default()
-        };
-        let dir = "p/srv/base/20250101T000000/";
-        let objects: Vec<ObjectInfo> = [
-            "16385_0001.tar.gz",
-            "16385.tar.gz",
-            "163850.tar",
-            "backup.info",
-            "data_0002.tar.gz",
-            "data.tar.gz",
-            "data_0001.tar.gz",
-            "data.tar.xz",
-            "database.tar",
-        ]
-        .iter()
-        .map(|name| ObjectInfo {
-            key: format!("{dir}{name}"),
-            size: 1,
-        })
-        .collect();
-        let families = backup_archives(&info, dir, &objects);
-        let names: Vec<Vec<&str>> = families
-            .iter()
-            .map(|f| f.objects().map(|o| &o.key[dir.len()..]).collect())
-            .collect();
-        assert_eq!(
-            names,
-            [
-                vec!["data.tar.gz", "data_0001.tar.gz", "data_0002.tar.gz"],
-                vec!["16385.tar.gz", "16385_0001.tar.gz"],
-            ]
-        );
-        assert_eq!(families[1].oid, Some(16385));
-        assert_eq!(
-            families[0].main.as_ref().unwrap().compression,
-            Some(Compression::Gzip)
-        );
-    }
 }

@@ -22,6 +22,7 @@ pub mod catalog;
 pub mod compression;
 pub mod delete;
 pub mod error;
+pub mod layout;
 pub mod pg;
 pub mod restore;
 pub mod retention;

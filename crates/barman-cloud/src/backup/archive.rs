@@ -21,6 +21,7 @@ use crate::catalog::manifest::{Digest256, StreamHasher};
 use crate::compression::Compression;
 use crate::compression::parallel::{ParallelBzip2Writer, ParallelGzipWriter};
 use crate::error::{Error, Result};
+use crate::layout::{ServerLayout, archive_object_name};
 
 /// What the uploader receives, in order, for every object.
 #[derive(Debug)]
@@ -39,8 +40,9 @@ pub enum UploadMessage {
 /// Settings shared by every family of one backup.
 #[derive(Debug, Clone)]
 pub struct ArchiveSettings {
-    /// Key prefix of the backup directory, `.../base/<backup_id>`.
-    pub prefix: String,
+    /// Where the backup's objects go.
+    pub layout: ServerLayout,
+    pub backup_id: String,
     pub compression: Option<Compression>,
     /// `-S`: a new object starts before an entry once the current one exceeds this.
     pub max_archive_size: u64,
@@ -305,11 +307,7 @@ impl ArchiveWriter {
 
     fn object_name(&self, index: u32) -> Result<String> {
         let ext = archive_extension(self.settings.compression)?;
-        Ok(if index == 0 {
-            format!("{}{ext}", self.family)
-        } else {
-            format!("{}_{index:04}{ext}", self.family)
-        })
+        Ok(archive_object_name(&self.family, index, ext))
     }
 
     fn io_error(&self, source: io::Error) -> Error {
@@ -329,7 +327,7 @@ impl ArchiveWriter {
         if self.current.is_none() {
             let name = self.object_name(self.next_index)?;
             self.next_index += 1;
-            let key = format!("{}/{name}", self.settings.prefix);
+            let key = (self.settings.layout).backup_object(&self.settings.backup_id, &name);
             self.uploads
                 .blocking_send(UploadMessage::Start {
                     family: self.family.clone(),
@@ -462,7 +460,8 @@ mod tests {
     fn each_object_digest_covers_exactly_its_parts() {
         for compression in [None, Some(Compression::Zstd), Some(Compression::Gzip)] {
             let settings = Arc::new(ArchiveSettings {
-                prefix: "srv/base/20250101T000000".into(),
+                layout: ServerLayout::new(&crate::storage::in_memory("s3://b/pg"), "srv"),
+                backup_id: "20250101T000000".into(),
                 compression,
                 max_archive_size: 100_000,
                 chunk_size: 4096,

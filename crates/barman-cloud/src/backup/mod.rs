@@ -38,11 +38,12 @@ use rules::PathRules;
 use upload::{UploadReport, run_uploads};
 pub use walk::WalkProgress;
 
-use crate::catalog::manifest::{BACKUP_LABEL_ENTRY, Digest256, IntegrityManifest, MANIFEST_NAME};
+use crate::catalog::manifest::{BACKUP_LABEL_ENTRY, Digest256, IntegrityManifest};
 use crate::catalog::pyliteral::{PyDict, PyValue};
 use crate::catalog::{BackupInfo, BackupStatus, Tablespace, timestamp};
 use crate::compression::Compression;
 use crate::error::{Error, Result};
+use crate::layout::ServerLayout;
 use crate::pg::PgSession;
 use crate::pg::session::{MIN_SERVER_VERSION, wal_position};
 use crate::storage::{CloudStorage, Provider};
@@ -190,7 +191,7 @@ pub async fn take_backup(
     }
     info.begin_xlog = Some(start.lsn.clone());
 
-    let info_key = storage.key(&[&request.server_name, "base", &backup_id, "backup.info"]);
+    let info_key = ServerLayout::new(&storage, &request.server_name).backup_info(&backup_id);
     let outcome = async {
         upload_backup_info(&storage, &info_key, &info, &request.tags).await?;
         copy_and_stop(
@@ -266,7 +267,7 @@ pub async fn take_backup(
 async fn unused_backup_id(storage: &CloudStorage, server: &str) -> Result<String> {
     loop {
         let id = new_backup_id();
-        let prefix = storage.key(&[server, "base", &id]) + "/";
+        let prefix = ServerLayout::new(storage, server).backup_prefix(&id);
         if storage.list(&prefix).await?.is_empty() {
             return Ok(id);
         }
@@ -302,13 +303,13 @@ async fn copy_and_stop(
 ) -> Result<UploadReport> {
     let provider = storage.location().provider;
     let max_archive_size = request.max_archive_size.min(MAX_ARCHIVE_SIZE);
-    let prefix = storage.key(&[
-        &request.server_name,
-        "base",
-        info.backup_id.as_deref().unwrap_or_default(),
-    ]);
+    let layout = ServerLayout::new(storage, &request.server_name);
+    let backup_id = info.backup_id.clone().unwrap_or_default();
+    let backup_dir = layout.backup_dir(&backup_id);
+    let manifest_key = layout.manifest(&backup_id);
     let settings = Arc::new(ArchiveSettings {
-        prefix: prefix.clone(),
+        layout,
+        backup_id,
         compression: request.compression,
         max_archive_size,
         chunk_size: chunk_size(provider, request.max_archive_size, request.min_chunk_size) as usize,
@@ -403,13 +404,14 @@ async fn copy_and_stop(
     let report = uploader
         .await
         .map_err(|e| Error::Operation(format!("upload task failed: {e}")))??;
-    let manifest = integrity_manifest(&prefix, &report, label_digest)?;
-    upload_manifest(storage, &prefix, &manifest, &request.tags).await?;
+    let manifest = integrity_manifest(&backup_dir, &report, label_digest)?;
+    upload_manifest(storage, &manifest_key, &manifest, &request.tags).await?;
     info.copy_stats = Some(copy_stats(&report, request.jobs, started));
     Ok(report)
 }
 
-/// The manifest of the objects in `report`, all stored below `prefix` and confirmed.
+/// The manifest of the objects in `report`, all stored in the backup directory `prefix`
+/// and confirmed.
 fn integrity_manifest(
     prefix: &str,
     report: &UploadReport,
@@ -434,18 +436,17 @@ fn integrity_manifest(
 /// backup.info: a DONE backup written by barman-rs always has one.
 async fn upload_manifest(
     storage: &CloudStorage,
-    prefix: &str,
+    key: &str,
     manifest: &IntegrityManifest,
     tags: &[(String, String)],
 ) -> Result<()> {
-    let key = format!("{prefix}/{MANIFEST_NAME}");
     let text = manifest.render();
     let size = text.len() as u64;
     tracing::info!("Uploading '{key}'");
     storage
-        .put(&key, PutPayload::from(text.into_bytes()), tags)
+        .put(key, PutPayload::from(text.into_bytes()), tags)
         .await?;
-    storage.verify_size(&key, size).await
+    storage.verify_size(key, size).await
 }
 
 /// The uploader's own failure explains a producer's "uploader stopped" better.

@@ -22,11 +22,11 @@ use std::io::Write;
 
 use futures::StreamExt;
 
-use crate::backup_catalog::{BackupCatalog, backup_archives, keep_annotations_in, read_keep};
-use crate::catalog::manifest::MANIFEST_NAME;
+use crate::backup_catalog::{BackupCatalog, keep_annotations_in, read_keep};
 use crate::catalog::pyliteral::repr_str;
 use crate::catalog::{BackupInfo, BackupStatus, Timestamp};
 use crate::error::{Error, Result};
+use crate::layout::{BACKUP_INFO, ServerLayout, backup_archives, manifest_backup};
 use crate::retention::{RetentionPolicy, RetentionStatus};
 use crate::storage::{CloudStorage, DELETE_CONCURRENCY, ObjectInfo, Provider};
 use crate::wal::WalCatalog;
@@ -260,7 +260,7 @@ impl Deleter<'_> {
     /// come from it (Barman lists `base/` for the annotations, then each backup again).
     async fn base_listing(&mut self) -> Result<&[ObjectInfo]> {
         if self.base_listing.is_none() {
-            let base = self.storage.key(&[self.server, "base"]);
+            let base = self.layout().base();
             self.base_listing = Some(self.storage.list_tree(&base).await?);
         }
         Ok(self.base_listing.as_deref().expect("just listed"))
@@ -275,6 +275,10 @@ impl Deleter<'_> {
         Ok(self.keep_targets.as_ref().expect("just loaded"))
     }
 
+    fn layout(&self) -> ServerLayout {
+        ServerLayout::new(self.storage, self.server)
+    }
+
     fn say(&mut self, line: String) -> Result<()> {
         writeln!(self.out, "{line}").map_err(|e| Error::io("<stdout>", e))
     }
@@ -285,7 +289,8 @@ impl Deleter<'_> {
         skip_wal_cleanup_if_standalone: bool,
     ) -> Result<()> {
         let storage = self.storage;
-        let info_key = storage.key(&[self.server, "base", id, "backup.info"]);
+        let layout = self.layout();
+        let info_key = layout.backup_info(id);
         let original = match storage.get(&info_key).await {
             Ok(bytes) => bytes,
             Err(Error::NotFound(_)) => {
@@ -305,13 +310,13 @@ impl Deleter<'_> {
                 )));
             }
             self.say("Skipping deletion of snapshots due to --dry-run option".into())?;
-            let label = storage.key(&[self.server, "base", id, "backup_label"]);
+            let label = layout.backup_label(id);
             self.say(format!(
                 "Skipping deletion of {label} due to --dry-run option"
             ))?;
         }
 
-        let dir = format!("{}/", storage.key(&[self.server, "base", id]));
+        let dir = layout.backup_prefix(id);
         let objects: Vec<ObjectInfo> = self
             .base_listing()
             .await?
@@ -323,7 +328,7 @@ impl Deleter<'_> {
             })
             .cloned()
             .collect();
-        let manifest_key = format!("{dir}{MANIFEST_NAME}");
+        let manifest_key = layout.manifest(id);
         let has_manifest = objects.iter().any(|o| o.key == manifest_key);
         let mut families = backup_archives(&info, &dir, &objects);
         families.sort_by_key(|f| f.oid.map_or(-1, i64::from));
@@ -431,9 +436,10 @@ impl Deleter<'_> {
     /// touched. Failures are logged only, and nothing is printed in a dry run: the run
     /// ends as Barman's would.
     async fn remove_orphaned_manifest(&self, id: &str) {
-        let dir = format!("{}/", self.storage.key(&[self.server, "base", id]));
-        let key = format!("{dir}{MANIFEST_NAME}");
-        let info_key = format!("{dir}backup.info");
+        let layout = self.layout();
+        let dir = layout.backup_prefix(id);
+        let key = layout.manifest(id);
+        let info_key = layout.backup_info(id);
         match self.storage.list(&dir).await {
             Ok(found) => {
                 let has = |k: &str| found.iter().any(|o| o.key == k);
@@ -452,7 +458,7 @@ impl Deleter<'_> {
     /// look at its directory (a backup may have started and ended while `base/` was
     /// being listed page by page).
     async fn remove_orphaned_manifests(&mut self) {
-        let base = format!("{}/", self.storage.key(&[self.server, "base"]));
+        let base = format!("{}/", self.layout().base());
         let listing = match self.base_listing().await {
             Ok(listing) => listing,
             Err(e) => {
@@ -462,17 +468,19 @@ impl Deleter<'_> {
         };
         let infos: std::collections::HashSet<&str> = listing
             .iter()
-            .filter_map(|o| o.key.strip_prefix(&base)?.strip_suffix("/backup.info"))
+            .filter_map(|o| {
+                o.key
+                    .strip_prefix(&base)?
+                    .strip_suffix(BACKUP_INFO)?
+                    .strip_suffix('/')
+            })
             .collect();
         let candidates: Vec<String> = listing
             .iter()
             .filter_map(|o| {
-                let id = o
-                    .key
-                    .strip_prefix(&base)?
-                    .strip_suffix(MANIFEST_NAME)?
-                    .strip_suffix('/')?;
-                (!id.contains('/') && !infos.contains(id)).then(|| id.to_string())
+                let id = manifest_backup(&o.key)?;
+                let directly_below_base = o.key.strip_prefix(&base)?.split('/').count() == 2;
+                (directly_below_base && !infos.contains(id)).then(|| id.to_string())
             })
             .collect();
         for id in candidates {
@@ -514,7 +522,7 @@ impl Deleter<'_> {
         let storage = self.storage;
         let backup_id = deleted.backup_id.as_deref().unwrap_or_default();
         if self.wal_listing.is_none() {
-            let wals_dir = storage.key(&[self.server, "wals"]);
+            let wals_dir = self.layout().wals();
             match storage.list_tree(&wals_dir).await {
                 Ok(objects) => self.wal_listing = Some(WalListing::new(&wals_dir, objects)),
                 Err(e) => {

@@ -24,13 +24,12 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 
-use crate::backup_catalog::{ArchiveFamily, backup_archives, is_backup_id, read_backup_info};
+use crate::backup_catalog::read_backup_info;
 use crate::catalog::BackupStatus;
-use crate::catalog::manifest::{
-    BACKUP_LABEL_ENTRY, Digest256, IntegrityManifest, MANIFEST_NAME, StreamHasher,
-};
+use crate::catalog::manifest::{BACKUP_LABEL_ENTRY, Digest256, IntegrityManifest, StreamHasher};
 use crate::compression::Compression;
 use crate::error::{Error, Result};
+use crate::layout::{ArchiveFamily, ServerLayout, backup_archives, is_backup_id};
 use crate::storage::{CloudStorage, ObjectInfo};
 use crate::stream::{ChannelReader, into_storage_error};
 
@@ -126,15 +125,15 @@ fn check_parts(family: &ArchiveFamily, dir: &str, server: &str) -> Result<()> {
 async fn load_manifest(
     storage: &CloudStorage,
     dir: &str,
+    key: &str,
     objects: &[ObjectInfo],
     archives: &[(String, &ObjectInfo)],
 ) -> Result<Option<IntegrityManifest>> {
-    let key = format!("{dir}{MANIFEST_NAME}");
     if !objects.iter().any(|o| o.key == key) {
         tracing::info!("No integrity manifest ({key}): checking stream integrity only");
         return Ok(None);
     }
-    let bytes = storage.get(&key).await?;
+    let bytes = storage.get(key).await?;
     let manifest = IntegrityManifest::parse(&bytes)
         .map_err(|e| Error::Operation(format!("Cannot read the integrity manifest {key}: {e}")))?;
     for entry in manifest.objects() {
@@ -228,7 +227,8 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
     }
     check_disjoint(&targets)?;
 
-    let dir = format!("{}/", storage.key(&[server, "base", id]));
+    let layout = ServerLayout::new(storage, server);
+    let dir = layout.backup_prefix(id);
     let objects = storage.list(&dir).await?;
     let families = backup_archives(&info, &dir, &objects);
     let mut found: Vec<(String, &ObjectInfo)> = Vec::new();
@@ -247,7 +247,8 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
             }
         }
     }
-    let manifest = load_manifest(storage, &dir, &objects, &found).await?;
+    let manifest_key = layout.manifest(id);
+    let manifest = load_manifest(storage, &dir, &manifest_key, &objects, &found).await?;
 
     let mut roots = Vec::new();
     for (_, target) in &targets {

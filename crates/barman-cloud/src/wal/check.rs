@@ -18,7 +18,7 @@ pub async fn check_wal_archive(storage: &mut CloudStorage, check: &WalArchiveChe
         tracing::info!("creating bucket {}", storage.location().bucket);
         storage.create_bucket().await?;
     }
-    let wals = storage.key(&[&check.server_name, "wals"]);
+    let wals = crate::layout::ServerLayout::new(storage, &check.server_name).wals();
     let names: Vec<WalName> = storage
         .list_tree(&wals)
         .await?

@@ -13,12 +13,10 @@ pub use check::{WalArchiveCheck, check_wal_archive};
 pub use name::{WalKind, WalName, split_compression_suffix};
 pub use restore::{RestoreOutcome, WalRestoreRequest, restore_wal};
 
+use crate::layout::ServerLayout;
 use crate::storage::CloudStorage;
 
 /// Key of the directory holding `wal` for `server` (no trailing `/`).
 pub fn wal_directory(storage: &CloudStorage, server: &str, wal: &WalName) -> String {
-    match wal.hash_dir() {
-        Some(dir) => storage.key(&[server, "wals", &dir]),
-        None => storage.key(&[server, "wals"]),
-    }
+    ServerLayout::new(storage, server).wal_directory(wal)
 }
