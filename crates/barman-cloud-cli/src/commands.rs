@@ -188,7 +188,7 @@ pub async fn backup_show(args: BackupShowArgs) -> Result<()> {
 }
 
 pub async fn backup_delete(args: BackupDeleteArgs) -> Result<()> {
-    use barman_cloud::delete::{DeleteRequest, DeleteTarget, delete_backups};
+    use barman_cloud::delete::{DeleteRequest, DeleteTarget, execute_deletion, plan_deletion};
     let options = args.common.storage_options();
     let Some(storage) =
         open_or_test(&args.url, options, &args.sse_customer_key, args.common.test).await?
@@ -208,7 +208,55 @@ pub async fn backup_delete(args: BackupDeleteArgs) -> Result<()> {
         batch_size: args.batch_size,
         check_object_lock: args.check_object_lock,
     };
-    delete_backups(&storage, &request, &mut Stdout::default()).await
+    let plan = plan_deletion(&storage, &request).await?;
+    if request.dry_run {
+        Stdout::print(&dry_run_lines(&plan))
+    } else {
+        execute_deletion(&storage, &request, &plan).await
+    }
+}
+
+/// Barman's dry-run output for a deletion plan: what each step would delete, in order.
+/// Our integrity manifest is left out, so the lines stay Barman's.
+fn dry_run_lines(plan: &barman_cloud::delete::DeletionPlan) -> String {
+    use barman_cloud::catalog::pyliteral::repr_str;
+    use barman_cloud::delete::{BackupStep, WalCleanup};
+    let py_list = |keys: &[String]| {
+        let items: Vec<String> = keys.iter().map(|k| repr_str(k)).collect();
+        format!("[{}]", items.join(", "))
+    };
+    let mut out = String::new();
+    for step in &plan.steps {
+        let BackupStep::Delete(deletion) = step else {
+            continue;
+        };
+        if let Some(label) = &deletion.snapshot_label {
+            out.push_str("Skipping deletion of snapshots due to --dry-run option\n");
+            out.push_str(&format!(
+                "Skipping deletion of {label} due to --dry-run option\n"
+            ));
+        }
+        let mut objects = deletion.archives.clone();
+        objects.push(deletion.info_key.clone());
+        out.push_str(&format!(
+            "Skipping deletion of objects {} due to --dry-run option\n",
+            py_list(&objects)
+        ));
+        if let WalCleanup::Remove(removal) = &deletion.wal {
+            for (prefix, _) in &removal.directories {
+                out.push_str(&format!(
+                    "Skipping deletion of all objects under prefix {prefix} due to --dry-run option\n"
+                ));
+            }
+            if !removal.files.is_empty() {
+                out.push_str(&format!(
+                    "Skipping deletion of objects {} due to --dry-run option\n",
+                    py_list(&removal.files)
+                ));
+            }
+        }
+    }
+    out
 }
 
 pub async fn backup_keep(args: BackupKeepArgs) -> Result<()> {
