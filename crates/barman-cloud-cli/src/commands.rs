@@ -131,7 +131,7 @@ pub async fn check_wal_archive(args: CheckWalArchiveArgs) -> Result<()> {
 }
 
 pub async fn backup_list(args: BackupListArgs) -> Result<()> {
-    use barman_cloud::backup_catalog::{BackupCatalog, keep_annotations};
+    use barman_cloud::backup_catalog::{BackupCatalog, BucketCatalog, CatalogStore};
     use barman_cloud::catalog::{ListEntry, backup_list_console, backup_list_json};
     let options = args.common.storage_options();
     let Some(storage) =
@@ -139,9 +139,10 @@ pub async fn backup_list(args: BackupListArgs) -> Result<()> {
     else {
         return Ok(());
     };
-    let catalog = BackupCatalog::load(&storage, &args.server_name).await?;
+    let store = BucketCatalog::new(&storage, &args.server_name);
+    let catalog = BackupCatalog::load(&store).await?;
     let output = if args.format == "console" {
-        let keeps = keep_annotations(&storage, &args.server_name).await?;
+        let keeps = store.keep_annotations().await?;
         let entries: Vec<ListEntry> = catalog
             .backups
             .iter()
@@ -162,7 +163,7 @@ pub async fn backup_list(args: BackupListArgs) -> Result<()> {
 }
 
 pub async fn backup_show(args: BackupShowArgs) -> Result<()> {
-    use barman_cloud::backup_catalog::{read_backup_info, resolve_backup_id};
+    use barman_cloud::backup_catalog::{BucketCatalog, read_backup_info, resolve_backup_id};
     use barman_cloud::catalog::{backup_show_console, backup_show_json};
     let options = args.common.storage_options();
     let Some(storage) =
@@ -171,14 +172,13 @@ pub async fn backup_show(args: BackupShowArgs) -> Result<()> {
         return Ok(());
     };
     let server = &args.server_name;
-    let backup_id = resolve_backup_id(&storage, server, &args.backup_id).await?;
-    let info = read_backup_info(&storage, server, &backup_id)
-        .await?
-        .ok_or_else(|| {
-            Error::Operation(format!(
-                "Backup {backup_id} for server {server} does not exist"
-            ))
-        })?;
+    let store = BucketCatalog::new(&storage, server);
+    let backup_id = resolve_backup_id(&store, &args.backup_id).await?;
+    let info = read_backup_info(&store, &backup_id).await?.ok_or_else(|| {
+        Error::Operation(format!(
+            "Backup {backup_id} for server {server} does not exist"
+        ))
+    })?;
     let output = if args.format == "console" {
         backup_show_console(&info)?
     } else {
@@ -261,7 +261,7 @@ fn dry_run_lines(plan: &barman_cloud::delete::DeletionPlan) -> String {
 
 pub async fn backup_keep(args: BackupKeepArgs) -> Result<()> {
     use barman_cloud::backup_catalog::{
-        KeepTarget, add_keep, read_keep, release_keep, resolve_backup_id,
+        BucketCatalog, CatalogStore, KeepTarget, add_keep, resolve_backup_id,
     };
     let options = args.common.storage_options();
     let Some(storage) =
@@ -269,12 +269,12 @@ pub async fn backup_keep(args: BackupKeepArgs) -> Result<()> {
     else {
         return Ok(());
     };
-    let server = &args.server_name;
-    let backup_id = resolve_backup_id(&storage, server, &args.backup_id).await?;
+    let store = BucketCatalog::new(&storage, &args.server_name);
+    let backup_id = resolve_backup_id(&store, &args.backup_id).await?;
     if args.release {
-        release_keep(&storage, server, &backup_id).await
+        store.remove_keep(&backup_id).await
     } else if args.status {
-        let target = read_keep(&storage, server, &backup_id).await?;
+        let target = store.read_keep(&backup_id).await?;
         match target.as_deref() {
             Some(text) if !text.is_empty() => Stdout::print(&format!("Keep: {text}\n")),
             _ => Stdout::print("Keep: nokeep\n"),
@@ -284,12 +284,14 @@ pub async fn backup_keep(args: BackupKeepArgs) -> Result<()> {
             Some("standalone") => KeepTarget::Standalone,
             _ => KeepTarget::Full,
         };
-        add_keep(&storage, server, &backup_id, target).await
+        add_keep(&store, &backup_id, target).await
     }
 }
 
 pub async fn restore(args: RestoreArgs) -> Result<()> {
-    use barman_cloud::backup_catalog::{BackupCatalog, TargetTimeline, is_backup_id, parse_lsn};
+    use barman_cloud::backup_catalog::{
+        BackupCatalog, BucketCatalog, TargetTimeline, is_backup_id, parse_lsn,
+    };
     use barman_cloud::restore::{RestoreRequest, restore_backup};
     let target_tli = match args.target_tli.as_deref() {
         None => None,
@@ -323,16 +325,11 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
     let backup_id = if is_backup_id(&args.backup_id) {
         args.backup_id.clone()
     } else {
-        let catalog = BackupCatalog::load(&storage, &args.server_name).await?;
+        let store = BucketCatalog::new(&storage, &args.server_name);
+        let catalog = BackupCatalog::load(&store).await?;
         if args.backup_id == "auto" {
             catalog
-                .choose_for_recovery(
-                    &storage,
-                    &args.server_name,
-                    target_time,
-                    target_lsn,
-                    target_tli,
-                )
+                .choose_for_recovery(&store, target_time, target_lsn, target_tli)
                 .await?
         } else {
             catalog.resolve_for_restore(&args.backup_id, &args.server_name)?

@@ -1,16 +1,13 @@
-//! The backups of one server in a bucket: `<prefix>/<server>/base/<id>/backup.info`, read
-//! the way Barman's cloud catalog reads them, and backup identifiers resolved as its
-//! commands resolve them (IDs, shortcuts, names).
+//! The backups of one server, read through its [`CatalogStore`] the way Barman's cloud
+//! catalog reads them (barman/cloud.py `CloudBackupCatalog`), backup identifiers resolved
+//! as its commands resolve them (IDs, shortcuts, names), and keep annotations.
 
-use std::collections::BTreeMap;
+use futures::StreamExt;
 
-use futures::{StreamExt, TryStreamExt};
-
-use crate::catalog::{BackupInfo, BackupStatus, CatalogError, keep_target_from_annotation};
+use crate::catalog::{BackupInfo, BackupStatus, CatalogError};
+pub use crate::catalog_store::{BucketCatalog, CatalogStore, KeepTarget};
 use crate::error::{Error, Result};
 pub use crate::layout::is_backup_id;
-use crate::layout::{ServerLayout, keep_annotation_backup};
-use crate::storage::{CloudStorage, ObjectInfo};
 
 /// How many backup.info objects are fetched at once.
 const PARALLEL_READS: usize = 16;
@@ -37,20 +34,17 @@ impl BackupCatalog {
     /// Reads every backup of `server`. A backup.info that cannot be read is skipped with
     /// a warning, except one with a key Barman does not know, which stops everything
     /// (as Barman does: it cannot tell what a newer version meant).
-    pub async fn load(storage: &CloudStorage, server: &str) -> Result<Self> {
-        let layout = ServerLayout::new(storage, server);
-        let ids = storage.list_dirs(&layout.base()).await?;
-        let layout = &layout;
+    pub async fn load(store: &impl CatalogStore) -> Result<Self> {
+        let ids = store.backup_ids().await?;
         let reads: Vec<(String, Read)> = futures::stream::iter(ids)
             .map(|id| async move {
-                let key = layout.backup_info(&id);
-                let read = match storage.get(&key).await {
-                    Ok(bytes) => match BackupInfo::load(&id, &bytes) {
+                let read = match store.read_backup_info(&id).await {
+                    Ok(Some(bytes)) => match BackupInfo::load(&id, &bytes) {
                         Ok(info) => Read::Info(Box::new(info)),
                         Err(e @ CatalogError::UnsupportedField(_)) => Read::Fatal(e.into()),
                         Err(e) => Read::Unreadable(e.into()),
                     },
-                    Err(Error::NotFound(_)) => Read::Missing,
+                    Ok(None) => Read::Missing,
                     Err(e @ (Error::Connectivity(_) | Error::BucketMissing(_))) => Read::Fatal(e),
                     Err(e) => Read::Unreadable(e),
                 };
@@ -148,26 +142,23 @@ impl BackupCatalog {
 }
 
 /// Resolves a backup identifier, loading the catalog only when `text` is not an ID.
-pub async fn resolve_backup_id(storage: &CloudStorage, server: &str, text: &str) -> Result<String> {
+pub async fn resolve_backup_id(store: &impl CatalogStore, text: &str) -> Result<String> {
     if is_backup_id(text) {
         return Ok(text.to_string());
     }
-    BackupCatalog::load(storage, server)
+    BackupCatalog::load(store)
         .await?
-        .resolve(text, server)
+        .resolve(text, store.server())
 }
 
-/// Reads `<server>/base/<id>/backup.info`; `None` when there is none.
+/// The backup.info of `backup_id`; `None` when there is none.
 pub async fn read_backup_info(
-    storage: &CloudStorage,
-    server: &str,
+    store: &impl CatalogStore,
     backup_id: &str,
 ) -> Result<Option<BackupInfo>> {
-    let key = ServerLayout::new(storage, server).backup_info(backup_id);
-    match storage.get(&key).await {
-        Ok(bytes) => Ok(Some(BackupInfo::load(backup_id, &bytes)?)),
-        Err(Error::NotFound(_)) => Ok(None),
-        Err(e) => Err(e),
+    match store.read_backup_info(backup_id).await? {
+        Some(bytes) => Ok(Some(BackupInfo::load(backup_id, &bytes)?)),
+        None => Ok(None),
     }
 }
 
@@ -191,8 +182,7 @@ impl BackupCatalog {
     /// and is on the target timeline. `latest` is the timeline of the newest WAL in the archive.
     pub async fn choose_for_recovery(
         &self,
-        storage: &CloudStorage,
-        server: &str,
+        store: &impl CatalogStore,
         target_time: Option<crate::catalog::Timestamp>,
         target_lsn: Option<u64>,
         target_tli: Option<TargetTimeline>,
@@ -206,23 +196,14 @@ impl BackupCatalog {
                 ));
             }
             Some(TargetTimeline::Latest) => {
-                let wals = storage
-                    .list_tree(&ServerLayout::new(storage, server).wals())
-                    .await?;
-                let newest = wals
+                let names = store.wal_names().await?;
+                let newest = names
                     .iter()
-                    .filter_map(|o| {
-                        let name = o.key.rsplit('/').next().unwrap_or_default();
-                        crate::wal::WalName::try_parse(crate::wal::split_compression_suffix(name).0)
-                    })
-                    .map(|w| w.as_str().to_string())
-                    .max()
+                    .max_by(|a, b| a.as_str().cmp(b.as_str()))
                     .ok_or_else(|| {
                         Error::Config("No WAL files found to determine the latest timeline".into())
                     })?;
-                Some(i64::from(
-                    u32::from_str_radix(&newest[..8], 16).unwrap_or(0),
-                ))
+                Some(i64::from(newest.timeline()))
             }
         };
         let candidate = self
@@ -246,53 +227,18 @@ impl BackupCatalog {
     }
 }
 
-/// The two keep targets Barman writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeepTarget {
-    /// The backup and every later WAL stay: recovery to any later point remains possible.
-    Full,
-    /// The backup and only the WAL it needs to be consistent stay.
-    Standalone,
-}
-
-impl KeepTarget {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeepTarget::Full => crate::retention::KEEP_FULL,
-            KeepTarget::Standalone => crate::retention::KEEP_STANDALONE,
-        }
-    }
-}
-
-/// The keep annotation of one backup as Barman reads it, `None` when there is none. An
-/// empty annotation is `Some("")`: it blocks `backup-delete -b` but keeps nothing.
-pub async fn read_keep(
-    storage: &CloudStorage,
-    server: &str,
-    backup_id: &str,
-) -> Result<Option<String>> {
-    let key = ServerLayout::new(storage, server).keep_annotation(backup_id);
-    match storage.get(&key).await {
-        Ok(content) => Ok(Some(keep_target_from_annotation(&content)?)),
-        Err(Error::NotFound(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 /// `barman-cloud-backup-keep --target`: only a DONE backup can be kept.
 pub async fn add_keep(
-    storage: &CloudStorage,
-    server: &str,
+    store: &impl CatalogStore,
     backup_id: &str,
     target: KeepTarget,
 ) -> Result<()> {
-    let info = read_backup_info(storage, server, backup_id)
-        .await?
-        .ok_or_else(|| {
-            Error::Config(format!(
-                "Backup {backup_id} for server {server} does not exist"
-            ))
-        })?;
+    let server = store.server();
+    let info = read_backup_info(store, backup_id).await?.ok_or_else(|| {
+        Error::Config(format!(
+            "Backup {backup_id} for server {server} does not exist"
+        ))
+    })?;
     if info.status != Some(BackupStatus::Done) {
         let status = info.status.as_ref().map_or("None", BackupStatus::as_str);
         return Err(Error::Operation(format!(
@@ -300,44 +246,123 @@ pub async fn add_keep(
              Only backups with status DONE can be kept."
         )));
     }
-    let key = ServerLayout::new(storage, server).keep_annotation(backup_id);
-    storage
-        .put(&key, target.as_str().as_bytes().to_vec().into(), &[])
-        .await
+    store.write_keep(backup_id, target).await
 }
 
-/// `barman-cloud-backup-keep --release`: removing an absent annotation is not an error.
-pub async fn release_keep(storage: &CloudStorage, server: &str, backup_id: &str) -> Result<()> {
-    let key = ServerLayout::new(storage, server).keep_annotation(backup_id);
-    storage.delete_objects(&[key], 1, 1).await.into_result()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::ServerLayout;
+    use crate::storage::in_memory;
 
-/// Keep annotations of every backup of `server`: backup ID → the annotation's target as
-/// Barman reads it. One recursive listing of `base/`, then only existing annotations read.
-pub async fn keep_annotations(
-    storage: &CloudStorage,
-    server: &str,
-) -> Result<BTreeMap<String, String>> {
-    let base = ServerLayout::new(storage, server).base();
-    keep_annotations_in(storage, &storage.list_tree(&base).await?).await
-}
+    async fn put(store: &BucketCatalog<'_>, key: &str, data: &[u8]) {
+        store
+            .storage()
+            .put(key, data.to_vec().into(), &[])
+            .await
+            .unwrap();
+    }
 
-/// [`keep_annotations`] for a recursive listing of `base/` the caller already has.
-pub async fn keep_annotations_in(
-    storage: &CloudStorage,
-    base_listing: &[ObjectInfo],
-) -> Result<BTreeMap<String, String>> {
-    let annotations = base_listing
-        .iter()
-        .filter_map(|o| Some((keep_annotation_backup(&o.key)?, o.key.as_str())));
-    futures::stream::iter(annotations)
-        .map(|(id, key)| async move {
-            let id = id.to_string();
-            let content = storage.get(key).await?;
-            let target = keep_target_from_annotation(&content).map_err(Error::from)?;
-            Ok::<_, Error>((id, target))
-        })
-        .buffered(PARALLEL_READS)
-        .try_collect()
-        .await
+    fn info(id: &str, status: BackupStatus, timeline: i64, name: Option<&str>) -> BackupInfo {
+        BackupInfo {
+            backup_id: Some(id.into()),
+            status: Some(status),
+            timeline: Some(timeline),
+            backup_name: name.map(str::to_string),
+            end_xlog: Some("0/5000000".into()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn catalog_resolution_and_keeps_through_the_store() {
+        let storage = in_memory("s3://bucket/pg");
+        let store = BucketCatalog::new(&storage, "srv");
+        let layout: &ServerLayout = store.layout();
+        for backup in [
+            info("20250101T000000", BackupStatus::Done, 1, Some("first")),
+            info("20250102T000000", BackupStatus::Failed, 1, None),
+            info("20250103T000000", BackupStatus::Done, 2, None),
+            info("20250104T000000", BackupStatus::Started, 2, None),
+        ] {
+            let id = backup.backup_id.clone().unwrap();
+            let text = backup.to_file_text().unwrap();
+            store
+                .write_backup_info(&id, text.into(), &[])
+                .await
+                .unwrap();
+        }
+        put(
+            &store,
+            &layout.backup_info("20250105T000000"),
+            b"not a backup.info",
+        )
+        .await;
+        put(
+            &store,
+            &layout.backup_object("20250106T000000", "data.tar"),
+            b"",
+        )
+        .await;
+        put(
+            &store,
+            "pg/srv/wals/0000000200000000/000000020000000000000003.gz",
+            b"",
+        )
+        .await;
+        put(&store, "pg/srv/wals/00000002.history", b"").await;
+
+        let catalog = BackupCatalog::load(&store).await.unwrap();
+        let ids: Vec<&str> = catalog
+            .backups
+            .iter()
+            .filter_map(|b| b.backup_id.as_deref())
+            .collect();
+        assert_eq!(ids.len(), 4, "the upload in progress is invisible: {ids:?}");
+        assert_eq!(catalog.unreadable, ["20250105T000000"]);
+        assert_eq!(catalog.resolve("latest", "srv").unwrap(), "20250103T000000");
+        assert_eq!(
+            catalog.resolve("last-failed", "srv").unwrap(),
+            "20250102T000000"
+        );
+        assert_eq!(catalog.resolve("first", "srv").unwrap(), "20250101T000000");
+        // Shortcuts come before names ("first" is also a backup's name).
+        assert_eq!(
+            resolve_backup_id(&store, "first").await.unwrap(),
+            "20250101T000000"
+        );
+        assert!(catalog.resolve("nothing", "srv").is_err());
+        assert_eq!(
+            catalog.resolve_for_restore("oldest", "srv").unwrap(),
+            "20250101T000000"
+        );
+        let chosen = catalog
+            .choose_for_recovery(&store, None, None, Some(TargetTimeline::Latest))
+            .await
+            .unwrap();
+        assert_eq!(
+            chosen, "20250103T000000",
+            "the newest DONE backup on timeline 2"
+        );
+
+        assert_eq!(store.read_keep("20250101T000000").await.unwrap(), None);
+        add_keep(&store, "20250101T000000", KeepTarget::Standalone)
+            .await
+            .unwrap();
+        let refused = add_keep(&store, "20250102T000000", KeepTarget::Full).await;
+        assert!(
+            refused
+                .unwrap_err()
+                .to_string()
+                .contains("has status FAILED")
+        );
+        let keeps = store.keep_annotations().await.unwrap();
+        assert_eq!(
+            keeps.get("20250101T000000").map(String::as_str),
+            Some("standalone")
+        );
+        store.remove_keep("20250101T000000").await.unwrap();
+        store.remove_keep("20250101T000000").await.unwrap();
+        assert!(store.keep_annotations().await.unwrap().is_empty());
+    }
 }

@@ -19,6 +19,7 @@
 pub mod backup;
 pub mod backup_catalog;
 pub mod catalog;
+pub mod catalog_store;
 pub mod compression;
 pub mod delete;
 pub mod error;

@@ -41,6 +41,7 @@ pub use walk::WalkProgress;
 use crate::catalog::manifest::{BACKUP_LABEL_ENTRY, Digest256, IntegrityManifest};
 use crate::catalog::pyliteral::{PyDict, PyValue};
 use crate::catalog::{BackupInfo, BackupStatus, Tablespace, timestamp};
+use crate::catalog_store::{BucketCatalog, CatalogStore};
 use crate::compression::Compression;
 use crate::error::{Error, Result};
 use crate::layout::ServerLayout;
@@ -191,9 +192,9 @@ pub async fn take_backup(
     }
     info.begin_xlog = Some(start.lsn.clone());
 
-    let info_key = ServerLayout::new(&storage, &request.server_name).backup_info(&backup_id);
+    let catalog = BucketCatalog::new(&storage, &request.server_name);
     let outcome = async {
-        upload_backup_info(&storage, &info_key, &info, &request.tags).await?;
+        upload_backup_info(&catalog, &info, &request.tags).await?;
         copy_and_stop(
             &storage,
             &session,
@@ -210,7 +211,7 @@ pub async fn take_backup(
         Ok(report) => {
             info.status = Some(BackupStatus::Done);
             info.backup_name = request.backup_name.clone();
-            if let Err(e) = upload_backup_info(&storage, &info_key, &info, &request.tags).await {
+            if let Err(e) = upload_backup_info(&catalog, &info, &request.tags).await {
                 return Err(Error::Operation(format!(
                     "failure uploading backup.info file ({})",
                     first_line(&e)
@@ -249,7 +250,7 @@ pub async fn take_backup(
             info.status = Some(BackupStatus::Failed);
             info.error = Some(format!("failure uploading data ({reason})"));
             info.backup_name = request.backup_name.clone();
-            if let Err(e) = upload_backup_info(&storage, &info_key, &info, &request.tags).await {
+            if let Err(e) = upload_backup_info(&catalog, &info, &request.tags).await {
                 tracing::error!(
                     "Backup failed uploading backup.info file ({})",
                     first_line(&e)
@@ -277,18 +278,13 @@ async fn unused_backup_id(storage: &CloudStorage, server: &str) -> Result<String
 }
 
 async fn upload_backup_info(
-    storage: &CloudStorage,
-    key: &str,
+    catalog: &impl CatalogStore,
     info: &BackupInfo,
     tags: &[(String, String)],
 ) -> Result<()> {
+    let id = info.backup_id.as_deref().unwrap_or_default();
     let text = info.to_file_text()?;
-    tracing::info!("Uploading '{key}'");
-    let size = text.len() as u64;
-    storage
-        .put(key, PutPayload::from(text.into_bytes()), tags)
-        .await?;
-    storage.verify_size(key, size).await
+    catalog.write_backup_info(id, text.into(), tags).await
 }
 
 /// Archives tablespaces and PGDATA, stops the backup and completes the uploads.

@@ -27,9 +27,10 @@ use futures::StreamExt;
 pub use execute::ExecutionOptions;
 pub use plan::{BackupDeletion, BackupStep, DeletionPlan, WalCleanup, WalRemoval};
 
-use crate::backup_catalog::{BackupCatalog, keep_annotations_in};
+use crate::backup_catalog::BackupCatalog;
 use crate::catalog::pyliteral::repr_str;
 use crate::catalog::{BackupInfo, BackupStatus, Timestamp};
+use crate::catalog_store::{BucketCatalog, CatalogStore};
 use crate::error::{Error, Result};
 use crate::layout::ServerLayout;
 use crate::retention::RetentionPolicy;
@@ -84,7 +85,8 @@ pub async fn plan_deletion(
         );
     }
     let server = request.server_name.as_str();
-    let catalog = BackupCatalog::load(storage, server).await?;
+    let store = BucketCatalog::new(storage, server);
+    let catalog = BackupCatalog::load(&store).await?;
     if !catalog.unreadable.is_empty() {
         let ids: Vec<String> = catalog.unreadable.iter().map(|id| repr_str(id)).collect();
         return Err(Error::Operation(format!(
@@ -95,7 +97,7 @@ pub async fn plan_deletion(
     }
     let layout = ServerLayout::new(storage, server);
     let base_listing = storage.list_tree(&layout.base()).await?;
-    let keep_targets = keep_annotations_in(storage, &base_listing).await?;
+    let keep_targets = store.keep_annotations_in(&base_listing).await?;
     let now: Timestamp = chrono::Local::now().fixed_offset();
     let (doomed, skip_if_standalone) = plan::backups_to_delete(
         &catalog,
@@ -105,7 +107,7 @@ pub async fn plan_deletion(
         request.minimum_redundancy,
         now,
     )?;
-    let fresh = read_backup_infos(storage, &layout, &doomed).await?;
+    let fresh = read_backup_infos(&store, &doomed).await?;
     let survey = plan::Survey {
         server,
         layout: &layout,
@@ -168,19 +170,11 @@ pub async fn execute_deletion(
 
 /// The backup.info of each backup in `ids`, read afresh (`None` when it has none).
 async fn read_backup_infos(
-    storage: &CloudStorage,
-    layout: &ServerLayout,
+    store: &impl CatalogStore,
     ids: &[String],
 ) -> Result<BTreeMap<String, Option<Bytes>>> {
     let reads: Vec<(String, Result<Option<Bytes>>)> = futures::stream::iter(ids)
-        .map(|id| async move {
-            let read = match storage.get(&layout.backup_info(id)).await {
-                Ok(bytes) => Ok(Some(bytes)),
-                Err(Error::NotFound(_)) => Ok(None),
-                Err(e) => Err(e),
-            };
-            (id.clone(), read)
-        })
+        .map(|id| async move { (id.clone(), store.read_backup_info(id).await) })
         .buffered(PARALLEL_READS)
         .collect()
         .await;

@@ -27,6 +27,7 @@ use futures::StreamExt;
 use crate::backup_catalog::read_backup_info;
 use crate::catalog::BackupStatus;
 use crate::catalog::manifest::{BACKUP_LABEL_ENTRY, Digest256, IntegrityManifest, StreamHasher};
+use crate::catalog_store::BucketCatalog;
 use crate::compression::Compression;
 use crate::error::{Error, Result};
 use crate::layout::{ArchiveFamily, ServerLayout, backup_archives, is_backup_id};
@@ -170,7 +171,7 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
     if !is_backup_id(id) {
         return Err(Error::InvalidInput(format!("'{id}' is not a backup ID")));
     }
-    let info = read_backup_info(storage, server, id)
+    let info = read_backup_info(&BucketCatalog::new(storage, server), id)
         .await?
         .ok_or_else(|| {
             Error::Operation(format!("Backup {id} for server {server} does not exists"))
