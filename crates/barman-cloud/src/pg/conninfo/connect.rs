@@ -1,6 +1,7 @@
 //! The connection itself, and its failures worded as libpq words them.
 
 use super::{Endpoint, ResolvedConnInfo};
+use crate::error::error_chain;
 use crate::{Error, Result};
 
 /// Connects without TLS, spawns the connection task on the current tokio runtime and returns
@@ -51,18 +52,6 @@ pub async fn connect(
         }
     });
     Ok((client, task))
-}
-
-/// `e` and its sources, joined with ": ".
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// A connection failure as libpq words it.
