@@ -174,7 +174,7 @@ mod tests {
         assert_eq!(pw("user=dave").as_deref(), Some("ok"));
         let r = m.resolved(&format!("user=dave passfile={}", m.home().display()), &[]);
         assert_eq!(password(&r), None);
-        // Without HOME, the home directory comes from the passwd file.
+        // Without HOME, the home directory comes from the user's account.
         assert_eq!(password(&m.resolved("user=dave", &[])), Some("ok"));
     }
 

@@ -471,9 +471,9 @@ mod tests {
         let r = m.resolved("user=bob", &[("PGDATABASE", "")]);
         assert_eq!(r.config.get_dbname(), Some("bob"));
 
-        // The OS user falls back to $USER when the uid is not in the passwd file.
+        // The OS user falls back to $USER when the uid has no account.
         let mut other = Machine::new();
-        other.sys.euid = Some(4242);
+        other.sys.euid = 4242;
         let r = other
             .resolve(&ConnInfo::default(), &[("USER", "carol")])
             .unwrap();

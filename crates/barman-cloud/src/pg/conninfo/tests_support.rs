@@ -7,6 +7,7 @@ use tokio_postgres::config::Host;
 
 use super::defaults::SystemDefaults;
 use super::{ConnInfo, ResolvedConnInfo};
+use crate::accounts::User;
 use crate::{Error, Result};
 
 pub(super) fn parse(text: &str) -> ConnInfo {
@@ -27,8 +28,8 @@ pub(super) fn pairs(info: &ConnInfo) -> Vec<(&str, &str)> {
     info.params.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
-/// A fake machine: two socket directories, a passwd file with uid 1000 = alice, home in
-/// the temp dir.
+/// A fake machine: two socket directories, one account (uid 1000 = alice, home in the temp
+/// dir), alice as the effective user.
 pub(super) struct Machine {
     pub(super) dir: tempfile::TempDir,
     pub(super) sys: SystemDefaults,
@@ -41,19 +42,14 @@ impl Machine {
         let tmp = dir.path().join("tmp");
         let home = dir.path().join("home");
         std::fs::create_dir(&home).unwrap();
-        let passwd = dir.path().join("passwd");
-        std::fs::write(
-            &passwd,
-            format!(
-                "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::{}:/bin/sh\n",
-                home.display()
-            ),
-        )
-        .unwrap();
+        let alice = User {
+            name: "alice".into(),
+            home,
+        };
         let sys = SystemDefaults {
             socket_dirs: vec![run, tmp],
-            passwd,
-            euid: Some(1000),
+            euid: 1000,
+            user_by_uid: Box::new(move |uid| (uid == 1000).then(|| alice.clone())),
             sysconfdir: dir.path().join("etc"),
         };
         Machine { dir, sys }
