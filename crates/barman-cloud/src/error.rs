@@ -115,3 +115,67 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `error` and its sources on one line, joined with ": ". Line breaks become spaces, and a
+/// source whose text is already part of an earlier one is left out: many errors (object_store's,
+/// tokio-postgres's) repeat their source in their own message.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut said: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(current) = next {
+        let text = current.to_string().replace('\n', " ");
+        if said.iter().all(|earlier| !earlier.contains(&text)) {
+            said.push(text);
+        }
+        next = current.source();
+    }
+    said.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error with a message and an optional source.
+    #[derive(Debug)]
+    struct Chained(&'static str, Option<Box<Chained>>);
+
+    impl std::fmt::Display for Chained {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Chained {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    fn chain(texts: &[&'static str]) -> Chained {
+        let (last, rest) = texts.split_last().expect("at least one");
+        rest.iter().rev().fold(Chained(last, None), |source, text| {
+            Chained(text, Some(Box::new(source)))
+        })
+    }
+
+    #[test]
+    fn error_chain_joins_sources_once_on_one_line() {
+        assert_eq!(error_chain(&chain(&["alone"])), "alone");
+        assert_eq!(
+            error_chain(&chain(&["request failed", "timed out", "os error 110"])),
+            "request failed: timed out: os error 110"
+        );
+        // A source already said by an earlier message is not repeated.
+        assert_eq!(
+            error_chain(&chain(&["error connecting: refused", "refused", "inner"])),
+            "error connecting: refused: inner"
+        );
+        assert_eq!(
+            error_chain(&chain(&["first\nline", "second"])),
+            "first line: second"
+        );
+        let io = Error::io("/x", std::io::Error::other("denied"));
+        assert_eq!(error_chain(&io), "/x: denied");
+    }
+}

@@ -16,6 +16,7 @@
 //! [`units`] (Barman's value syntaxes), [`stream`] (async-to-blocking bridges), [`error`].
 //! Command front-ends only parse arguments and call these.
 
+mod accounts;
 pub mod backup;
 pub mod backup_catalog;
 pub mod catalog;

@@ -379,10 +379,10 @@ impl ArchiveWriter {
         header.set_gid(meta.gid() as u64);
         header.set_mtime(meta.mtime().max(0) as u64);
         if let Some(name) = self.owners.user(meta.uid()) {
-            let _ = header.set_username(name);
+            let _ = header.set_username(&name);
         }
         if let Some(name) = self.owners.group(meta.gid()) {
-            let _ = header.set_groupname(name);
+            let _ = header.set_groupname(&name);
         }
         header.set_size(0);
         header

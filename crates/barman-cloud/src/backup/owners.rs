@@ -1,43 +1,44 @@
-//! User and group names for tar headers, read once from the local account databases
-//! (Python's tarfile fills uname/gname the same way; restores use the numeric ids
-//! when a name is unknown).
+//! User and group names for tar headers, as Python's tarfile fills uname/gname: looked up
+//! through the C library (so accounts from LDAP or any other name service are named too),
+//! once per ID and backup. Restores use the numeric IDs when a name is unknown.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::accounts;
+
+/// The names of the IDs met so far, `None` for an ID without a name.
+type Names = Mutex<HashMap<u32, Option<Arc<str>>>>;
 
 #[derive(Debug, Default)]
 pub struct Owners {
-    users: HashMap<u32, String>,
-    groups: HashMap<u32, String>,
-}
-
-fn parse_names(text: &str) -> HashMap<u32, String> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let mut fields = line.split(':');
-            let name = fields.next()?;
-            let id = fields.nth(1)?.parse().ok()?;
-            Some((id, name.to_string()))
-        })
-        .collect()
+    users: Names,
+    groups: Names,
 }
 
 impl Owners {
+    /// An empty cache: each name is looked up the first time its ID is asked for.
     pub fn load() -> Self {
-        let read = |path| std::fs::read_to_string(path).unwrap_or_default();
-        Owners {
-            users: parse_names(&read("/etc/passwd")),
-            groups: parse_names(&read("/etc/group")),
-        }
+        Owners::default()
     }
 
-    pub fn user(&self, uid: u32) -> Option<&str> {
-        self.users.get(&uid).map(String::as_str)
+    pub fn user(&self, uid: u32) -> Option<Arc<str>> {
+        cached(&self.users, uid, |uid| {
+            accounts::user_by_uid(uid).map(|user| user.name)
+        })
     }
 
-    pub fn group(&self, gid: u32) -> Option<&str> {
-        self.groups.get(&gid).map(String::as_str)
+    pub fn group(&self, gid: u32) -> Option<Arc<str>> {
+        cached(&self.groups, gid, accounts::group_name)
     }
+}
+
+fn cached(names: &Names, id: u32, look_up: impl FnOnce(u32) -> Option<String>) -> Option<Arc<str>> {
+    let mut names = names.lock().unwrap_or_else(PoisonError::into_inner);
+    names
+        .entry(id)
+        .or_insert_with(|| look_up(id).map(Arc::from))
+        .clone()
 }
 
 #[cfg(test)]
@@ -45,13 +46,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_passwd_and_group_lines() {
-        let users = parse_names(
-            "root:x:0:0:root:/root:/bin/bash\n#c\npostgres:x:104:110::/var/lib/postgresql:/bin/bash\nbroken\n",
-        );
-        assert_eq!(users.get(&0).map(String::as_str), Some("root"));
-        assert_eq!(users.get(&104).map(String::as_str), Some("postgres"));
-        let groups = parse_names("postgres:x:110:\n");
-        assert_eq!(groups.get(&110).map(String::as_str), Some("postgres"));
+    fn names_are_looked_up_once() {
+        let owners = Owners::load();
+        let root = owners.user(0).expect("uid 0 has a name");
+        assert_eq!(&*root, "root");
+        assert_eq!(owners.group(0).as_deref(), Some("root"));
+        // The second time comes from the cache: the same allocation.
+        assert!(Arc::ptr_eq(&root, &owners.user(0).unwrap()));
+        assert_eq!(owners.user(3_999_999_999), None);
+        assert_eq!(owners.users.lock().unwrap().len(), 2);
     }
 }

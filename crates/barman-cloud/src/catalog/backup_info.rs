@@ -1,4 +1,4 @@
-//! backup.info, the metadata file of every backup (layout.md §5).
+//! backup.info, the metadata file of every backup (Barman: `barman/infofile.py` `BackupInfo`).
 //!
 //! [`BackupInfo::parse`] reads a file with Barman 3.20.1's rules and
 //! [`BackupInfo::to_file_text`] writes exactly the bytes Barman's `BackupInfo.save()` would
@@ -227,7 +227,9 @@ pub struct BackupInfo {
     pub cluster_size: Option<i64>,
     pub compression: Option<String>,
     pub config_file: Option<String>,
-    /// An ordered dict in practice (layout.md §5.5), kept as any literal as Barman does.
+    /// An ordered dict in practice (Barman's `barman/cloud.py`
+    /// `CloudUploadController.statistics`), kept as any literal as Barman does (its
+    /// `BackupInfo.copy_stats` field is read with `ast.literal_eval`).
     pub copy_stats: Option<PyValue>,
     pub data_checksums: Option<String>,
     pub deduplicated_size: Option<i64>,

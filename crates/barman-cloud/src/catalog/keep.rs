@@ -1,5 +1,6 @@
-//! Keep annotations (`<server>/base/<id>/annotations/keep`, layout.md §7) as the catalog
-//! reads them.
+//! Keep annotations (`<server>/base/<id>/annotations/keep`, Barman's `barman/annotations.py`
+//! `AnnotationManagerCloud._get_annotation_path`) as the catalog reads them
+//! (`KeepManagerMixinCloud.get_keep_target`).
 
 use super::error::CatalogError;
 

@@ -1,4 +1,6 @@
-//! What barman-cloud-backup-list and barman-cloud-backup-show print (cli.md §5.3, §5.4),
+//! What barman-cloud-backup-list and barman-cloud-backup-show print (Barman:
+//! `barman/clients/cloud_backup_list.py` `main`, and `barman/clients/cloud_backup_show.py`
+//! `main` through `barman/output.py` `ConsoleOutputWriter.render_show_backup`),
 //! byte for byte as Barman 3.20.1 prints it. Each function returns the whole standard
 //! output, one `\n` after every line as Python's `print` writes it.
 //!

@@ -1,4 +1,7 @@
-//! The `snapshots_info` field of snapshot backups (layout.md §5.4).
+//! The `snapshots_info` field of snapshot backups (Barman: `barman/infofile.py`
+//! `load_snapshots_info` and `output_snapshots_info`, `barman/cloud_providers/__init__.py`
+//! `snapshots_info_from_dict`, and the `GcpSnapshotsInfo`, `AzureSnapshotsInfo` and
+//! `AwsSnapshotsInfo` classes of `barman/cloud_providers/`).
 //!
 //! Barman does not keep the stored dict: it rebuilds it through per-provider classes, so on
 //! reading, the provider's known keys are picked (missing ones become `None`, others are
