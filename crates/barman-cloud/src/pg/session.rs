@@ -53,7 +53,7 @@ pub struct BackupStop {
 fn query_error(what: &str, error: tokio_postgres::Error) -> Error {
     let detail = match error.as_db_error() {
         Some(db) => db.message().to_string(),
-        None => crate::storage::error_chain(&error),
+        None => crate::error::error_chain(&error),
     };
     Error::Postgres(format!("{what}: {detail}"))
 }

@@ -291,7 +291,11 @@ impl<P: ProvideCredentials + Send + Sync + 'static> object_store::CredentialProv
         let creds = self.provider.provide_credentials().await.map_err(|e| {
             object_store::Error::Generic {
                 store: "S3",
-                source: format!("no usable AWS credentials: {}", super::error_chain(&e)).into(),
+                source: format!(
+                    "no usable AWS credentials: {}",
+                    crate::error::error_chain(&e)
+                )
+                .into(),
             }
         })?;
         let credential = Arc::new(AwsCredential {
@@ -327,7 +331,7 @@ impl S3Admin {
             .credentials
             .get_credential()
             .await
-            .map_err(|e| Error::Config(super::error_chain(&e)))?;
+            .map_err(|e| Error::Config(crate::error::error_chain(&e)))?;
         let encoded = percent_encoding::utf8_percent_encode(key, KEY_ENCODE_SET);
         let mut builder = http::Request::builder()
             .method(method)
@@ -340,7 +344,7 @@ impl S3Admin {
             .map_err(|e| Error::Config(format!("bad bucket URL {}: {e}", self.bucket_url)))?;
         AwsAuthorizer::new(&credential, "s3", &self.region)
             .try_authorize(&mut request, None)
-            .map_err(|e| Error::Config(super::error_chain(&e)))?;
+            .map_err(|e| Error::Config(crate::error::error_chain(&e)))?;
         super::send_admin_request(&self.client_options, request).await
     }
 

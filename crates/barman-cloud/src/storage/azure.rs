@@ -247,7 +247,7 @@ impl AzureAdmin {
             .credentials
             .get_credential()
             .await
-            .map_err(|e| Error::Config(super::error_chain(&e)))?;
+            .map_err(|e| Error::Config(crate::error::error_chain(&e)))?;
         let mut request: HttpRequest = http::Request::builder()
             .method(method)
             .uri(format!("{}?{query}", self.container_url))
@@ -256,7 +256,7 @@ impl AzureAdmin {
             .map_err(|e| Error::Config(format!("bad container URL {}: {e}", self.container_url)))?;
         AzureAuthorizer::new(&credential, &self.account)
             .try_authorize(&mut request)
-            .map_err(|e| Error::Config(super::error_chain(&e)))?;
+            .map_err(|e| Error::Config(crate::error::error_chain(&e)))?;
         super::send_admin_request(&self.client_options, request)
             .await
             .map(|r| (r.status, r.text))

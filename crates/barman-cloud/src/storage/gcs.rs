@@ -119,7 +119,7 @@ impl GcsAdmin {
             let token = credentials
                 .get_credential()
                 .await
-                .map_err(|e| Error::Config(super::error_chain(&e)))?;
+                .map_err(|e| Error::Config(crate::error::error_chain(&e)))?;
             request = request.header("Authorization", format!("Bearer {}", token.bearer));
         }
         let request = request

@@ -20,7 +20,7 @@ use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, TagSet};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, error_chain};
 pub use location::{AzureAccount, Location, Provider};
 
 /// S3 server-side encryption (`-e/--encryption`).
@@ -752,20 +752,6 @@ pub(crate) fn is_connectivity_error(error: &(dyn std::error::Error + 'static)) -
         source = err.source();
     }
     false
-}
-
-/// One line made of an error and its causes, without duplicates.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(err) = source {
-        let text = err.to_string().replace('\n', " ");
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = err.source();
-    }
-    parts.join(": ")
 }
 
 /// Object-store retry and timeout settings shared by the cloud providers: a few quick
