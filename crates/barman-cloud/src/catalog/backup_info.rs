@@ -947,7 +947,7 @@ mod tests {
     /// Values chosen to exercise every encoding: quotes, escapes, non-ASCII, floats,
     /// nested literals, offsets, microseconds.
     pub(crate) fn written_by_us() -> BackupInfo {
-        use super::super::snapshots::{SnapshotMetadata, SnapshotProvider};
+        use super::super::snapshots::{SnapshotCloud, SnapshotMetadata};
         let time = |s: &str| Some(timestamp::parse(s).expect("time"));
         let mut stats = PyDict::new();
         stats.set("total_time", PyValue::Float(1234.5678));
@@ -964,10 +964,10 @@ mod tests {
                 PyValue::List(vec![]),
             ]),
         );
-        let mut snapshots = SnapshotsInfo::new(SnapshotProvider::Azure);
+        let mut snapshots = SnapshotsInfo::new(SnapshotCloud::Azure);
         snapshots.set_info("subscription_id", PyValue::str("sub-1"));
         snapshots.set_info("resource_group", PyValue::str("rg \"prod\""));
-        let mut disk = SnapshotMetadata::new(SnapshotProvider::Azure);
+        let mut disk = SnapshotMetadata::new(SnapshotCloud::Azure);
         disk.mount_point = PyValue::str("/mnt/pg data");
         disk.mount_options = PyValue::str("rw,relatime");
         disk.set_field("location", PyValue::str("westeurope"));

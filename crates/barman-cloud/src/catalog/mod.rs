@@ -27,5 +27,5 @@ pub use pyliteral::{PyDict, PyValue};
 pub use render::{
     ListEntry, backup_list_console, backup_list_json, backup_show_console, backup_show_json,
 };
-pub use snapshots::{SnapshotMetadata, SnapshotProvider, SnapshotsInfo};
+pub use snapshots::{SnapshotCloud, SnapshotMetadata, SnapshotsInfo};
 pub use timestamp::Timestamp;

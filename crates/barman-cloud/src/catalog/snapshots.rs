@@ -10,27 +10,29 @@
 
 use super::pyliteral::{PyDict, PyValue};
 
+/// The cloud whose disks a snapshot backup's snapshots are of (`snapshots_info.provider`).
+/// Not named provider: that name is kept for the trait the snapshot providers implement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SnapshotProvider {
+pub enum SnapshotCloud {
     Gcp,
     Azure,
     Aws,
 }
 
-impl SnapshotProvider {
+impl SnapshotCloud {
     pub fn as_str(self) -> &'static str {
         match self {
-            SnapshotProvider::Gcp => "gcp",
-            SnapshotProvider::Azure => "azure",
-            SnapshotProvider::Aws => "aws",
+            SnapshotCloud::Gcp => "gcp",
+            SnapshotCloud::Azure => "azure",
+            SnapshotCloud::Aws => "aws",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
-            "gcp" => Some(SnapshotProvider::Gcp),
-            "azure" => Some(SnapshotProvider::Azure),
-            "aws" => Some(SnapshotProvider::Aws),
+            "gcp" => Some(SnapshotCloud::Gcp),
+            "azure" => Some(SnapshotCloud::Azure),
+            "aws" => Some(SnapshotCloud::Aws),
             _ => None,
         }
     }
@@ -38,18 +40,18 @@ impl SnapshotProvider {
     /// Keys of `provider_info`, in the order Barman writes them.
     pub fn info_fields(self) -> &'static [&'static str] {
         match self {
-            SnapshotProvider::Gcp => &["project"],
-            SnapshotProvider::Azure => &["subscription_id", "resource_group"],
-            SnapshotProvider::Aws => &["account_id", "region"],
+            SnapshotCloud::Gcp => &["project"],
+            SnapshotCloud::Azure => &["subscription_id", "resource_group"],
+            SnapshotCloud::Aws => &["account_id", "region"],
         }
     }
 
     /// Keys of each snapshot's `provider` dict, in the order Barman writes them.
     pub fn snapshot_fields(self) -> &'static [&'static str] {
         match self {
-            SnapshotProvider::Gcp => &["device_name", "snapshot_name", "snapshot_project"],
-            SnapshotProvider::Azure => &["location", "lun", "snapshot_name"],
-            SnapshotProvider::Aws => &[
+            SnapshotCloud::Gcp => &["device_name", "snapshot_name", "snapshot_project"],
+            SnapshotCloud::Azure => &["location", "lun", "snapshot_name"],
+            SnapshotCloud::Aws => &[
                 "device_name",
                 "snapshot_id",
                 "snapshot_name",
@@ -61,8 +63,8 @@ impl SnapshotProvider {
     /// The field naming a snapshot in the provider's API.
     pub fn identifier_field(self) -> &'static str {
         match self {
-            SnapshotProvider::Aws => "snapshot_id",
-            SnapshotProvider::Gcp | SnapshotProvider::Azure => "snapshot_name",
+            SnapshotCloud::Aws => "snapshot_id",
+            SnapshotCloud::Gcp | SnapshotCloud::Azure => "snapshot_name",
         }
     }
 }
@@ -71,7 +73,7 @@ impl SnapshotProvider {
 /// snapshotted disk.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotsInfo {
-    provider: SnapshotProvider,
+    provider: SnapshotCloud,
     /// Values of `provider.info_fields()`, same order.
     info: Vec<PyValue>,
     pub snapshots: Vec<SnapshotMetadata>,
@@ -80,7 +82,7 @@ pub struct SnapshotsInfo {
 /// One snapshotted disk.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotMetadata {
-    provider: SnapshotProvider,
+    provider: SnapshotCloud,
     pub mount_options: PyValue,
     pub mount_point: PyValue,
     /// Values of `provider.snapshot_fields()`, same order.
@@ -89,7 +91,7 @@ pub struct SnapshotMetadata {
 
 impl SnapshotsInfo {
     /// Every provider field unset, no snapshots.
-    pub fn new(provider: SnapshotProvider) -> Self {
+    pub fn new(provider: SnapshotCloud) -> Self {
         SnapshotsInfo {
             provider,
             info: vec![PyValue::None; provider.info_fields().len()],
@@ -97,7 +99,7 @@ impl SnapshotsInfo {
         }
     }
 
-    pub fn provider(&self) -> SnapshotProvider {
+    pub fn provider(&self) -> SnapshotCloud {
         self.provider
     }
 
@@ -128,7 +130,7 @@ impl SnapshotsInfo {
         let provider_value = dict.get("provider").ok_or("'provider'")?;
         let provider = provider_value
             .as_str()
-            .and_then(SnapshotProvider::from_name)
+            .and_then(SnapshotCloud::from_name)
             .ok_or_else(|| {
                 format!(
                     "Unsupported snapshot provider in backup info: {}",
@@ -183,7 +185,7 @@ impl SnapshotsInfo {
 }
 
 impl SnapshotMetadata {
-    pub fn new(provider: SnapshotProvider) -> Self {
+    pub fn new(provider: SnapshotCloud) -> Self {
         SnapshotMetadata {
             provider,
             mount_options: PyValue::None,
@@ -224,7 +226,7 @@ impl SnapshotMetadata {
         self.field(self.provider.identifier_field())?.as_str()
     }
 
-    fn from_literal(provider: SnapshotProvider, value: &PyValue) -> Result<Self, String> {
+    fn from_literal(provider: SnapshotCloud, value: &PyValue) -> Result<Self, String> {
         let dict = value.as_dict().ok_or_else(|| {
             format!(
                 "snapshot metadata must be a dict, not {}",
@@ -290,7 +292,7 @@ mod tests {
     fn round_trips_what_barman_writes() {
         let text = "{'provider': 'aws', 'provider_info': {'account_id': '123456789012', 'region': 'eu-west-1'}, 'snapshots': [{'mount': {'mount_options': 'rw,noatime', 'mount_point': '/opt/pg'}, 'provider': {'device_name': '/dev/sdf', 'snapshot_id': 'snap-0abc', 'snapshot_name': 'pgdata-20250304t101112', 'snapshot_lock_mode': None}}]}";
         let info = load(text).expect("valid");
-        assert_eq!(info.provider(), SnapshotProvider::Aws);
+        assert_eq!(info.provider(), SnapshotCloud::Aws);
         assert_eq!(info.snapshots[0].identifier(), Some("snap-0abc"));
         assert_eq!(info.info("region"), Some(&PyValue::str("eu-west-1")));
         assert_eq!(repr(&info.to_literal()), text);
