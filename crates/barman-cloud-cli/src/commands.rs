@@ -290,7 +290,7 @@ pub async fn backup_keep(args: BackupKeepArgs) -> Result<()> {
 
 pub async fn restore(args: RestoreArgs) -> Result<()> {
     use barman_cloud::backup_catalog::{
-        BackupCatalog, BucketCatalog, TargetTimeline, is_backup_id, parse_lsn,
+        BackupCatalog, BucketCatalog, TargetTimeline, is_backup_id,
     };
     use barman_cloud::restore::{RestoreRequest, restore_backup};
     let target_tli = match args.target_tli.as_deref() {
@@ -305,7 +305,7 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
     let target_lsn = match &args.target_lsn {
         None => None,
         Some(text) => Some(
-            parse_lsn(text)
+            barman_cloud::wal::Lsn::parse(text)
                 .ok_or_else(|| Error::InvalidInput(format!("invalid --target-lsn '{text}'")))?,
         ),
     };

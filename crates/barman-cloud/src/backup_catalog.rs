@@ -8,6 +8,7 @@ use crate::catalog::{BackupInfo, BackupStatus, CatalogError};
 pub use crate::catalog_store::{BucketCatalog, CatalogStore, KeepTarget};
 use crate::error::{Error, Result};
 pub use crate::layout::is_backup_id;
+use crate::wal::Lsn;
 
 /// How many backup.info objects are fetched at once.
 const PARALLEL_READS: usize = 16;
@@ -170,12 +171,6 @@ pub enum TargetTimeline {
     Current,
 }
 
-/// Numeric value of an LSN written `X/Y` in hex.
-pub fn parse_lsn(text: &str) -> Option<u64> {
-    let (high, low) = text.trim().split_once('/')?;
-    Some((u64::from_str_radix(high, 16).ok()? << 32) | u64::from_str_radix(low, 16).ok()?)
-}
-
 impl BackupCatalog {
     /// `auto` in barman-cloud-restore: the newest DONE backup (Barman also takes FAILED
     /// ones, which cannot be restored whole) that ends at or before the target time or LSN
@@ -184,7 +179,7 @@ impl BackupCatalog {
         &self,
         store: &impl CatalogStore,
         target_time: Option<crate::catalog::Timestamp>,
-        target_lsn: Option<u64>,
+        target_lsn: Option<Lsn>,
         target_tli: Option<TargetTimeline>,
     ) -> Result<String> {
         let timeline = match target_tli {
@@ -217,7 +212,7 @@ impl BackupCatalog {
                 (None, Some(lsn)) => b
                     .end_xlog
                     .as_deref()
-                    .and_then(parse_lsn)
+                    .and_then(Lsn::parse)
                     .is_some_and(|end| end <= lsn),
                 (None, None) => true,
             });

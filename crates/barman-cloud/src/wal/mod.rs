@@ -4,12 +4,14 @@
 mod archive;
 pub mod catalog;
 mod check;
+mod lsn;
 pub mod name;
 mod restore;
 
 pub use archive::{ArchiveOutcome, WalArchiveRequest, archive_wal};
 pub use catalog::WalCatalog;
 pub use check::{WalArchiveCheck, check_wal_archive};
+pub use lsn::Lsn;
 pub use name::{WalKind, WalName, split_compression_suffix};
 pub use restore::{RestoreOutcome, WalRestoreRequest, restore_wal};
 
