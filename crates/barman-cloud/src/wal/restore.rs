@@ -643,4 +643,76 @@ mod tests {
             &history
         ));
     }
+
+    /// The fast tier: archive then restore through the in-memory store, with prefetch
+    /// into the spool, as `archive_command` and `restore_command` use them.
+    #[tokio::test]
+    async fn archived_segments_restore_from_an_in_memory_store() {
+        use crate::compression::Compression;
+        use crate::wal::{ArchiveOutcome, WalArchiveRequest, archive_wal};
+        let storage = crate::storage::in_memory("s3://bucket/pg");
+        let dir = tempfile::tempdir().unwrap();
+        let mut segment = pg15_16mib_head();
+        segment.resize(16 << 20, 0);
+        segment[100] = 7;
+        let name = "000000010000000000000001";
+        let wal_path = dir.path().join(name);
+        std::fs::write(&wal_path, &segment).unwrap();
+        let history = dir.path().join("00000002.history");
+        std::fs::write(&history, "1\t0/3000000\tno reason\n").unwrap();
+        let archive = |wal_path: &std::path::Path, compression| WalArchiveRequest {
+            server_name: "srv".into(),
+            wal_path: wal_path.to_path_buf(),
+            compression,
+            ..Default::default()
+        };
+        let first = archive_wal(&storage, &archive(&wal_path, Some(Compression::Zstd)))
+            .await
+            .unwrap();
+        let key = "pg/srv/wals/0000000100000000/000000010000000000000001.zst";
+        assert_eq!(first, ArchiveOutcome::Uploaded { key: key.into() });
+        let again = archive_wal(&storage, &archive(&wal_path, Some(Compression::Gzip))).await;
+        assert_eq!(
+            again.unwrap(),
+            ArchiveOutcome::AlreadyArchived { key: key.into() }
+        );
+        archive_wal(&storage, &archive(&history, None))
+            .await
+            .unwrap();
+
+        let spool = dir.path().join("spool");
+        let restore = |wal_name: &str, destination: &std::path::Path| WalRestoreRequest {
+            server_name: "srv".into(),
+            wal_name: wal_name.into(),
+            destination: destination.to_path_buf(),
+            no_partial: false,
+            parallel: 3,
+            spool_dir: spool.clone(),
+        };
+        let restored = dir.path().join("restored");
+        let outcome = restore_wal(&storage, &restore(name, &restored))
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, RestoreOutcome::Downloaded { .. }),
+            "{outcome:?}"
+        );
+        assert!(std::fs::read(&restored).unwrap() == segment);
+        let restored_history = dir.path().join("history");
+        restore_wal(&storage, &restore("00000002.history", &restored_history))
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&restored_history).unwrap(),
+            "1\t0/3000000\tno reason\n"
+        );
+        let missing = restore_wal(
+            &storage,
+            &restore("000000010000000000000002", &dir.path().join("none")),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(missing.kind(), crate::ErrorKind::Operation, "{missing}");
+        assert!(!dir.path().join("none").exists());
+    }
 }
