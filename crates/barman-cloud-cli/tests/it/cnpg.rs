@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::postgres::{Cluster, chown_postgres, free_port};
+use crate::postgres::{Cluster, chown_postgres, free_port, recover_with};
 use crate::support::*;
 
 const SERVER: &str = "cluster-example";
@@ -294,24 +294,11 @@ fn markers(cluster: &Cluster) -> String {
 fn recover(scenario: &Scenario, root: tempfile::TempDir, spool: &str, target: &str) -> Cluster {
     let data = root.path().join("data");
     let script = scenario.postgres_script(&format!("{spool}.sh"), spool, &data);
-    chown_postgres(root.path());
-    let cluster = Cluster {
+    recover_with(
         root,
-        port: free_port(),
-    };
-    cluster.configure(&format!(
-        "port = {}\nunix_socket_directories = '{}'\narchive_mode = off\nrestore_command = '{} wal-restore %f %p'\nrecovery_target_action = promote\n{target}",
-        cluster.port,
-        cluster.socket_dir(),
-        script.display()
-    ));
-    std::fs::write(cluster.data().join("recovery.signal"), b"").unwrap();
-    chown_postgres(cluster.root.path());
-    cluster.start();
-    cluster.wait_for("the end of recovery", Duration::from_secs(180), || {
-        cluster.psql("select pg_is_in_recovery()") == "f"
-    });
-    cluster
+        &format!("{} wal-restore %f %p", script.display()),
+        &format!("recovery_target_action = promote\n{target}"),
+    )
 }
 
 fn run_scenario(tools: Tools) -> BTreeMap<String, String> {

@@ -295,17 +295,22 @@ pub(crate) fn recover(
     dest: &Destination,
     extra: &str,
 ) -> Cluster {
+    let restore_command = restore_script(scripts, dest);
+    recover_with(root, &format!("{} %f %p", restore_command.display()), extra)
+}
+
+/// Starts a restored PGDATA (at `<root>/data`) in recovery with `restore_command` and the
+/// `extra` settings, and waits until it is promoted.
+pub(crate) fn recover_with(root: tempfile::TempDir, restore_command: &str, extra: &str) -> Cluster {
     chown_postgres(root.path());
     let cluster = Cluster {
         root,
         port: free_port(),
     };
-    let restore_command = restore_script(scripts, dest);
     cluster.configure(&format!(
-        "port = {}\nunix_socket_directories = '{}'\narchive_mode = off\nrestore_command = '{} %f %p'\n{extra}",
+        "port = {}\nunix_socket_directories = '{}'\narchive_mode = off\nrestore_command = '{restore_command}'\n{extra}",
         cluster.port,
         cluster.socket_dir(),
-        restore_command.display()
     ));
     std::fs::write(cluster.data().join("recovery.signal"), b"").unwrap();
     chown_postgres(cluster.root.path());
