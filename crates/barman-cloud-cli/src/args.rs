@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use barman_cloud::backup_catalog::TargetTimeline;
 use barman_cloud::compression::{Compression, CompressionLevel};
 use barman_cloud::retention::RetentionPolicy;
 use barman_cloud::storage::{
@@ -387,14 +388,28 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub sse_customer_key: Option<String>,
     /// With `auto`: the timeline to recover (a number, `latest` or `current`)
-    #[arg(long)]
-    pub target_tli: Option<String>,
+    #[arg(long, value_parser = parse_target_tli)]
+    pub target_tli: Option<TargetTimeline>,
     /// With `auto`: the LSN to recover to
     #[arg(long, conflicts_with = "target_time")]
     pub target_lsn: Option<String>,
     /// With `auto`: the time to recover to
     #[arg(long)]
     pub target_time: Option<String>,
+}
+
+/// `--target-tli` as Barman's `check_tli` takes it: `current`, `latest` or a positive
+/// integer (Python's `int()` syntax).
+fn parse_target_tli(text: &str) -> Result<TargetTimeline, String> {
+    match text {
+        "current" => Ok(TargetTimeline::Current),
+        "latest" => Ok(TargetTimeline::Latest),
+        _ => match parse_python_int(text) {
+            Err(_) => Err(format!("'{text}' is not a valid input")),
+            Ok(n) if n < 1 => Err(format!("'{text}' is not a valid positive integer")),
+            Ok(n) => Ok(TargetTimeline::Number(n)),
+        },
+    }
 }
 
 fn parse_non_negative(text: &str) -> Result<u64, String> {

@@ -274,7 +274,8 @@ pub async fn backup_keep(args: BackupKeepArgs) -> Result<()> {
     if args.release {
         store.remove_keep(&backup_id).await
     } else if args.status {
-        let target = store.read_keep(&backup_id).await?;
+        // As Barman: all the annotations are read (so a missing bucket is an error).
+        let target = store.keep_annotations().await?.remove(&backup_id);
         match target.as_deref() {
             Some(text) if !text.is_empty() => Stdout::print(&format!("Keep: {text}\n")),
             _ => Stdout::print("Keep: nokeep\n"),
@@ -289,52 +290,23 @@ pub async fn backup_keep(args: BackupKeepArgs) -> Result<()> {
 }
 
 pub async fn restore(args: RestoreArgs) -> Result<()> {
-    use barman_cloud::backup_catalog::{
-        BackupCatalog, BucketCatalog, TargetTimeline, is_backup_id,
-    };
+    use barman_cloud::backup_catalog::{BackupSelector, BucketCatalog, RecoveryTarget};
     use barman_cloud::restore::{RestoreRequest, restore_backup};
-    let target_tli = match args.target_tli.as_deref() {
-        None => None,
-        Some("latest") => Some(TargetTimeline::Latest),
-        Some("current") => Some(TargetTimeline::Current),
-        Some(n) => match n.parse::<i64>() {
-            Ok(n) if n >= 1 => Some(TargetTimeline::Number(n)),
-            _ => return Err(Error::InvalidInput(format!("invalid --target-tli '{n}'"))),
-        },
-    };
-    let target_lsn = match &args.target_lsn {
-        None => None,
-        Some(text) => Some(
-            barman_cloud::wal::Lsn::parse(text)
-                .ok_or_else(|| Error::InvalidInput(format!("invalid --target-lsn '{text}'")))?,
-        ),
-    };
-    let target_time = match &args.target_time {
-        None => None,
-        Some(text) => Some(
-            barman_cloud::catalog::timestamp::parse(text)
-                .map_err(|e| Error::InvalidInput(format!("invalid --target-time: {e}")))?,
-        ),
-    };
     let options = args.common.storage_options();
     let Some(storage) =
         open_or_test(&args.url, options, &args.sse_customer_key, args.common.test).await?
     else {
         return Ok(());
     };
-    let backup_id = if is_backup_id(&args.backup_id) {
-        args.backup_id.clone()
-    } else {
-        let store = BucketCatalog::new(&storage, &args.server_name);
-        let catalog = BackupCatalog::load(&store).await?;
-        if args.backup_id == "auto" {
-            catalog
-                .choose_for_recovery(&store, target_time, target_lsn, target_tli)
-                .await?
-        } else {
-            catalog.resolve_for_restore(&args.backup_id, &args.server_name)?
-        }
+    let target = RecoveryTarget {
+        time: args.target_time,
+        lsn: args.target_lsn,
+        timeline: args.target_tli,
     };
+    let store = BucketCatalog::new(&storage, &args.server_name);
+    let backup_id = BackupSelector::new(&args.backup_id, target)
+        .select(&store)
+        .await?;
     tracing::info!("Restoring from backup_id: {backup_id}");
     let request = RestoreRequest {
         server_name: args.server_name,

@@ -22,38 +22,49 @@ pub fn code_for(kind: ErrorKind) -> u8 {
 
 /// Logs `error` as one line (through the same logger as everything else, so `-q` works,
 /// and secrets are hidden there) and returns its exit code.
-pub fn report(error: &Error, unreachable: Unreachable) -> ExitCode {
+pub fn report(error: &Error, probes: Probes) -> ExitCode {
     tracing::error!("{error}");
-    let kind = match error.kind() {
-        ErrorKind::Network if unreachable == Unreachable::Generic => ErrorKind::General,
-        kind => kind,
-    };
-    ExitCode::from(code_for(kind))
+    ExitCode::from(code_for(probes.kind_of(error)))
 }
 
-/// How a command reports storage it cannot reach. Barman 3.20.1 exits 2 for it only where
-/// it asks the question itself: wal-restore, check-wal-archive and every `-t` probe. In the
-/// other commands the failure reaches their catch-all handler, exit 4, and clients (such as
-/// CloudNativePG classifying barman-cloud-restore's exit) see that code.
+/// Which failures a command reports with their own exit code. Barman 3.20.1 gives
+/// unreachable storage exit 2, and a missing bucket exit 1, only where it asks the
+/// question itself: unreachable storage in wal-restore, check-wal-archive and every `-t`
+/// probe, a missing bucket in `-t` probes. Elsewhere the failure reaches the command's
+/// catch-all handler, exit 4, and clients (such as CloudNativePG classifying
+/// barman-cloud-restore's exit) see that code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unreachable {
-    /// Exit 2.
-    Network,
-    /// Exit 4, as any other unexpected failure.
-    Generic,
+pub struct Probes {
+    pub connectivity: bool,
+    pub bucket: bool,
 }
 
-impl Unreachable {
+impl Probes {
+    pub const NONE: Probes = Probes {
+        connectivity: false,
+        bucket: false,
+    };
+
     pub fn for_command(command: &str, test: bool) -> Self {
-        if test
-            || matches!(
-                command,
-                "barman-cloud-wal-restore" | "barman-cloud-check-wal-archive"
-            )
-        {
-            Unreachable::Network
-        } else {
-            Unreachable::Generic
+        Probes {
+            connectivity: test
+                || matches!(
+                    command,
+                    "barman-cloud-wal-restore" | "barman-cloud-check-wal-archive"
+                ),
+            bucket: test,
+        }
+    }
+
+    fn kind_of(self, error: &Error) -> ErrorKind {
+        let mut root = error;
+        while let Error::Context { source, .. } = root {
+            root = source;
+        }
+        match (root, error.kind()) {
+            (_, ErrorKind::Network) if !self.connectivity => ErrorKind::General,
+            (Error::BucketMissing(_), _) if !self.bucket => ErrorKind::General,
+            (_, kind) => kind,
         }
     }
 }

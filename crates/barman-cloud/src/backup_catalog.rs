@@ -134,9 +134,13 @@ impl BackupCatalog {
         };
         match shortcut {
             Some(Some(found)) => Ok(found),
-            Some(None) => Err(Error::Operation(format!(
-                "No DONE backup for server {server} matches '{text}'"
-            ))),
+            // Barman's shortcut would pick a backup that is not DONE: refused. When it
+            // finds nothing either, its error (an unknown backup) is the answer.
+            Some(None) => self.resolve(text, server).and_then(|_| {
+                Err(Error::Operation(format!(
+                    "No DONE backup for server {server} matches '{text}'"
+                )))
+            }),
             None => self.resolve(text, server),
         }
     }
@@ -160,6 +164,69 @@ pub async fn read_backup_info(
     match store.read_backup_info(backup_id).await? {
         Some(bytes) => Ok(Some(BackupInfo::load(backup_id, &bytes)?)),
         None => Ok(None),
+    }
+}
+
+/// What barman-cloud-restore restores.
+#[derive(Debug, Clone)]
+pub enum BackupSelector {
+    /// A backup ID, a shortcut (`first`/`oldest`, `last`/`latest`: DONE backups only) or
+    /// a backup name.
+    Named(String),
+    /// `auto`: the newest DONE backup that ends before the recovery target.
+    Auto(RecoveryTarget),
+}
+
+/// The `--target-*` options of barman-cloud-restore. Time and LSN stay text until the
+/// catalog is read, and are ignored unless the backup is `auto`, as in Barman: a bad one
+/// is an error of the restore (exit 4), not of the arguments.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryTarget {
+    pub time: Option<String>,
+    pub lsn: Option<String>,
+    pub timeline: Option<TargetTimeline>,
+}
+
+impl BackupSelector {
+    /// `auto` selects by target; anything else names a backup.
+    pub fn new(text: &str, target: RecoveryTarget) -> Self {
+        if text == "auto" {
+            BackupSelector::Auto(target)
+        } else {
+            BackupSelector::Named(text.to_string())
+        }
+    }
+
+    /// The ID of the backup to restore. A well-formed ID is taken as is (its backup.info
+    /// is read by the restore); anything else reads the catalog.
+    pub async fn select(&self, store: &impl CatalogStore) -> Result<String> {
+        match self {
+            BackupSelector::Named(text) if is_backup_id(text) => Ok(text.clone()),
+            BackupSelector::Named(text) => BackupCatalog::load(store)
+                .await?
+                .resolve_for_restore(text, store.server()),
+            BackupSelector::Auto(target) => {
+                let catalog = BackupCatalog::load(store).await?;
+                let time = match target.time.as_deref() {
+                    None => None,
+                    Some(text) => Some(crate::catalog::timestamp::parse(text).map_err(|e| {
+                        Error::Config(format!(
+                            "Unable to parse the target time parameter '{text}': {e}"
+                        ))
+                    })?),
+                };
+                let lsn = match target.lsn.as_deref() {
+                    None => None,
+                    Some(text) => Some(
+                        Lsn::parse(text)
+                            .ok_or_else(|| Error::Config(format!("Invalid LSN: {text}")))?,
+                    ),
+                };
+                catalog
+                    .choose_for_recovery(store, time, lsn, target.timeline.clone())
+                    .await
+            }
+        }
     }
 }
 
@@ -340,7 +407,7 @@ mod tests {
             "the newest DONE backup on timeline 2"
         );
 
-        assert_eq!(store.read_keep("20250101T000000").await.unwrap(), None);
+        assert!(store.keep_annotations().await.unwrap().is_empty());
         add_keep(&store, "20250101T000000", KeepTarget::Standalone)
             .await
             .unwrap();

@@ -17,7 +17,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::catalog::keep_target_from_annotation;
 use crate::error::{Error, Result};
 use crate::layout::{ServerLayout, keep_annotation_backup};
-use crate::storage::{CloudStorage, ObjectInfo};
+use crate::storage::{CloudStorage, ObjectInfo, Provider};
 use crate::wal::{WalName, split_compression_suffix};
 
 /// How many objects are read at once.
@@ -66,9 +66,6 @@ pub trait CatalogStore {
     /// Every keep annotation: backup ID → its target as Barman reads it (an empty
     /// annotation is `""`: it blocks deletion by ID but keeps nothing).
     async fn keep_annotations(&self) -> Result<BTreeMap<String, String>>;
-
-    /// The keep annotation of `backup_id`, `None` when there is none.
-    async fn read_keep(&self, backup_id: &str) -> Result<Option<String>>;
 
     async fn write_keep(&self, backup_id: &str, target: KeepTarget) -> Result<()>;
 
@@ -124,10 +121,22 @@ impl<'a> BucketCatalog<'a> {
             .await
     }
 
+    /// One object, `None` when it is absent. Barman's Azure and GCS readers also return
+    /// nothing when the container or bucket itself is missing (barman/cloud_providers
+    /// `azure_blob_storage.py` and `google_cloud_storage.py`, `remote_open`); its S3
+    /// reader raises.
     async fn get_if_present(&self, key: &str) -> Result<Option<Bytes>> {
         match self.storage.get(key).await {
             Ok(bytes) => Ok(Some(bytes)),
             Err(Error::NotFound(_)) => Ok(None),
+            Err(Error::BucketMissing(_))
+                if matches!(
+                    self.storage.location().provider,
+                    Provider::AzureBlobStorage | Provider::GoogleCloudStorage
+                ) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -163,16 +172,6 @@ impl CatalogStore for BucketCatalog<'_> {
     async fn keep_annotations(&self) -> Result<BTreeMap<String, String>> {
         let listing = self.storage.list_tree(&self.layout.base()).await?;
         self.keep_annotations_in(&listing).await
-    }
-
-    async fn read_keep(&self, backup_id: &str) -> Result<Option<String>> {
-        match self
-            .get_if_present(&self.layout.keep_annotation(backup_id))
-            .await?
-        {
-            Some(content) => Ok(Some(keep_target_from_annotation(&content)?)),
-            None => Ok(None),
-        }
     }
 
     async fn write_keep(&self, backup_id: &str, target: KeepTarget) -> Result<()> {

@@ -152,3 +152,34 @@ fn restores_barman_backups_of_every_compression() {
     );
     assert!(auto.join("PG_VERSION").is_file());
 }
+
+/// Recovery targets are checked where Barman checks them: `--target-tli` by the argument
+/// parser (exit 3), time and LSN only for `auto` and after the catalog is read (exit 4),
+/// and not at all for a named backup.
+#[test]
+fn recovery_targets_are_checked_where_barman_checks_them() {
+    let dest = Destination::create(Service::S3, "targets");
+    let missing = Destination::new(Service::S3, "targets-missing");
+    let dir = temp_dir("targets");
+    let target = dir.path().join("pgdata");
+    let target = target.to_str().unwrap();
+    for dest in [&dest, &missing] {
+        for (options, backup) in [
+            (vec!["--target-tli", "foo"], "auto"),
+            (vec!["--target-tli", "0"], "auto"),
+            (vec!["--target-tli", " +2 "], "auto"),
+            (vec!["--target-tli", "latest"], "auto"),
+            (vec!["--target-lsn", "zz"], "auto"),
+            (vec!["--target-time", "not a time"], "auto"),
+            (vec!["--target-time", "2026-01-01"], "auto"),
+            (vec!["--target-lsn", "zz"], "20260101T000000"),
+            (vec!["--target-time", "not a time"], "latest"),
+        ] {
+            let what = format!("{options:?} {backup} ({})", dest.url);
+            let ours = dest.ours_with("barman-cloud-restore", &options, &["srv", backup, target]);
+            let barman = dest.barman("barman-cloud-restore", &options, &["srv", backup, target]);
+            assert_same_exit(&ours, &barman, &what);
+            assert!(!Path::new(target).exists(), "{what}: nothing restored");
+        }
+    }
+}

@@ -521,7 +521,10 @@ fn missing_bucket_gives_barmans_exit_codes() {
         let wal = work.path().join(SEG1);
         std::fs::write(&wal, b"wal").unwrap();
         let target = work.path().join("out");
-        let cases: [(&str, &[&str], Vec<&str>); 4] = [
+        let restore_dir = work.path().join("restore");
+        let restore_dir = restore_dir.to_str().unwrap();
+        let id = "20261129T000000";
+        let cases: [(&str, &[&str], Vec<&str>); 9] = [
             (
                 "barman-cloud-wal-archive",
                 &[],
@@ -542,6 +545,13 @@ fn missing_bucket_gives_barmans_exit_codes() {
                 &["-t"],
                 vec!["srv", SEG1, target.to_str().unwrap()],
             ),
+            // Outside -t, Barman never asks whether the bucket exists: the failure
+            // reaches its catch-all (exit 4), also when reading one object.
+            ("barman-cloud-backup-list", &[], vec!["srv"]),
+            ("barman-cloud-backup-show", &[], vec!["srv", id]),
+            ("barman-cloud-backup-keep", &["--status"], vec!["srv", id]),
+            ("barman-cloud-restore", &[], vec!["srv", id, restore_dir]),
+            ("barman-cloud-backup-delete", &["-b", id], vec!["srv"]),
         ];
         for (command, options, rest) in cases {
             let ours = dest.ours_with(command, options, &rest);
