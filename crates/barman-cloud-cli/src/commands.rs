@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use barman_cloud::backup::{self, BackupRequest};
-use barman_cloud::pg::PgSession;
-use barman_cloud::pg::conninfo::ConnInfo;
+use barman_cloud::pg::{ConnectionOptions, PgSession};
 use barman_cloud::storage::{BucketState, CloudStorage, Provider, StorageOptions};
 use barman_cloud::wal::{self, WalArchiveCheck, WalArchiveRequest, WalRestoreRequest};
 use barman_cloud::{Error, Result};
@@ -317,28 +316,6 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
     restore_backup(&storage, &request).await
 }
 
-/// Barman's limits on object tags, checked before anything is contacted.
-fn check_tags(tags: &[(String, String)]) -> Result<()> {
-    if tags.len() > 10 {
-        return Err(Error::Config(
-            "Maximum number of tags per object exceeded (10 tags allowed)".into(),
-        ));
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    let duplicates: Vec<&str> = tags
-        .iter()
-        .filter(|(k, _)| !seen.insert(k.as_str()))
-        .map(|(k, _)| k.as_str())
-        .collect();
-    if !duplicates.is_empty() {
-        return Err(Error::Config(format!(
-            "Duplicate tag keys found: {}",
-            duplicates.join(", ")
-        )));
-    }
-    Ok(())
-}
-
 pub async fn backup(args: BackupArgs) -> Result<()> {
     if std::env::var_os("BARMAN_HOOK").is_some() && std::env::var_os("BARMAN_PHASE").is_some() {
         return Err(Error::Config(
@@ -357,7 +334,7 @@ pub async fn backup(args: BackupArgs) -> Result<()> {
         ));
     }
     let tags = effective_tags(&args.tag, &args.tags);
-    check_tags(&tags)?;
+    backup::check_tags(&tags)?;
     if args.max_archive_size >= backup::MAX_ARCHIVE_SIZE {
         // The part size still follows the requested value, as in Barman.
         tracing::warn!("max-archive-size too big. Capping it to to 1.0 TiB");
@@ -376,27 +353,13 @@ pub async fn backup(args: BackupArgs) -> Result<()> {
     {
         storage.create_bucket().await?;
     }
-    let conninfo = ConnInfo::from_barman_options(
-        args.host.as_deref(),
-        args.port.as_deref(),
-        args.user.as_deref(),
-        Some(&args.dbname),
-    )
-    .map_err(|e| Error::Postgres(format!("Cannot connect to postgres: {e}")))?;
-    let resolved = conninfo
-        .resolve(&|name| std::env::var(name).ok())
-        .map_err(|e| Error::Postgres(format!("Cannot connect to postgres: {e}")))?;
-    let session = PgSession::connect(&resolved, "barman_cloud_backup")
-        .await
-        .map_err(|e| {
-            // libpq-style messages carry hints on further lines; errors stay one line.
-            let text = e
-                .to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            Error::Postgres(format!("Cannot connect to postgres: {text}"))
-        })?;
+    let connection = ConnectionOptions {
+        host: args.host.clone(),
+        port: args.port.clone(),
+        user: args.user.clone(),
+        dbname: args.dbname.clone(),
+    };
+    let session = PgSession::connect_with(&connection, "barman_cloud_backup").await?;
     let request = BackupRequest {
         server_name: args.server_name.clone(),
         backup_name: args.name.clone(),

@@ -56,6 +56,29 @@ pub const CLOUD_SERVER_NAME: &str = "cloud";
 /// Largest `-S` Barman accepts; larger values are capped with a warning.
 pub const MAX_ARCHIVE_SIZE: u64 = 1 << 40;
 
+/// Barman's limits on the tags of backup objects: at most 10, keys unique. Checked before
+/// anything is contacted.
+pub fn check_tags(tags: &[(String, String)]) -> Result<()> {
+    if tags.len() > 10 {
+        return Err(Error::Config(
+            "Maximum number of tags per object exceeded (10 tags allowed)".into(),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let duplicates: Vec<&str> = tags
+        .iter()
+        .filter(|(k, _)| !seen.insert(k.as_str()))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if !duplicates.is_empty() {
+        return Err(Error::Config(format!(
+            "Duplicate tag keys found: {}",
+            duplicates.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub struct BackupRequest {
     /// SERVER_NAME: the directory of the server in the bucket.

@@ -3,4 +3,4 @@
 pub mod conninfo;
 pub mod session;
 
-pub use session::PgSession;
+pub use session::{ConnectionOptions, PgSession};

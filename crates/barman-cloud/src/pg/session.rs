@@ -62,7 +62,40 @@ fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// The connection options of barman-cloud-backup: `-h`, `-p`, `-U` and `-d` (which may be
+/// a whole conninfo string or URI).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionOptions {
+    pub host: Option<String>,
+    pub port: Option<String>,
+    pub user: Option<String>,
+    pub dbname: String,
+}
+
 impl PgSession {
+    /// Connects as barman-cloud-backup does: the options completed as libpq completes
+    /// them (`PG*` variables, service files, `.pgpass`, defaults). Any failure is Barman's
+    /// one line `Cannot connect to postgres: ...` (libpq's hint lines joined to it).
+    pub async fn connect_with(options: &ConnectionOptions, application_name: &str) -> Result<Self> {
+        let failed = |text: String| {
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            Error::Postgres(format!("Cannot connect to postgres: {text}"))
+        };
+        let conninfo = conninfo::ConnInfo::from_barman_options(
+            options.host.as_deref(),
+            options.port.as_deref(),
+            options.user.as_deref(),
+            Some(&options.dbname),
+        )
+        .map_err(|e| failed(e.to_string()))?;
+        let resolved = conninfo
+            .resolve(&|name| std::env::var(name).ok())
+            .map_err(|e| failed(e.to_string()))?;
+        Self::connect(&resolved, application_name)
+            .await
+            .map_err(|e| failed(e.to_string()))
+    }
+
     /// Opens the session; the caller names itself to DBAs through `application_name`.
     pub async fn connect(info: &ResolvedConnInfo, application_name: &str) -> Result<Self> {
         let (client, connection) = conninfo::connect(info, application_name).await?;
