@@ -174,7 +174,7 @@ pub async fn backup_show(args: BackupShowArgs) -> Result<()> {
     let store = BucketCatalog::new(&storage, server);
     let backup_id = resolve_backup_id(&store, &args.backup_id).await?;
     let info = read_backup_info(&store, &backup_id).await?.ok_or_else(|| {
-        Error::Operation(format!(
+        Error::Missing(format!(
             "Backup {backup_id} for server {server} does not exist"
         ))
     })?;
@@ -318,7 +318,7 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
 
 pub async fn backup(args: BackupArgs) -> Result<()> {
     if std::env::var_os("BARMAN_HOOK").is_some() && std::env::var_os("BARMAN_PHASE").is_some() {
-        return Err(Error::Config(
+        return Err(Error::Unsupported(
             "running barman-cloud-backup as a Barman hook script is not supported yet by barman-rs"
                 .into(),
         ));
@@ -329,7 +329,7 @@ pub async fn backup(args: BackupArgs) -> Result<()> {
                 "Compression options cannot be used with snapshot backups".into(),
             ));
         }
-        return Err(Error::Config(
+        return Err(Error::Unsupported(
             "snapshot backups are not implemented yet in barman-rs".into(),
         ));
     }

@@ -5,66 +5,89 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use barman_cloud::{Error, ErrorKind};
+use barman_cloud::Error;
+use barman_cloud::catalog::CatalogError;
 
 use crate::secrets::redact;
 
 pub const OK: u8 = 0;
-
-pub fn code_for(kind: ErrorKind) -> u8 {
-    match kind {
-        ErrorKind::Operation => 1,
-        ErrorKind::Network => 2,
-        ErrorKind::Input => 3,
-        ErrorKind::General => 4,
-    }
-}
+const FAILED: u8 = 1;
+const NETWORK: u8 = 2;
+const BAD_INPUT: u8 = 3;
+const OTHER: u8 = 4;
 
 /// Logs `error` as one line (through the same logger as everything else, so `-q` works,
 /// and secrets are hidden there) and returns its exit code.
-pub fn report(error: &Error, probes: Probes) -> ExitCode {
+pub fn report(error: &Error, rules: ExitRules) -> ExitCode {
     tracing::error!("{error}");
-    ExitCode::from(code_for(probes.kind_of(error)))
+    ExitCode::from(rules.code_for(error))
 }
 
-/// Which failures a command reports with their own exit code. Barman 3.20.1 gives
+/// How one command turns what happened into Barman's exit code. Barman 3.20.1 gives
 /// unreachable storage exit 2, and a missing bucket exit 1, only where it asks the
 /// question itself: unreachable storage in wal-restore, check-wal-archive and every `-t`
 /// probe, a missing bucket in `-t` probes. Elsewhere the failure reaches the command's
 /// catch-all handler, exit 4, and clients (such as CloudNativePG classifying
 /// barman-cloud-restore's exit) see that code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Probes {
-    pub connectivity: bool,
-    pub bucket: bool,
+pub struct ExitRules {
+    /// Unreachable storage is exit 2 (else 4).
+    pub connectivity_probe: bool,
+    /// A missing bucket is exit 1 (else 4).
+    pub bucket_probe: bool,
+    /// A backup that does not exist is exit 4, not 1: barman-cloud-backup-keep reads the
+    /// status of the backup.info it did not find and crashes.
+    pub missing_backup_crashes: bool,
 }
 
-impl Probes {
-    pub const NONE: Probes = Probes {
-        connectivity: false,
-        bucket: false,
+impl ExitRules {
+    pub const DEFAULT: ExitRules = ExitRules {
+        connectivity_probe: false,
+        bucket_probe: false,
+        missing_backup_crashes: false,
     };
 
     pub fn for_command(command: &str, test: bool) -> Self {
-        Probes {
-            connectivity: test
+        ExitRules {
+            connectivity_probe: test
                 || matches!(
                     command,
                     "barman-cloud-wal-restore" | "barman-cloud-check-wal-archive"
                 ),
-            bucket: test,
+            bucket_probe: test,
+            missing_backup_crashes: command == "barman-cloud-backup-keep",
         }
     }
 
-    fn kind_of(self, error: &Error) -> ErrorKind {
-        let mut root = error;
-        while let Error::Context { source, .. } = root {
-            root = source;
-        }
-        match (root, error.kind()) {
-            (_, ErrorKind::Network) if !self.connectivity => ErrorKind::General,
-            (Error::BucketMissing(_), _) if !self.bucket => ErrorKind::General,
-            (_, kind) => kind,
+    pub fn code_for(self, error: &Error) -> u8 {
+        match error.root() {
+            Error::InvalidInput(_) => BAD_INPUT,
+            Error::Connectivity(_) if self.connectivity_probe => NETWORK,
+            Error::Spool(_) => NETWORK,
+            Error::BucketMissing(_) if self.bucket_probe => FAILED,
+            Error::Missing(_) if self.missing_backup_crashes => OTHER,
+            // Barman stops at once on a key it does not know (exit 1); any other defect
+            // of a backup.info is an ordinary exception.
+            Error::Catalog(CatalogError::UnsupportedField(_)) => FAILED,
+            Error::NotFound(_)
+            | Error::Missing(_)
+            | Error::Refused(_)
+            | Error::Corrupt(_)
+            | Error::Conflict(_)
+            | Error::Failed(_)
+            | Error::Postgres(_) => FAILED,
+            Error::Connectivity(_)
+            | Error::BucketMissing(_)
+            | Error::Config(_)
+            | Error::Unsupported(_)
+            | Error::UnknownBackup(_)
+            | Error::BadCatalog(_)
+            | Error::Catalog(_)
+            | Error::InvalidUrl { .. }
+            | Error::Io { .. }
+            | Error::Storage(_)
+            | Error::Compression { .. }
+            | Error::Context { .. } => OTHER,
         }
     }
 }
@@ -94,7 +117,7 @@ pub fn report_usage(error: &clap::Error) -> ExitCode {
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("error");
             eprint_line(line.trim_end());
-            ExitCode::from(code_for(ErrorKind::Input))
+            ExitCode::from(BAD_INPUT)
         }
     }
 }

@@ -75,7 +75,7 @@ fn main() -> ExitCode {
             None if matches!(requested.as_deref(), Some("--version" | "-V")) => {
                 return finish(
                     exit::Stdout::print(&format!("{OWN_VERSION}\n")),
-                    exit::Probes::NONE,
+                    exit::ExitRules::DEFAULT,
                 );
             }
             None => {
@@ -115,10 +115,10 @@ fn runtime(command: &str) -> tokio::runtime::Runtime {
         .expect("cannot start the async runtime")
 }
 
-fn finish(result: barman_cloud::Result<()>, probes: exit::Probes) -> ExitCode {
+fn finish(result: barman_cloud::Result<()>, rules: exit::ExitRules) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => exit::report(&error, probes),
+        Err(error) => exit::report(&error, rules),
     }
 }
 
@@ -130,8 +130,8 @@ fn run(command: &str, argv: Vec<OsString>) -> ExitCode {
                 Err(code) => return code,
             };
             logging::init(args.common.verbose, args.common.quiet);
-            let probes = exit::Probes::for_command(command, args.common.test);
-            finish(runtime(command).block_on($run(args)), probes)
+            let rules = exit::ExitRules::for_command(command, args.common.test);
+            finish(runtime(command).block_on($run(args)), rules)
         }};
     }
     match command {

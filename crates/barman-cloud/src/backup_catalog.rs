@@ -109,10 +109,10 @@ impl BackupCatalog {
             .collect();
         match named.as_slice() {
             [one] => Ok(one.clone()),
-            [] => Err(Error::Config(format!(
+            [] => Err(Error::UnknownBackup(format!(
                 "Unknown backup '{text}' for server '{server}'"
             ))),
-            many => Err(Error::Config(format!(
+            many => Err(Error::UnknownBackup(format!(
                 "Multiple backups found matching name '{text}' (try using backup ID instead): {}",
                 many.join(" ")
             ))),
@@ -137,7 +137,7 @@ impl BackupCatalog {
             // Barman's shortcut would pick a backup that is not DONE: refused. When it
             // finds nothing either, its error (an unknown backup) is the answer.
             Some(None) => self.resolve(text, server).and_then(|_| {
-                Err(Error::Operation(format!(
+                Err(Error::Refused(format!(
                     "No DONE backup for server {server} matches '{text}'"
                 )))
             }),
@@ -283,9 +283,9 @@ impl BackupCatalog {
                     .is_some_and(|end| end <= lsn),
                 (None, None) => true,
             });
-        candidate.and_then(|b| b.backup_id.clone()).ok_or_else(|| {
-            Error::Operation("Cannot find any candidate backup for recovery.".into())
-        })
+        candidate
+            .and_then(|b| b.backup_id.clone())
+            .ok_or_else(|| Error::Missing("Cannot find any candidate backup for recovery.".into()))
     }
 }
 
@@ -297,13 +297,13 @@ pub async fn add_keep(
 ) -> Result<()> {
     let server = store.server();
     let info = read_backup_info(store, backup_id).await?.ok_or_else(|| {
-        Error::Config(format!(
+        Error::Missing(format!(
             "Backup {backup_id} for server {server} does not exist"
         ))
     })?;
     if info.status != Some(BackupStatus::Done) {
         let status = info.status.as_ref().map_or("None", BackupStatus::as_str);
-        return Err(Error::Operation(format!(
+        return Err(Error::Refused(format!(
             "Cannot add keep to backup {backup_id} because it has status {status}. \
              Only backups with status DONE can be kept."
         )));

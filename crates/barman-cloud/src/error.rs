@@ -1,31 +1,25 @@
-//! The library's error type.
-//!
-//! Every failure carries an [`ErrorKind`] because the command front-ends must turn it into
-//! Barman's exit codes (0 ok, 1 operation failed, 2 network, 3 bad input, 4 other); the
-//! mapping from kind to code lives in one place, the CLI's `exit` module.
+//! The library's error type: variants say what happened; they know nothing of exit codes.
+//! Each front-end maps them to its own codes in one place (the cloud commands: the CLI's
+//! `exit` module, with Barman's 0 ok, 1 operation failed, 2 network, 3 bad input, 4 other).
 
 use std::path::PathBuf;
 
-/// How a failure is reported to the caller, mirroring Barman's exit classes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The storage was reachable but the operation failed (object missing, conflict...).
-    Operation,
-    /// The storage could not be reached.
-    Network,
-    /// The user gave input we refuse (bad WAL name, bad option value).
-    Input,
-    /// Anything else: configuration cross-checks, bad URL, unexpected provider errors.
-    General,
-}
+use crate::catalog::CatalogError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Input we refuse: a bad WAL name, a bad option value.
     #[error("{0}")]
     InvalidInput(String),
 
+    /// Settings that cannot work: options that exclude each other, credentials or a client
+    /// that cannot be set up, a recovery target that cannot be read.
     #[error("{0}")]
     Config(String),
+
+    /// What barman-rs does not do (yet), or what this build cannot do.
+    #[error("{0}")]
+    Unsupported(String),
 
     #[error("invalid URL '{url}': {reason}")]
     InvalidUrl { url: String, reason: String },
@@ -40,26 +34,58 @@ pub enum Error {
     #[error("Bucket {0} does not exist")]
     BucketMissing(String),
 
+    /// The storage could not be reached (refused, reset, timed out).
     #[error("Can't connect to cloud provider: {0}")]
     Connectivity(String),
 
-    /// The wal-restore spool directory could not be used (Barman exits 2 for this).
+    /// The wal-restore spool directory could not be used.
     #[error("{0}")]
     Spool(String),
 
+    /// An object that is not there.
     #[error("object {0} not found")]
     NotFound(String),
 
+    /// The backup or WAL file asked for does not exist, or no backup fits a recovery
+    /// target (the message says which).
+    #[error("{0}")]
+    Missing(String),
+
+    /// No backup, or more than one, matches a name or shortcut.
+    #[error("{0}")]
+    UnknownBackup(String),
+
+    /// A rule says no: a kept backup, the minimum redundancy, a status other than DONE, a
+    /// destination that is not empty, content that is not what its name says.
+    #[error("{0}")]
+    Refused(String),
+
+    /// A backup's data is damaged or incomplete.
+    #[error("{0}")]
+    Corrupt(String),
+
+    /// A backup.info barman-rs could not read or write; its source says why.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+
+    /// The catalog as a whole does not allow the operation (a DONE backup without end
+    /// time, a WAL bound without begin WAL).
+    #[error("{0}")]
+    BadCatalog(String),
+
+    /// A write or create-only write met an object already there.
     #[error("{0}")]
     Conflict(String),
 
+    /// An operation that was under way failed (an upload, a deletion, a task).
     #[error("{0}")]
-    Operation(String),
+    Failed(String),
 
     /// PostgreSQL refused or lost the session, or a query failed.
     #[error("{0}")]
     Postgres(String),
 
+    /// The storage answered with an error.
     #[error("cloud storage error: {0}")]
     Storage(String),
 
@@ -70,7 +96,7 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// `source`, said of what `context` names (an object, a file); same kind as `source`.
+    /// `source`, said of what `context` names (an object, a file).
     #[error("{context}: {source}")]
     Context {
         context: String,
@@ -80,21 +106,11 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn kind(&self) -> ErrorKind {
+    /// The error below any [`Error::Context`] wrappers: what happened.
+    pub fn root(&self) -> &Error {
         match self {
-            Error::Context { source, .. } => source.kind(),
-            Error::InvalidInput(_) => ErrorKind::Input,
-            Error::Connectivity(_) | Error::Spool(_) => ErrorKind::Network,
-            Error::BucketMissing(_)
-            | Error::NotFound(_)
-            | Error::Conflict(_)
-            | Error::Operation(_)
-            | Error::Postgres(_) => ErrorKind::Operation,
-            Error::Config(_)
-            | Error::InvalidUrl { .. }
-            | Error::Io { .. }
-            | Error::Storage(_)
-            | Error::Compression { .. } => ErrorKind::General,
+            Error::Context { source, .. } => source.root(),
+            other => other,
         }
     }
 

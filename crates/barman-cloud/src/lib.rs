@@ -33,7 +33,7 @@ pub mod stream;
 pub mod units;
 pub mod wal;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, Result};
 
 /// Version reported by `--version`: the Barman release whose behaviour we reproduce.
 pub const BARMAN_COMPAT_VERSION: &str = "3.20.1";

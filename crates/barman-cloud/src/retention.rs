@@ -135,7 +135,7 @@ impl RetentionPolicy {
             .iter()
             .any(|b| b.children_backup_ids.is_some() && b.parent_backup_id.is_none())
         {
-            return Err(Error::Config(
+            return Err(Error::BadCatalog(
                 "retention policies cannot be applied to a catalog holding incremental \
                  backups with children"
                     .into(),
@@ -199,7 +199,7 @@ impl RetentionPolicy {
                     let status = if !past_window {
                         valid += 1;
                         let end_time = backup.end_time.ok_or_else(|| {
-                            Error::Config(format!("backup {id} is DONE but has no end_time"))
+                            Error::BadCatalog(format!("backup {id} is DONE but has no end_time"))
                         })?;
                         // The newest backup that ended before the window opened is still
                         // needed: recovery to the window's first moment starts from it.
@@ -318,7 +318,7 @@ mod tests {
             "MAIN",
         ] {
             let err = RetentionPolicy::parse(bad).unwrap_err();
-            assert_eq!(err.kind(), crate::ErrorKind::Input, "{bad}");
+            assert!(matches!(err, crate::Error::InvalidInput(_)), "{bad}");
             assert!(
                 err.to_string()
                     .contains("Could not create retention policy")

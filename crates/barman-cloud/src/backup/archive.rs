@@ -64,7 +64,7 @@ pub fn archive_extension(compression: Option<Compression>) -> Result<&'static st
         Some(Compression::Lz4) => ".tar.lz4",
         Some(Compression::Zstd) => ".tar.zst",
         Some(Compression::Xz) => {
-            return Err(Error::Config(
+            return Err(Error::Unsupported(
                 "xz compression is not available for base backups".into(),
             ));
         }
@@ -311,7 +311,7 @@ impl ArchiveWriter {
     }
 
     fn io_error(&self, source: io::Error) -> Error {
-        Error::Operation(format!("writing archive {}: {source}", self.family))
+        Error::Failed(format!("writing archive {}: {source}", self.family))
     }
 
     /// The tar builder to add the next entry to, opening a new object when the current
@@ -393,7 +393,7 @@ impl ArchiveWriter {
         let builder = self.builder()?;
         builder
             .append_data(&mut header, name, io::empty())
-            .map_err(|e| Error::Operation(format!("archiving directory {name}: {e}")))
+            .map_err(|e| Error::Failed(format!("archiving directory {name}: {e}")))
     }
 
     /// Adds a regular file; `Ok(false)` if it vanished before it could be opened.
@@ -414,7 +414,7 @@ impl ArchiveWriter {
         let builder = self.builder()?;
         builder
             .append_data(&mut header, name, &mut reader)
-            .map_err(|e| Error::Operation(format!("archiving {}: {e}", path.display())))?;
+            .map_err(|e| Error::Failed(format!("archiving {}: {e}", path.display())))?;
         if reader.short {
             tracing::debug!("{} shrank while being archived", path.display());
         }
@@ -426,7 +426,7 @@ impl ArchiveWriter {
         let builder = self.builder()?;
         builder
             .append_link(&mut header, name, target)
-            .map_err(|e| Error::Operation(format!("archiving symlink {name}: {e}")))
+            .map_err(|e| Error::Failed(format!("archiving symlink {name}: {e}")))
     }
 
     /// Adds in-memory content, as Barman adds `backup_label`: mode 0644, owner root,
@@ -442,7 +442,7 @@ impl ArchiveWriter {
         let builder = self.builder()?;
         builder
             .append_data(&mut header, name, content)
-            .map_err(|e| Error::Operation(format!("archiving {name}: {e}")))
+            .map_err(|e| Error::Failed(format!("archiving {name}: {e}")))
     }
 
     /// Ends the last object of this family.

@@ -151,7 +151,7 @@ pub async fn take_backup(
 ) -> Result<BackupOutcome> {
     let started = Instant::now();
     if session.server_version() < MIN_SERVER_VERSION {
-        return Err(Error::Config(format!(
+        return Err(Error::Unsupported(format!(
             "unsupported PostgresSQL version {}. Expecting 9.6 or above.",
             session.major_version()
         )));
@@ -161,9 +161,7 @@ pub async fn take_backup(
     // backup with exit 1 (operation failed), unreachable storage included.
     let backup_id = unused_backup_id(&storage, &request.server_name)
         .await
-        .map_err(|e| {
-            Error::Operation(format!("Backup failed uploading data ({})", first_line(&e)))
-        })?;
+        .map_err(|e| Error::Failed(format!("Backup failed uploading data ({})", first_line(&e))))?;
     let mut info = BackupInfo {
         backup_id: Some(backup_id.clone()),
         server_name: Some(CLOUD_SERVER_NAME.into()),
@@ -235,7 +233,7 @@ pub async fn take_backup(
             info.status = Some(BackupStatus::Done);
             info.backup_name = request.backup_name.clone();
             if let Err(e) = upload_backup_info(&catalog, &info, &request.tags).await {
-                return Err(Error::Operation(format!(
+                return Err(Error::Failed(format!(
                     "failure uploading backup.info file ({})",
                     first_line(&e)
                 )));
@@ -279,7 +277,7 @@ pub async fn take_backup(
                     first_line(&e)
                 );
             }
-            Err(Error::Operation(format!(
+            Err(Error::Failed(format!(
                 "Backup failed uploading data ({reason})"
             )))
         }
@@ -367,7 +365,7 @@ async fn copy_and_stop(
     let copied = guard_copy(session, request.keepalive_interval, &cancel, async {
         producer
             .await
-            .map_err(|e| Error::Operation(format!("archive task failed: {e}")))?
+            .map_err(|e| Error::Failed(format!("archive task failed: {e}")))?
     })
     .await;
     let data_writer = match copied {
@@ -402,7 +400,7 @@ async fn copy_and_stop(
     // an interruption there must still end the backup as FAILED.
     let stopped = tokio::select! {
         result = stop_work => result,
-        signal = interrupted() => Err(Error::Operation(signal.into())),
+        signal = interrupted() => Err(Error::Failed(signal.into())),
     };
     let gid = std::fs::metadata(pgdata).map(|m| m.gid()).unwrap_or(0);
     // Dropping a writer may still write, so it always happens on a blocking thread.
@@ -414,7 +412,7 @@ async fn copy_and_stop(
         Ok(Digest256::of(label.as_bytes()))
     })
     .await
-    .map_err(|e| Error::Operation(format!("archive task failed: {e}")))
+    .map_err(|e| Error::Failed(format!("archive task failed: {e}")))
     .and_then(|r| r);
     let label_digest = match finished {
         Ok(digest) => digest,
@@ -422,7 +420,7 @@ async fn copy_and_stop(
     };
     let report = uploader
         .await
-        .map_err(|e| Error::Operation(format!("upload task failed: {e}")))??;
+        .map_err(|e| Error::Failed(format!("upload task failed: {e}")))??;
     let manifest = integrity_manifest(&backup_dir, &report, label_digest)?;
     upload_manifest(storage, &manifest_key, &manifest, &request.tags).await?;
     info.copy_stats = Some(copy_stats(&report, request.jobs, started));
@@ -443,7 +441,7 @@ fn integrity_manifest(
             .and_then(|rest| rest.strip_prefix('/'))
             .filter(|name| !name.contains('/'))
             .ok_or_else(|| {
-                Error::Operation(format!("archive object {key} is outside of {prefix}/"))
+                Error::Corrupt(format!("archive object {key} is outside of {prefix}/"))
             })?;
         manifest.insert(name, *digest);
     }
@@ -507,7 +505,7 @@ async fn guard_copy<T: Send + 'static>(
         () = pinger => Error::Postgres(
             "Connection to the Postgres server was lost during the backup.".into(),
         ),
-        signal = interrupted() => Error::Operation(signal.into()),
+        signal = interrupted() => Error::Failed(signal.into()),
     };
     cancel.store(true, Ordering::Relaxed);
     // An archive writer finishes its tar stream when dropped, which may block on the
@@ -625,7 +623,7 @@ impl CopyPlan {
         let control = self.pgdata.join("global/pg_control");
         let meta = std::fs::metadata(&control).map_err(|e| Error::io(&control, e))?;
         if !data.add_file("global/pg_control", &control, &meta)? {
-            return Err(Error::Operation(format!("{} vanished", control.display())));
+            return Err(Error::Failed(format!("{} vanished", control.display())));
         }
 
         for (index, file) in self.config_files.iter().enumerate() {

@@ -92,9 +92,9 @@ pub async fn run_uploads(
                     });
                 }
                 UploadMessage::Part(data) => {
-                    let object = open.as_mut().ok_or_else(|| {
-                        Error::Operation("upload part outside of an object".into())
-                    })?;
+                    let object = open
+                        .as_mut()
+                        .ok_or_else(|| Error::Failed("upload part outside of an object".into()))?;
                     while object.in_flight.len() >= jobs.max(1) {
                         record(
                             &mut report,
@@ -112,7 +112,7 @@ pub async fn run_uploads(
                 }
                 UploadMessage::Finish { digest } => {
                     let mut object = open.take().ok_or_else(|| {
-                        Error::Operation("upload completion outside of an object".into())
+                        Error::Failed("upload completion outside of an object".into())
                     })?;
                     while !object.in_flight.is_empty() {
                         let joined = object.in_flight.join_next().await;
@@ -132,7 +132,7 @@ pub async fn run_uploads(
             None => Ok(()),
             Some(object) => {
                 let _ = object.upload.abort().await;
-                Err(Error::Operation(
+                Err(Error::Failed(
                     "the archive producer stopped before the upload was complete".into(),
                 ))
             }
@@ -161,8 +161,7 @@ fn record(
     let Some(joined) = joined else {
         return Ok(());
     };
-    let (start, end) =
-        joined.map_err(|e| Error::Operation(format!("upload task failed: {e}")))??;
+    let (start, end) = joined.map_err(|e| Error::Failed(format!("upload task failed: {e}")))??;
     let times = report
         .families
         .entry(family.to_string())

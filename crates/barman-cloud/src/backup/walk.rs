@@ -55,7 +55,7 @@ struct Walk<'a> {
 }
 
 fn cancelled() -> Error {
-    Error::Operation("the backup was cancelled".into())
+    Error::Failed("the backup was cancelled".into())
 }
 
 impl Walk<'_> {

@@ -4,10 +4,8 @@
 //! [`CatalogError::UnsupportedField`]'s message and exit 1 at once, even in the middle of
 //! `backup-list` (that path is a `SystemExit`, which the commands' `except Exception` does
 //! not catch); any other defect is an ordinary exception, so `backup-list` skips that
-//! backup with a warning and `backup-show` exits 4. [`CatalogError::kind`] gives that
-//! classification. Messages are Python's exception texts where Barman would print them.
-
-use crate::error::{Error, ErrorKind};
+//! backup with a warning and `backup-show` exits 4 (the front-end maps them so).
+//! Messages are Python's exception texts where Barman would print them.
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CatalogError {
@@ -45,31 +43,12 @@ pub enum CatalogError {
     Render(String),
 }
 
-impl CatalogError {
-    /// The exit class: 1 for an unknown key (Barman's `close_and_exit`), 4 otherwise.
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            CatalogError::UnsupportedField(_) => ErrorKind::Operation,
-            _ => ErrorKind::General,
-        }
-    }
-}
-
-impl From<CatalogError> for Error {
-    fn from(e: CatalogError) -> Self {
-        match e.kind() {
-            ErrorKind::Operation => Error::Operation(e.to_string()),
-            _ => Error::Config(e.to_string()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn unknown_fields_exit_1_with_barmans_message() {
+    fn unknown_fields_keep_barmans_message_and_errors_their_source() {
         let e = CatalogError::UnsupportedField("new_key".into());
         assert_eq!(
             e.to_string(),
@@ -77,9 +56,13 @@ mod tests {
              was created with a newer version of Barman. Please upgrade to a compatible or \
              newer version."
         );
-        assert_eq!(Error::from(e).kind(), ErrorKind::Operation);
         let other = CatalogError::InvalidLine("foo".into());
         assert_eq!(other.to_string(), "invalid line foo in file <UNKNOWN>");
-        assert_eq!(Error::from(other).kind(), ErrorKind::General);
+        let wrapped = crate::Error::from(other);
+        assert!(matches!(
+            wrapped,
+            crate::Error::Catalog(CatalogError::InvalidLine(_))
+        ));
+        assert_eq!(wrapped.to_string(), "invalid line foo in file <UNKNOWN>");
     }
 }

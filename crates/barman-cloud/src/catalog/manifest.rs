@@ -125,7 +125,7 @@ impl IntegrityManifest {
     /// cannot vouch for anything, so restore refuses it rather than skipping checks).
     pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
         let bad = |line: usize, why: &str| {
-            Error::Operation(format!("integrity manifest line {line}: {why}"))
+            Error::Corrupt(format!("integrity manifest line {line}: {why}"))
         };
         let text = std::str::from_utf8(bytes).map_err(|_| bad(1, "not UTF-8"))?;
         let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));

@@ -35,7 +35,7 @@ pub async fn execute_deletion(
                 let id = &deletion.id;
                 delete_backup_objects(storage, deletion, options)
                     .await
-                    .map_err(|e| Error::Operation(format!("Could not delete backup {id}: {e}")))?;
+                    .map_err(|e| Error::Failed(format!("Could not delete backup {id}: {e}")))?;
                 tracing::info!("Deleted backup {id}");
                 match &deletion.wal {
                     WalCleanup::Nothing => {}
@@ -77,7 +77,7 @@ async fn delete_backup_objects(
             .await;
         for lock in locks {
             if let Some(reason) = lock? {
-                return Err(Error::Operation(reason));
+                return Err(Error::Refused(reason));
             }
         }
     }

@@ -89,7 +89,7 @@ pub async fn plan_deletion(
     let catalog = BackupCatalog::load(&store).await?;
     if !catalog.unreadable.is_empty() {
         let ids: Vec<String> = catalog.unreadable.iter().map(|id| repr_str(id)).collect();
-        return Err(Error::Operation(format!(
+        return Err(Error::Refused(format!(
             "Cannot read the following backups: [{}]; unsafe to proceed with deletion due to \
              failure reading backup catalog",
             ids.join(", ")

@@ -94,7 +94,7 @@ pub fn backups_to_delete(
         DeleteTarget::Backup(text) => {
             let id = catalog.resolve(text, server)?;
             if keep_targets.contains_key(&id) {
-                return Err(Error::Operation(format!(
+                return Err(Error::Refused(format!(
                     "Skipping delete of backup {id} for server {server} as it has a current \
                      keep request. If you really want to delete this backup please remove the \
                      keep and try again."
@@ -106,7 +106,7 @@ pub fn backups_to_delete(
                 .filter(|b| b.status != Some(BackupStatus::Started))
                 .count() as u64;
             if minimum_redundancy > 0 && minimum_redundancy >= completed {
-                return Err(Error::Operation(format!(
+                return Err(Error::Refused(format!(
                     "Skipping delete of backup {id} for server {server} due to minimum \
                      redundancy requirements (minimum redundancy = {minimum_redundancy}, \
                      current redundancy = {completed})"

@@ -47,7 +47,7 @@ pub fn cleanup_scope(
     let position = catalog
         .iter()
         .position(|b| b.backup_id.as_deref() == Some(deleted_id))
-        .ok_or_else(|| Error::Config(format!("Could not find backup_id {deleted_id}")))?;
+        .ok_or_else(|| Error::BadCatalog(format!("Could not find backup_id {deleted_id}")))?;
 
     let mut protected_ranges = Vec::new();
     for previous in catalog[..position].iter().rev().filter(|b| is_copy_done(b)) {
@@ -84,7 +84,7 @@ pub fn cleanup_scope(
 fn decode_segment(name: &str) -> Result<(i64, i64)> {
     let parsed = WalName::try_parse(name)
         .filter(|w| w.kind() != WalKind::History)
-        .ok_or_else(|| Error::Config(format!("{name} is not a WAL segment name")))?;
+        .ok_or_else(|| Error::BadCatalog(format!("{name} is not a WAL segment name")))?;
     let text = parsed.as_str();
     let number = |range: std::ops::Range<usize>| i64::from_str_radix(&text[range], 16).unwrap_or(0);
     Ok((number(0..8), number(8..16)))
@@ -92,7 +92,7 @@ fn decode_segment(name: &str) -> Result<(i64, i64)> {
 
 fn remove_until(scope: &CleanupScope) -> Result<&str> {
     scope.remove_until.as_deref().ok_or_else(|| {
-        Error::Config("cannot clean up WAL: the backup that bounds it has no begin_wal".into())
+        Error::BadCatalog("cannot clean up WAL: the backup that bounds it has no begin_wal".into())
     })
 }
 

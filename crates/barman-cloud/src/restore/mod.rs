@@ -59,7 +59,7 @@ struct Archive {
 /// Whether `path` can receive a restore: missing, or an empty directory.
 fn check_empty(path: &Path) -> Result<()> {
     match std::fs::read_dir(path).map(|mut entries| entries.next().is_some()) {
-        Ok(true) => Err(Error::Operation(format!(
+        Ok(true) => Err(Error::Refused(format!(
             "Destination {} already exists and it is not empty",
             path.display()
         ))),
@@ -87,7 +87,7 @@ fn check_disjoint(targets: &[(String, PathBuf)]) -> Result<()> {
     for (i, (name_a, a)) in targets.iter().enumerate() {
         for (name_b, b) in &targets[i + 1..] {
             if a.starts_with(b) || b.starts_with(a) {
-                return Err(Error::Operation(format!(
+                return Err(Error::Refused(format!(
                     "The restore locations of {name_a} ({}) and {name_b} ({}) overlap; \
                      relocate the tablespace with --tablespace NAME:LOCATION",
                     a.display(),
@@ -110,7 +110,7 @@ fn check_parts(family: &ArchiveFamily, dir: &str, server: &str) -> Result<()> {
             .and_then(|rest| rest.split('.').next())
             .and_then(|digits| digits.parse::<usize>().ok());
         if number != Some(index + 1) {
-            return Err(Error::Operation(format!(
+            return Err(Error::Corrupt(format!(
                 "Missing file {}{}_{:04}.tar* for server {server}",
                 dir,
                 family.name,
@@ -136,17 +136,17 @@ async fn load_manifest(
     }
     let bytes = storage.get(key).await?;
     let manifest = IntegrityManifest::parse(&bytes)
-        .map_err(|e| Error::Operation(format!("Cannot read the integrity manifest {key}: {e}")))?;
+        .map_err(|e| Error::Corrupt(format!("Cannot read the integrity manifest {key}: {e}")))?;
     for entry in manifest.objects() {
         match archives.iter().find(|(name, _)| *name == entry.name) {
             None => {
-                return Err(Error::Operation(format!(
+                return Err(Error::Corrupt(format!(
                     "Missing file {dir}{} listed in the integrity manifest",
                     entry.name
                 )));
             }
             Some((_, object)) if object.size != entry.digest.size => {
-                return Err(Error::Operation(format!(
+                return Err(Error::Corrupt(format!(
                     "{} is {} bytes, the integrity manifest says {}",
                     object.key, object.size, entry.digest.size
                 )));
@@ -158,7 +158,7 @@ async fn load_manifest(
         .iter()
         .find(|(name, _)| manifest.get(name).is_none())
     {
-        return Err(Error::Operation(format!(
+        return Err(Error::Refused(format!(
             "{dir}{name} is not listed in the integrity manifest: refusing to restore it"
         )));
     }
@@ -174,7 +174,7 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
     let info = read_backup_info(&BucketCatalog::new(storage, server), id)
         .await?
         .ok_or_else(|| {
-            Error::Operation(format!("Backup {id} for server {server} does not exists"))
+            Error::Missing(format!("Backup {id} for server {server} does not exists"))
         })?;
     if info.status != Some(BackupStatus::Done) {
         let status = info.status.as_ref().map_or("unknown", |s| s.as_str());
@@ -183,13 +183,13 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
             .as_deref()
             .map(|e| format!(": {e}"))
             .unwrap_or_default();
-        return Err(Error::Operation(format!(
+        return Err(Error::Refused(format!(
             "Backup {id} for server {server} has status {status}{error}; only DONE backups \
              can be restored"
         )));
     }
     if info.snapshots_info.is_some() {
-        return Err(Error::Config(
+        return Err(Error::Unsupported(
             "restoring snapshot backups is not implemented yet in barman-rs".into(),
         ));
     }
@@ -213,7 +213,7 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
                         .components()
                         .any(|c| c == std::path::Component::ParentDir)
                 {
-                    return Err(Error::Operation(format!(
+                    return Err(Error::Refused(format!(
                         "Tablespace {} has the location '{}' in backup.info, which is not a \
                          plain absolute path; relocate it with --tablespace {}:LOCATION",
                         tablespace.name, tablespace.location, tablespace.name
@@ -235,7 +235,7 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
     let mut found: Vec<(String, &ObjectInfo)> = Vec::new();
     for family in &families {
         if family.main.is_none() {
-            return Err(Error::Operation(format!(
+            return Err(Error::Corrupt(format!(
                 "Missing file {dir}{}.* for server {server}",
                 family.name
             )));
@@ -259,7 +259,7 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
                 move || Root::create(&target).map_err(|e| Error::io(&target, e))
             })
             .await
-            .map_err(|e| Error::Operation(format!("restore task failed: {e}")))??,
+            .map_err(|e| Error::Failed(format!("restore task failed: {e}")))??,
         ));
     }
     // Checked again on the directories actually opened: a location reached through a
@@ -318,7 +318,7 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
         finish_data_directory(&data_root, &links, wal_directory, expected_label)
     })
     .await
-    .map_err(|e| Error::Operation(format!("restore task failed: {e}")))??;
+    .map_err(|e| Error::Failed(format!("restore task failed: {e}")))??;
 
     // Targets are disjoint (checked above): one sync each.
     let sync_roots: Vec<PathBuf> = targets.into_iter().map(|(_, target)| target).collect();
@@ -326,7 +326,7 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
         sync_roots.iter().try_for_each(|root| sync_filesystem(root))
     })
     .await
-    .map_err(|e| Error::Operation(format!("fsync task failed: {e}")))??;
+    .map_err(|e| Error::Failed(format!("fsync task failed: {e}")))??;
     tracing::info!("Restored backup {id} to {}", request.destination.display());
     Ok(())
 }
@@ -335,7 +335,7 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
 /// an I/O error of the disk (its cause and path).
 fn write_error(path: PathBuf, source: std::io::Error) -> Error {
     if source.kind() == std::io::ErrorKind::InvalidData {
-        Error::Operation(format!("cannot restore {}: {source}", path.display()))
+        Error::Failed(format!("cannot restore {}: {source}", path.display()))
     } else {
         Error::io(path, source)
     }
@@ -370,7 +370,7 @@ fn finish_data_directory(
     }
     let label = MemberPath::from_components([BACKUP_LABEL_ENTRY]);
     let mut file = root.open_file(&label).map_err(|e| {
-        Error::Operation(format!(
+        Error::Corrupt(format!(
             "The restored data directory has no usable backup_label ({}: {e}): the backup is \
              incomplete",
             at(&label).display()
@@ -387,7 +387,7 @@ fn finish_data_directory(
     }
     let digest = hasher.finish();
     if digest.size == 0 {
-        return Err(Error::Operation(format!(
+        return Err(Error::Corrupt(format!(
             "{} is empty: the backup is incomplete",
             at(&label).display()
         )));
@@ -395,7 +395,7 @@ fn finish_data_directory(
     if let Some(expected) = expected_label
         && expected != digest
     {
-        return Err(Error::Operation(format!(
+        return Err(Error::Corrupt(format!(
             "{} differs from the backup_label recorded in the integrity manifest",
             at(&label).display()
         )));
@@ -484,12 +484,12 @@ async fn extract(
     drop(stream);
     let directories = unpacker
         .await
-        .map_err(|e| Error::Operation(format!("extraction task failed: {e}")))??;
+        .map_err(|e| Error::Failed(format!("extraction task failed: {e}")))??;
     if let Some(expected) = expected {
         let state = std::mem::take(&mut *state.lock().unwrap_or_else(|e| e.into_inner()));
         let digest = state.hasher.finish();
         if !state.at_end || digest != expected {
-            return Err(Error::Operation(format!(
+            return Err(Error::Corrupt(format!(
                 "{key} does not match the integrity manifest (read {} bytes, SHA-256 {}; \
                  expected {} bytes, SHA-256 {}): the archive is corrupt",
                 digest.size,
@@ -515,13 +515,13 @@ fn extract_error(
             Ok(storage_error) => storage_error,
             Err(e) => match compression {
                 Some(codec) if e.kind() != std::io::ErrorKind::UnexpectedEof => {
-                    Error::Operation(format!("cannot restore {key}: {}", codec.decode_error(e)))
+                    Error::Failed(format!("cannot restore {key}: {}", codec.decode_error(e)))
                 }
-                _ => Error::Operation(format!("cannot restore {key}: {e}")),
+                _ => Error::Failed(format!("cannot restore {key}: {e}")),
             },
         },
         ExtractError::Write { member, source } => write_error(root.show(&member), source),
-        other => Error::Operation(format!("cannot restore {key}: {other}")),
+        other => Error::Failed(format!("cannot restore {key}: {other}")),
     }
 }
 
@@ -567,7 +567,7 @@ impl DecodeThread {
                     }
                 }
             })
-            .map_err(|e| Error::Operation(format!("cannot start a decompression thread: {e}")))?;
+            .map_err(|e| Error::Failed(format!("cannot start a decompression thread: {e}")))?;
         Ok(DecodeThread {
             chunks,
             current: std::io::Cursor::new(Vec::new()),

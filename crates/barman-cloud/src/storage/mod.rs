@@ -590,7 +590,7 @@ impl CloudStorage {
             .await
             .map_err(|e| self.map_error(e, key))?;
         if meta.size != expected {
-            return Err(Error::Operation(format!(
+            return Err(Error::Corrupt(format!(
                 "stored object {key} has {} bytes, expected {expected}",
                 meta.size
             )));
@@ -882,7 +882,6 @@ mod tests {
 
         let missing = storage.get(&format!("{dir}/nothing")).await.unwrap_err();
         assert!(matches!(missing, Error::NotFound(_)), "{missing:?}");
-        assert_eq!(missing.kind(), crate::ErrorKind::Operation);
         assert!(storage.local_file(&name).is_none());
     }
 

@@ -164,7 +164,7 @@ async fn archive_wal_settling(
     let (size, blocks) = loop {
         passes += 1;
         if passes > MAX_PASSES {
-            return Err(Error::Operation(format!(
+            return Err(Error::Failed(format!(
                 "copies of WAL file {} kept appearing and vanishing during {MAX_PASSES} attempts to archive it",
                 request.wal_path.display()
             )));
@@ -237,7 +237,7 @@ impl Payload {
         if let Payload::Pending(task) = self {
             let ready = task
                 .await
-                .map_err(|e| Error::Operation(format!("compression task failed: {e}")))??;
+                .map_err(|e| Error::Failed(format!("compression task failed: {e}")))??;
             *self = Payload::Ready(ready);
         }
         match self {
@@ -262,13 +262,13 @@ enum Verdict {
 /// `ours`, and whether the wait is over.
 fn judge(copies: &[ObjectInfo], ours: &ObjectInfo, wait_over: bool) -> Result<Verdict> {
     let Some(listed) = copies.iter().find(|c| c.key == ours.key) else {
-        return Err(Error::Operation(format!(
+        return Err(Error::Failed(format!(
             "archived object {} disappeared right after it was written (deleted by someone else?)",
             ours.key
         )));
     };
     if listed.size != ours.size {
-        return Err(Error::Operation(format!(
+        return Err(Error::Corrupt(format!(
             "stored object {} has {} bytes, expected {}",
             ours.key, listed.size, ours.size
         )));
@@ -329,7 +329,7 @@ async fn settle(
                 return Err(if network {
                     Error::Connectivity(message)
                 } else {
-                    Error::Operation(message)
+                    Error::Failed(message)
                 });
             }
         };

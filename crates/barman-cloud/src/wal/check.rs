@@ -29,7 +29,7 @@ pub async fn check_wal_archive(storage: &mut CloudStorage, check: &WalArchiveChe
         })
         .collect();
     let failure = |reason: String| {
-        Error::Operation(format!(
+        Error::Refused(format!(
             "WAL archive check failed for server {}: {reason}",
             check.server_name
         ))

@@ -103,7 +103,7 @@ async fn restore(storage: &CloudStorage, request: &WalRestoreRequest) -> Result<
         accepted.push((object.key.clone(), base.to_string()));
     }
     let not_found = || {
-        Error::Operation(format!(
+        Error::Missing(format!(
             "WAL file {wal} for server {} does not exist",
             request.server_name
         ))
@@ -247,7 +247,7 @@ async fn write_object(storage: &CloudStorage, key: &str, temp: &Path, target: &P
             drop(chunks);
             tap = decoder
                 .await
-                .map_err(|e| Error::Operation(format!("decompression task failed: {e}")))??;
+                .map_err(|e| Error::Failed(format!("decompression task failed: {e}")))??;
         }
     }
     if let Some(segment) = &segment {
@@ -258,7 +258,7 @@ async fn write_object(storage: &CloudStorage, key: &str, temp: &Path, target: &P
 }
 
 fn refused(key: &str, segment: &WalName, reason: &str) -> Error {
-    Error::Operation(format!(
+    Error::Refused(format!(
         "refusing to restore {key}: its content is not WAL segment {segment} ({reason})"
     ))
 }
@@ -712,7 +712,7 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert_eq!(missing.kind(), crate::ErrorKind::Operation, "{missing}");
+        assert!(matches!(missing, Error::Missing(_)), "{missing:?}");
         assert!(!dir.path().join("none").exists());
     }
 }

@@ -19,7 +19,7 @@ pub async fn connect(
     default_application_name: &str,
 ) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
     if info.sslmode.requires_tls() {
-        return Err(Error::Config(format!(
+        return Err(Error::Unsupported(format!(
             "sslmode={} needs TLS, which this build does not support yet",
             info.sslmode.as_str()
         )));
@@ -189,7 +189,7 @@ mod tests {
 
         let r = m.resolved("host=h sslmode=verify-full", &[]);
         let e = connect(&r, "x").await.unwrap_err();
-        assert!(matches!(e, Error::Config(_)), "{e:?}");
+        assert!(matches!(e, Error::Unsupported(_)), "{e:?}");
         assert_eq!(
             e.to_string(),
             "sslmode=verify-full needs TLS, which this build does not support yet"

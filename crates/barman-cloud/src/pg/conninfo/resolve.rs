@@ -126,7 +126,7 @@ impl ConnInfo {
             config.host_path(&dir);
             Endpoint::Socket { dir, port }
         } else if host.starts_with('@') {
-            return Err(Error::Config(format!(
+            return Err(Error::Unsupported(format!(
                 "host \"{host}\": abstract Unix sockets are not supported"
             )));
         } else if host.starts_with('/') {
@@ -236,7 +236,7 @@ impl ConnInfo {
                 config.target_session_attrs(TargetSessionAttrs::ReadOnly);
             }
             v @ ("primary" | "standby") => {
-                return Err(Error::Config(format!(
+                return Err(Error::Unsupported(format!(
                     "target_session_attrs=\"{v}\" is not supported (use \"read-write\" or \"read-only\")"
                 )));
             }
@@ -301,7 +301,7 @@ impl ConnInfo {
         match val("sslcertmode") {
             "" | "disable" | "allow" => {}
             "require" => {
-                return Err(Error::Config(
+                return Err(Error::Unsupported(
                     "sslcertmode=require needs TLS, which this build does not support yet".into(),
                 ));
             }
@@ -310,7 +310,7 @@ impl ConnInfo {
         match val("gssencmode") {
             "" | "disable" | "prefer" => {}
             "require" => {
-                return Err(Error::Config(
+                return Err(Error::Unsupported(
                     "gssencmode value \"require\" invalid when GSSAPI support is not compiled in"
                         .into(),
                 ));
@@ -319,7 +319,7 @@ impl ConnInfo {
         }
         for key in ["require_auth", "requirepeer"] {
             if !val(key).is_empty() {
-                return Err(Error::Config(format!(
+                return Err(Error::Unsupported(format!(
                     "connection option \"{key}\" is not supported by this build"
                 )));
             }
@@ -327,7 +327,7 @@ impl ConnInfo {
         match val("replication").to_ascii_lowercase().as_str() {
             "" | "0" | "off" | "false" | "no" => {}
             _ => {
-                return Err(Error::Config(
+                return Err(Error::Unsupported(
                     "replication connections are not supported".into(),
                 ));
             }
