@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use barman_cloud::backup_catalog::TargetTimeline;
+use barman_cloud::backup_catalog::{KeepTarget, TargetTimeline};
 use barman_cloud::compression::{Compression, CompressionLevel};
 use barman_cloud::retention::RetentionPolicy;
 use barman_cloud::storage::{
@@ -32,8 +32,8 @@ pub struct Common {
     #[arg(short = 't', long)]
     pub test: bool,
     /// The cloud provider to use as a storage backend (file:// URLs always use a local directory)
-    #[arg(long, value_parser = ["aws-s3", "azure-blob-storage", "google-cloud-storage"], default_value = "aws-s3")]
-    pub cloud_provider: String,
+    #[arg(long, value_parser = choice(PROVIDERS), default_value = "aws-s3")]
+    pub cloud_provider: Provider,
     /// Override default S3 endpoint URL with the given one
     #[arg(long)]
     pub endpoint_url: Option<String>,
@@ -47,17 +47,61 @@ pub struct Common {
     #[arg(long, value_parser = parse_python_int, allow_negative_numbers = true)]
     pub read_timeout: Option<i64>,
     /// S3 addressing style
-    #[arg(long, value_parser = ["auto", "virtual", "path"])]
-    pub addressing_style: Option<String>,
+    #[arg(long, value_parser = choice(ADDRESSING_STYLES))]
+    pub addressing_style: Option<AddressingStyle>,
     /// Optionally specify the type of credential to use when authenticating with Azure
-    #[arg(long = "azure-credential", aliases = ["credential", "default"], value_parser = ["azure-cli", "managed-identity", "default"])]
-    pub azure_credential: Option<String>,
+    #[arg(long = "azure-credential", aliases = ["credential", "default"], value_parser = choice(AZURE_CREDENTIALS))]
+    pub azure_credential: Option<AzureCredentialKind>,
+}
+
+/// The names argparse accepts for an option with `choices`, and what each means.
+type Choices<T> = &'static [(&'static str, T)];
+
+const PROVIDERS: Choices<Provider> = &[
+    ("aws-s3", Provider::AwsS3),
+    ("azure-blob-storage", Provider::AzureBlobStorage),
+    ("google-cloud-storage", Provider::GoogleCloudStorage),
+];
+const ADDRESSING_STYLES: Choices<AddressingStyle> = &[
+    ("auto", AddressingStyle::Auto),
+    ("virtual", AddressingStyle::Virtual),
+    ("path", AddressingStyle::Path),
+];
+const AZURE_CREDENTIALS: Choices<AzureCredentialKind> = &[
+    ("azure-cli", AzureCredentialKind::AzureCli),
+    ("managed-identity", AzureCredentialKind::ManagedIdentity),
+    ("default", AzureCredentialKind::Default),
+];
+const S3_ENCRYPTIONS: Choices<S3Encryption> = &[
+    ("AES256", S3Encryption::Aes256),
+    ("aws:kms", S3Encryption::AwsKms),
+];
+const KEEP_TARGETS: Choices<KeepTarget> = &[
+    ("full", KeepTarget::Full),
+    ("standalone", KeepTarget::Standalone),
+];
+
+/// A value parser that accepts exactly `choices` (listed in help and errors, as argparse
+/// lists them) and gives the library's value for the name.
+fn choice<T: Clone + Send + Sync + 'static>(
+    choices: Choices<T>,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(choices.iter().map(|(name, _)| *name)).map(
+        move |name| {
+            choices
+                .iter()
+                .find(|(known, _)| *known == name)
+                .map(|(_, value)| value.clone())
+                .expect("the parser accepted only these names")
+        },
+    )
 }
 
 impl Common {
     pub fn storage_options(&self) -> StorageOptions {
         StorageOptions {
-            cloud_provider: Provider::parse(&self.cloud_provider),
+            cloud_provider: Some(self.cloud_provider),
             endpoint_url: self.endpoint_url.clone(),
             aws_profile: self.aws_profile.clone(),
             aws_irsa: self.aws_irsa,
@@ -66,17 +110,8 @@ impl Common {
             read_timeout_secs: self
                 .read_timeout
                 .map(|t| t.clamp(1, MAX_READ_TIMEOUT_SECS) as u64),
-            addressing_style: match self.addressing_style.as_deref() {
-                Some("virtual") => AddressingStyle::Virtual,
-                Some("path") => AddressingStyle::Path,
-                _ => AddressingStyle::Auto,
-            },
-            azure_credential: match self.azure_credential.as_deref() {
-                Some("azure-cli") => Some(AzureCredentialKind::AzureCli),
-                Some("managed-identity") => Some(AzureCredentialKind::ManagedIdentity),
-                Some("default") => Some(AzureCredentialKind::Default),
-                _ => None,
-            },
+            addressing_style: self.addressing_style.unwrap_or_default(),
+            azure_credential: self.azure_credential,
             ..StorageOptions::default()
         }
     }
@@ -86,8 +121,8 @@ impl Common {
 #[derive(Args, Debug)]
 pub struct Encryption {
     /// The encryption algorithm used when storing the uploaded data in S3
-    #[arg(short = 'e', long, value_parser = ["AES256", "aws:kms"])]
-    pub encryption: Option<String>,
+    #[arg(short = 'e', long, value_parser = choice(S3_ENCRYPTIONS))]
+    pub encryption: Option<S3Encryption>,
     /// The AWS KMS key ID that should be used for encrypting the uploaded data in S3
     #[arg(long)]
     pub sse_kms_key_id: Option<String>,
@@ -101,11 +136,7 @@ pub struct Encryption {
 
 impl Encryption {
     pub fn apply(&self, options: &mut StorageOptions) {
-        options.s3_encryption = match self.encryption.as_deref() {
-            Some("AES256") => Some(S3Encryption::Aes256),
-            Some("aws:kms") => Some(S3Encryption::AwsKms),
-            _ => None,
-        };
+        options.s3_encryption = self.encryption;
         options.sse_kms_key_id = self.sse_kms_key_id.clone();
         options.encryption_scope = self.encryption_scope.clone();
         options.kms_key_name = self.kms_key_name.clone();
@@ -628,8 +659,8 @@ pub struct BackupKeepArgs {
     #[arg(short = 's', long)]
     pub status: bool,
     /// Specify the recovery target for this backup
-    #[arg(long, value_parser = ["full", "standalone"])]
-    pub target: Option<String>,
+    #[arg(long, value_parser = choice(KEEP_TARGETS))]
+    pub target: Option<KeepTarget>,
     /// SSE-C key for S3, as file:///path to a file holding the base64 of a 32-byte key
     #[arg(long)]
     pub sse_customer_key: Option<String>,

@@ -280,10 +280,7 @@ pub async fn backup_keep(args: BackupKeepArgs) -> Result<()> {
             _ => Stdout::print("Keep: nokeep\n"),
         }
     } else {
-        let target = match args.target.as_deref() {
-            Some("standalone") => KeepTarget::Standalone,
-            _ => KeepTarget::Full,
-        };
+        let target = args.target.unwrap_or(KeepTarget::Full);
         add_keep(&store, &backup_id, target).await
     }
 }
