@@ -643,3 +643,125 @@ fn sync_tree(root: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::BackupInfo;
+    use crate::catalog::manifest::{Digest256, IntegrityManifest};
+    use crate::catalog_store::{BucketCatalog, CatalogStore};
+    use crate::storage::in_memory;
+
+    const ID: &str = "20261129T000000";
+
+    /// A tar of `members` (name, content), with its end-of-archive marker.
+    fn tar_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, content) in members {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(content.len() as u64);
+            header.set_mode(0o600);
+            header.set_cksum();
+            builder.append_data(&mut header, name, *content).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    /// A DONE backup whose data archive is split in two objects, with its manifest.
+    async fn backup_in(storage: &CloudStorage) {
+        let store = BucketCatalog::new(storage, "srv");
+        let layout = store.layout();
+        let label = b"START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n";
+        // Each object of a split archive is a whole tar of its own.
+        let first = tar_of(&[("PG_VERSION", b"15\n"), ("base/1/1259", &[7u8; 3000])]);
+        let second = tar_of(&[("global/pg_control", b"control"), ("backup_label", label)]);
+        let mut manifest = IntegrityManifest::default();
+        for (name, data) in [("data.tar", &first), ("data_0001.tar", &second)] {
+            let key = layout.backup_object(ID, name);
+            storage.put(&key, data.clone().into(), &[]).await.unwrap();
+            manifest.insert(name, Digest256::of(data));
+        }
+        manifest.insert(
+            crate::catalog::manifest::BACKUP_LABEL_ENTRY,
+            Digest256::of(label),
+        );
+        let text = manifest.render();
+        storage
+            .put(&layout.manifest(ID), text.into_bytes().into(), &[])
+            .await
+            .unwrap();
+        let info = BackupInfo {
+            backup_id: Some(ID.into()),
+            status: Some(BackupStatus::Done),
+            version: Some(150000),
+            ..Default::default()
+        };
+        let text = info.to_file_text().unwrap();
+        store.write_backup_info(ID, text.into(), &[]).await.unwrap();
+    }
+
+    fn request(destination: &Path) -> RestoreRequest {
+        RestoreRequest {
+            server_name: "srv".into(),
+            backup_id: ID.into(),
+            destination: destination.to_path_buf(),
+            relocations: Vec::new(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_split_backup_restores_whole_from_an_in_memory_store() {
+        let storage = in_memory("s3://bucket/pg");
+        backup_in(&storage).await;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("pgdata");
+        restore_backup(&storage, &request(&target)).await.unwrap();
+        assert_eq!(std::fs::read(target.join("PG_VERSION")).unwrap(), b"15\n");
+        assert_eq!(
+            std::fs::read(target.join("base/1/1259")).unwrap(),
+            [7u8; 3000]
+        );
+        assert_eq!(
+            std::fs::read(target.join("global/pg_control")).unwrap(),
+            b"control"
+        );
+        assert!(target.join("pg_wal").is_dir(), "the WAL directory is made");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_damaged_or_incomplete_backup_is_refused() {
+        let storage = in_memory("s3://bucket/pg");
+        backup_in(&storage).await;
+        let layout = ServerLayout::new(&storage, "srv");
+        let dir = tempfile::tempdir().unwrap();
+
+        // One flipped byte in the second part: the manifest's digest catches it.
+        let key = layout.backup_object(ID, "data_0001.tar");
+        let mut damaged = storage.get(&key).await.unwrap().to_vec();
+        damaged[600] ^= 1;
+        storage.put(&key, damaged.into(), &[]).await.unwrap();
+        let error = restore_backup(&storage, &request(&dir.path().join("a")))
+            .await
+            .unwrap_err();
+        assert!(matches!(error.root(), Error::Corrupt(_)), "{error:?}");
+
+        // A missing part: refused before anything is written.
+        storage
+            .delete_objects(&[key], 1, 1)
+            .await
+            .into_result()
+            .unwrap();
+        let target = dir.path().join("b");
+        let error = restore_backup(&storage, &request(&target))
+            .await
+            .unwrap_err();
+        assert!(matches!(error.root(), Error::Corrupt(_)), "{error:?}");
+        assert!(!target.join("PG_VERSION").exists());
+
+        // An unknown backup.
+        let mut other = request(&dir.path().join("c"));
+        other.backup_id = "20200101T000000".into();
+        let error = restore_backup(&storage, &other).await.unwrap_err();
+        assert!(matches!(error, Error::Missing(_)), "{error:?}");
+    }
+}
