@@ -147,11 +147,7 @@ pub async fn backup_list(args: BackupListArgs) -> Result<()> {
             .iter()
             .map(|info| ListEntry {
                 info,
-                keep_target: info
-                    .backup_id
-                    .as_ref()
-                    .and_then(|id| keeps.get(id))
-                    .map(String::as_str),
+                keep_target: info.backup_id.as_ref().and_then(|id| keeps.text(id)),
             })
             .collect();
         backup_list_console(&entries)?
@@ -274,8 +270,9 @@ pub async fn backup_keep(args: BackupKeepArgs) -> Result<()> {
         store.remove_keep(&backup_id).await
     } else if args.status {
         // As Barman: all the annotations are read (so a missing bucket is an error).
-        let target = store.keep_annotations().await?.remove(&backup_id);
-        match target.as_deref() {
+        let keeps = store.keep_annotations().await?;
+        let target = keeps.text(&backup_id);
+        match target {
             Some(text) if !text.is_empty() => Stdout::print(&format!("Keep: {text}\n")),
             _ => Stdout::print("Keep: nokeep\n"),
         }

@@ -419,10 +419,7 @@ mod tests {
                 .contains("has status FAILED")
         );
         let keeps = store.keep_annotations().await.unwrap();
-        assert_eq!(
-            keeps.get("20250101T000000").map(String::as_str),
-            Some("standalone")
-        );
+        assert_eq!(keeps.text("20250101T000000"), Some("standalone"));
         store.remove_keep("20250101T000000").await.unwrap();
         store.remove_keep("20250101T000000").await.unwrap();
         assert!(store.keep_annotations().await.unwrap().is_empty());

@@ -9,12 +9,10 @@
 //! snapshots plus a `backup_label` object) is said by its backup.info (`snapshots_info`),
 //! not by the store.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::catalog::keep_target_from_annotation;
+use crate::catalog::{KeepAnnotations, keep_target_from_annotation};
 use crate::error::{Error, Result};
 use crate::layout::{ServerLayout, keep_annotation_backup};
 use crate::storage::{CloudStorage, ObjectInfo, Provider};
@@ -63,9 +61,8 @@ pub trait CatalogStore {
         tags: &[(String, String)],
     ) -> Result<()>;
 
-    /// Every keep annotation: backup ID → its target as Barman reads it (an empty
-    /// annotation is `""`: it blocks deletion by ID but keeps nothing).
-    async fn keep_annotations(&self) -> Result<BTreeMap<String, String>>;
+    /// Every keep annotation, as Barman reads them.
+    async fn keep_annotations(&self) -> Result<KeepAnnotations>;
 
     async fn write_keep(&self, backup_id: &str, target: KeepTarget) -> Result<()>;
 
@@ -105,7 +102,7 @@ impl<'a> BucketCatalog<'a> {
     pub async fn keep_annotations_in(
         &self,
         base_listing: &[ObjectInfo],
-    ) -> Result<BTreeMap<String, String>> {
+    ) -> Result<KeepAnnotations> {
         let storage = self.storage;
         let annotations = base_listing
             .iter()
@@ -169,7 +166,7 @@ impl CatalogStore for BucketCatalog<'_> {
         self.storage.verify_size(&key, size).await
     }
 
-    async fn keep_annotations(&self) -> Result<BTreeMap<String, String>> {
+    async fn keep_annotations(&self) -> Result<KeepAnnotations> {
         let listing = self.storage.list_tree(&self.layout.base()).await?;
         self.keep_annotations_in(&listing).await
     }

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::catalog::{BackupInfo, BackupStatus, Timestamp};
+use crate::catalog::{BackupInfo, BackupStatus, Keep, KeepAnnotations, Timestamp};
 use crate::error::{Error, Result};
 
 /// The keep annotation text that protects only what one backup needs to be consistent.
@@ -118,12 +118,12 @@ impl RetentionPolicy {
     }
 
     /// The report: every backup of `backups` (any order) with its retention status.
-    /// `keep_targets` maps backup IDs to their keep annotation's text; `now` is the
+    /// `keeps` are the backups' keep annotations; `now` is the
     /// current time (the recovery window ends there).
     pub fn report(
         &self,
         backups: &[BackupInfo],
-        keep_targets: &BTreeMap<String, String>,
+        keeps: &KeepAnnotations,
         minimum_redundancy: u64,
         now: Timestamp,
     ) -> Result<BTreeMap<String, RetentionStatus>> {
@@ -141,10 +141,10 @@ impl RetentionPolicy {
                     .into(),
             ));
         }
-        let keep_status = |id: &str| match keep_targets.get(id).map(String::as_str) {
-            Some(KEEP_STANDALONE) => Some(RetentionStatus::KeepStandalone),
-            Some(text) if !text.is_empty() => Some(RetentionStatus::KeepFull),
-            _ => None,
+        let keep_status = |id: &str| match keeps.keep(id) {
+            Some(Keep::Standalone) => Some(RetentionStatus::KeepStandalone),
+            Some(Keep::Full) => Some(RetentionStatus::KeepFull),
+            None => None,
         };
         // Only DONE backups are judged; incremental ones (with a parent) are not listed.
         let mut report = BTreeMap::new();
@@ -366,10 +366,12 @@ mod tests {
                 "2025-01-06T01:00:00Z",
             ),
         ];
-        let keeps = BTreeMap::from([
+        let keeps: KeepAnnotations = [
             ("20250104T000000".to_string(), "standalone".to_string()),
             ("20250101T000000".to_string(), "full".to_string()),
-        ]);
+        ]
+        .into_iter()
+        .collect();
         let report = RetentionPolicy::Redundancy(2)
             .report(&backups, &keeps, 0, ts("2025-02-01T00:00:00Z"))
             .unwrap();
@@ -387,7 +389,7 @@ mod tests {
         );
         // Minimum redundancy raises the policy.
         let report = RetentionPolicy::Redundancy(1)
-            .report(&backups, &BTreeMap::new(), 3, ts("2025-02-01T00:00:00Z"))
+            .report(&backups, &KeepAnnotations::default(), 3, ts("2025-02-01T00:00:00Z"))
             .unwrap();
         assert_eq!(report["20250102T000000"], RetentionStatus::Valid);
         assert_eq!(report["20250101T000000"], RetentionStatus::Obsolete);
@@ -418,7 +420,9 @@ mod tests {
             ),
         ];
         let now = ts("2025-01-31T00:00:00Z");
-        let keeps = BTreeMap::from([("20250101T000000".to_string(), String::new())]);
+        let keeps: KeepAnnotations = [("20250101T000000".to_string(), String::new())]
+            .into_iter()
+            .collect();
         let report = RetentionPolicy::RecoveryWindow(7, WindowUnit::Days)
             .report(&backups, &keeps, 0, now)
             .unwrap();
@@ -426,13 +430,13 @@ mod tests {
         // An empty keep annotation is no keep for retention.
         assert_eq!(got, ["OBSOLETE", "OBSOLETE", "VALID", "VALID"]);
         let report = RetentionPolicy::RecoveryWindow(7, WindowUnit::Days)
-            .report(&backups, &BTreeMap::new(), 3, now)
+            .report(&backups, &KeepAnnotations::default(), 3, now)
             .unwrap();
         let got: Vec<&str> = report.values().map(|s| s.as_str()).collect();
         assert_eq!(got, ["OBSOLETE", "OBSOLETE*", "VALID", "VALID"]);
         // A month is 31 days.
         let report = RetentionPolicy::RecoveryWindow(1, WindowUnit::Months)
-            .report(&backups, &BTreeMap::new(), 0, ts("2025-02-01T00:30:00Z"))
+            .report(&backups, &KeepAnnotations::default(), 0, ts("2025-02-01T00:30:00Z"))
             .unwrap();
         assert_eq!(report["20250101T000000"], RetentionStatus::Valid);
     }
@@ -453,7 +457,7 @@ mod tests {
         ];
         let now = ts("2025-01-31T00:00:00Z");
         let report = |n, unit, backups: &[BackupInfo]| {
-            RetentionPolicy::RecoveryWindow(n, unit).report(backups, &BTreeMap::new(), 0, now)
+            RetentionPolicy::RecoveryWindow(n, unit).report(backups, &KeepAnnotations::default(), 0, now)
         };
         // Reaching back to year 876: everything is inside.
         let kept = report(60_000, WindowUnit::Weeks, &backups).unwrap();

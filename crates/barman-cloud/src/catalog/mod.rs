@@ -22,7 +22,7 @@ pub mod timestamp;
 
 pub use backup_info::{BackupInfo, BackupStatus, Field, Tablespace};
 pub use error::CatalogError;
-pub use keep::keep_target_from_annotation;
+pub use keep::{Keep, KeepAnnotations, keep_target_from_annotation};
 pub use pyliteral::{PyDict, PyValue};
 pub use render::{
     ListEntry, backup_list_console, backup_list_json, backup_show_console, backup_show_json,

@@ -97,13 +97,13 @@ pub async fn plan_deletion(
     }
     let layout = ServerLayout::new(storage, server);
     let base_listing = storage.list_tree(&layout.base()).await?;
-    let keep_targets = store.keep_annotations_in(&base_listing).await?;
+    let keeps = store.keep_annotations_in(&base_listing).await?;
     let now: Timestamp = chrono::Local::now().fixed_offset();
     let (doomed, skip_if_standalone) = plan::backups_to_delete(
         &catalog,
         server,
         &request.target,
-        &keep_targets,
+        &keeps,
         request.minimum_redundancy,
         now,
     )?;
@@ -113,7 +113,7 @@ pub async fn plan_deletion(
         layout: &layout,
         backups: &catalog.backups,
         base_listing: &base_listing,
-        keep_targets: &keep_targets,
+        keeps: &keeps,
         fresh: &fresh,
     };
     let (steps, warnings) = plan::plan_backups(&survey, &doomed, skip_if_standalone)?;

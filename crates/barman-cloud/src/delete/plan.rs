@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::wal_cleanup::{self, CleanupScope};
 use super::{DeleteTarget, is_interrupted_deletion};
 use crate::backup_catalog::BackupCatalog;
-use crate::catalog::{BackupInfo, BackupStatus, Timestamp};
+use crate::catalog::{BackupInfo, BackupStatus, KeepAnnotations, Timestamp};
 use crate::error::{Error, Result};
 use crate::layout::{BACKUP_INFO, ServerLayout, backup_archives, manifest_backup};
 use crate::retention::RetentionStatus;
@@ -86,14 +86,14 @@ pub fn backups_to_delete(
     catalog: &BackupCatalog,
     server: &str,
     target: &DeleteTarget,
-    keep_targets: &BTreeMap<String, String>,
+    keeps: &KeepAnnotations,
     minimum_redundancy: u64,
     now: Timestamp,
 ) -> Result<(Vec<String>, bool)> {
     match target {
         DeleteTarget::Backup(text) => {
             let id = catalog.resolve(text, server)?;
-            if keep_targets.contains_key(&id) {
+            if keeps.blocks_deletion(&id) {
                 return Err(Error::Refused(format!(
                     "Skipping delete of backup {id} for server {server} as it has a current \
                      keep request. If you really want to delete this backup please remove the \
@@ -115,7 +115,7 @@ pub fn backups_to_delete(
             Ok((vec![id], true))
         }
         DeleteTarget::Policy(policy) => {
-            let report = policy.report(&catalog.backups, keep_targets, minimum_redundancy, now)?;
+            let report = policy.report(&catalog.backups, keeps, minimum_redundancy, now)?;
             let mut doomed: Vec<String> = report
                 .iter()
                 .filter(|(_, status)| **status == RetentionStatus::Obsolete)
@@ -164,7 +164,7 @@ pub struct Survey<'a> {
     pub backups: &'a [BackupInfo],
     /// Every object below `base/`.
     pub base_listing: &'a [ObjectInfo],
-    pub keep_targets: &'a BTreeMap<String, String>,
+    pub keeps: &'a KeepAnnotations,
     /// backup.info of each backup to delete, read afresh; `None` when it has none.
     pub fresh: &'a BTreeMap<String, Option<Bytes>>,
 }
@@ -220,7 +220,7 @@ pub fn plan_backups(
         let scope = wal_cleanup::cleanup_scope(
             &info,
             &catalog,
-            survey.keep_targets,
+            survey.keeps,
             skip_wal_cleanup_if_standalone,
         )?;
         catalog.retain(|b| b.backup_id.as_deref() != Some(id.as_str()));

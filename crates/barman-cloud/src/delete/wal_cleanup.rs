@@ -6,11 +6,10 @@
 //! begin..end range), only on the timeline of the next backup, and only names that sort
 //! before the next backup's first WAL (plain string comparison). History files stay.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use crate::catalog::{BackupInfo, BackupStatus};
+use crate::catalog::{BackupInfo, BackupStatus, Keep, KeepAnnotations};
 use crate::error::{Error, Result};
-use crate::retention::KEEP_STANDALONE;
 use crate::wal::{WalCatalog, WalKind, WalName};
 
 /// What the deletion of one backup allows to remove.
@@ -40,7 +39,7 @@ fn is_copy_done(backup: &BackupInfo) -> bool {
 pub fn cleanup_scope(
     deleted: &BackupInfo,
     catalog: &[BackupInfo],
-    keep_targets: &BTreeMap<String, String>,
+    keeps: &KeepAnnotations,
     skip_if_standalone: bool,
 ) -> Result<Option<CleanupScope>> {
     let deleted_id = deleted.backup_id.as_deref().unwrap_or_default();
@@ -52,7 +51,7 @@ pub fn cleanup_scope(
     let mut protected_ranges = Vec::new();
     for previous in catalog[..position].iter().rev().filter(|b| is_copy_done(b)) {
         let id = previous.backup_id.as_deref().unwrap_or_default();
-        if keep_targets.get(id).map(String::as_str) != Some(KEEP_STANDALONE) || skip_if_standalone {
+        if keeps.keep(id) != Some(Keep::Standalone) || skip_if_standalone {
             return Ok(None);
         }
         protected_ranges.push((
@@ -244,7 +243,7 @@ mod tests {
     #[test]
     fn no_cleanup_while_an_older_backup_needs_the_wal() {
         let catalog = chain();
-        let keeps = BTreeMap::new();
+        let keeps = KeepAnnotations::default();
         assert_eq!(
             cleanup_scope(&catalog[2], &catalog, &keeps, true).unwrap(),
             None
@@ -260,7 +259,9 @@ mod tests {
     #[test]
     fn standalone_backups_protect_their_range_in_retention_runs_only() {
         let catalog = chain();
-        let keeps = BTreeMap::from([("20250101T000000".to_string(), "standalone".to_string())]);
+        let keeps: KeepAnnotations = [("20250101T000000".to_string(), "standalone".to_string())]
+            .into_iter()
+            .collect();
         assert_eq!(
             cleanup_scope(&catalog[2], &catalog, &keeps, true).unwrap(),
             None
@@ -328,7 +329,7 @@ mod tests {
                 &wal(2, 9),
             ),
         ];
-        let scope = cleanup_scope(&catalog[0], &catalog, &BTreeMap::new(), true)
+        let scope = cleanup_scope(&catalog[0], &catalog, &KeepAnnotations::default(), true)
             .unwrap()
             .unwrap();
         assert_eq!(scope.protected_timelines, BTreeSet::from([1]));
@@ -347,7 +348,7 @@ mod tests {
         failed.begin_wal = None;
         failed.timeline = None;
         let catalog = vec![failed.clone()];
-        let scope = cleanup_scope(&failed, &catalog, &BTreeMap::new(), true)
+        let scope = cleanup_scope(&failed, &catalog, &KeepAnnotations::default(), true)
             .unwrap()
             .unwrap();
         assert!(
