@@ -389,7 +389,12 @@ mod tests {
         );
         // Minimum redundancy raises the policy.
         let report = RetentionPolicy::Redundancy(1)
-            .report(&backups, &KeepAnnotations::default(), 3, ts("2025-02-01T00:00:00Z"))
+            .report(
+                &backups,
+                &KeepAnnotations::default(),
+                3,
+                ts("2025-02-01T00:00:00Z"),
+            )
             .unwrap();
         assert_eq!(report["20250102T000000"], RetentionStatus::Valid);
         assert_eq!(report["20250101T000000"], RetentionStatus::Obsolete);
@@ -436,7 +441,12 @@ mod tests {
         assert_eq!(got, ["OBSOLETE", "OBSOLETE*", "VALID", "VALID"]);
         // A month is 31 days.
         let report = RetentionPolicy::RecoveryWindow(1, WindowUnit::Months)
-            .report(&backups, &KeepAnnotations::default(), 0, ts("2025-02-01T00:30:00Z"))
+            .report(
+                &backups,
+                &KeepAnnotations::default(),
+                0,
+                ts("2025-02-01T00:30:00Z"),
+            )
             .unwrap();
         assert_eq!(report["20250101T000000"], RetentionStatus::Valid);
     }
@@ -457,7 +467,12 @@ mod tests {
         ];
         let now = ts("2025-01-31T00:00:00Z");
         let report = |n, unit, backups: &[BackupInfo]| {
-            RetentionPolicy::RecoveryWindow(n, unit).report(backups, &KeepAnnotations::default(), 0, now)
+            RetentionPolicy::RecoveryWindow(n, unit).report(
+                backups,
+                &KeepAnnotations::default(),
+                0,
+                now,
+            )
         };
         // Reaching back to year 876: everything is inside.
         let kept = report(60_000, WindowUnit::Weeks, &backups).unwrap();
