@@ -150,7 +150,8 @@ pub async fn plan_deletion(
     Ok(plan)
 }
 
-/// Carries out `plan` (see [`execute`]).
+/// Carries out `plan`: lock check, deletion mark, archives and manifest, backup.info, then
+/// the WAL the step freed, one backup after the other.
 pub async fn execute_deletion(
     storage: &CloudStorage,
     request: &DeleteRequest,
