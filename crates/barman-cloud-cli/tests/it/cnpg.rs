@@ -65,7 +65,7 @@ fn bin_dir(tools: Tools) -> PathBuf {
                 let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cnpg/ours-bin");
                 let _ = std::fs::remove_dir_all(&dir);
                 std::fs::create_dir_all(&dir).unwrap();
-                for command in COMMANDS {
+                for command in commands() {
                     std::os::unix::fs::symlink(our_binary(), dir.join(command)).unwrap();
                 }
                 dir
@@ -74,17 +74,17 @@ fn bin_dir(tools: Tools) -> PathBuf {
     }
 }
 
-const COMMANDS: [&str; 9] = [
-    "barman-cloud-backup",
-    "barman-cloud-backup-delete",
-    "barman-cloud-backup-keep",
-    "barman-cloud-backup-list",
-    "barman-cloud-backup-show",
-    "barman-cloud-check-wal-archive",
-    "barman-cloud-restore",
-    "barman-cloud-wal-archive",
-    "barman-cloud-wal-restore",
-];
+/// The nine command names, as `barman-rs` lists them in its usage.
+fn commands() -> Vec<String> {
+    let usage = Command::new(our_binary()).output().unwrap();
+    let names: Vec<String> = String::from_utf8_lossy(&usage.stderr)
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("barman-cloud-"))
+        .map(|rest| format!("barman-cloud-{rest}"))
+        .collect();
+    assert_eq!(names.len(), 9, "{}", stderr(&usage));
+    names
+}
 
 fn path_with(dir: &Path) -> String {
     format!(
@@ -104,7 +104,8 @@ fn json(out: &Output, what: &str) -> Value {
 /// The Barman version every command reports, as the operator detects it.
 #[test]
 fn version_parses_as_barman_3_20_1() {
-    for command in COMMANDS {
+    for command in commands() {
+        let command = command.as_str();
         let mut answers = Vec::new();
         for tools in [Tools::Ours, Tools::Barman] {
             let out = Command::new(shim_binary())

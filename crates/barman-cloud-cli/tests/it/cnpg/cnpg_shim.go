@@ -297,31 +297,23 @@ func walArchive(c config, walName string) error {
 
 	walNames := append([]string{walName}, gatherReadyWALFiles(c.pgData, c.maxParallel, walName)...)
 	options := c.walArchiveOptions()
-	errs := make([]error, len(walNames))
-	var wait sync.WaitGroup
-	for i := range walNames {
-		wait.Add(1)
-		go func(i int) {
-			defer wait.Done()
-			args := append(append([]string{}, options...), walNames[i])
-			if r := c.run(env, "barman-cloud-wal-archive", args...); r.err != nil {
-				errs[i] = fmt.Errorf("unexpected failure invoking barman-cloud-wal-archive: %w", r.err)
-				return
+	errs := inParallel(len(walNames), func(i int) error {
+		args := append(append([]string{}, options...), walNames[i])
+		if r := c.run(env, "barman-cloud-wal-archive", args...); r.err != nil {
+			return fmt.Errorf("unexpected failure invoking barman-cloud-wal-archive: %w", r.err)
+		}
+		if err := os.Remove(flag); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		if i > 0 {
+			f, err := os.Create(path.Join(c.spool, path.Base(walNames[i])))
+			if err != nil {
+				return err
 			}
-			if err := os.Remove(flag); err != nil && !os.IsNotExist(err) {
-				errs[i] = err
-				return
-			}
-			if i > 0 {
-				if f, err := os.Create(path.Join(c.spool, path.Base(walNames[i]))); err != nil {
-					errs[i] = err
-				} else {
-					f.Close()
-				}
-			}
-		}(i)
-	}
-	wait.Wait()
+			f.Close()
+		}
+		return nil
+	})
 	// PostgreSQL hears only about the WAL it asked for; the others were an optimisation.
 	return errs[0]
 }
@@ -407,27 +399,35 @@ func walRestore(c config, walName, destination string) error {
 	if walSegmentRe.MatchString(walName) {
 		walNames = nextSegments(walName, c.maxParallel)
 	}
-	errs := make([]error, len(walNames))
+	errs := inParallel(len(walNames), func(i int) error {
+		if i == 0 {
+			return c.restoreOneWAL(walNames[i], destination)
+		}
+		// Prefetched segments land in a temporary name, made visible when whole.
+		temp := path.Join(c.spool, walNames[i]+".tmp")
+		if err := c.restoreOneWAL(walNames[i], temp); err != nil {
+			os.Remove(temp)
+			return err
+		}
+		return os.Rename(temp, path.Join(c.spool, walNames[i]))
+	})
+	return errs[0]
+}
+
+// inParallel runs work(0..n-1) in goroutines, as the library's ArchiveList and
+// RestoreList do, and returns each one's error.
+func inParallel(n int, work func(i int) error) []error {
+	errs := make([]error, n)
 	var wait sync.WaitGroup
-	for i := range walNames {
+	for i := 0; i < n; i++ {
 		wait.Add(1)
 		go func(i int) {
 			defer wait.Done()
-			if i == 0 {
-				errs[i] = c.restoreOneWAL(walNames[i], destination)
-				return
-			}
-			// Prefetched segments land in a temporary name, made visible when whole.
-			temp := path.Join(c.spool, walNames[i]+".tmp")
-			if errs[i] = c.restoreOneWAL(walNames[i], temp); errs[i] != nil {
-				os.Remove(temp)
-				return
-			}
-			errs[i] = os.Rename(temp, path.Join(c.spool, walNames[i]))
+			errs[i] = work(i)
 		}(i)
 	}
 	wait.Wait()
-	return errs[0]
+	return errs
 }
 
 // ---------------------------------------------------------------------------------------
