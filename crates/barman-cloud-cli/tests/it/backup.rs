@@ -17,10 +17,7 @@ fn state(cluster: &Cluster) -> (String, String) {
 }
 
 fn our_backup(dest: &Destination, cluster: &Cluster, options: &[&str]) -> Output {
-    let mut all: Vec<String> = cluster.backup_options();
-    all.extend(options.iter().map(|s| s.to_string()));
-    let all: Vec<&str> = all.iter().map(String::as_str).collect();
-    dest.ours_with("barman-cloud-backup", &all, &["srv"])
+    cluster.backup_with_ours(dest, "srv", options)
 }
 
 /// pgbench writing in the background for `seconds`.

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use barman_cloud::catalog::manifest::{
     BACKUP_LABEL_ENTRY, Digest256, IntegrityManifest, MANIFEST_NAME,
@@ -85,25 +85,9 @@ struct Stored {
 }
 
 fn inspect(dest: &Destination, id: &str) -> Stored {
-    let python = Path::new(&required_env("BARMAN_RS_TEST_BARMAN_BIN")).join("python");
-    let service = match dest.service {
-        Service::S3 => "s3",
-        Service::Azure => "azure",
-        Service::Gcs => "gcs",
-        Service::Local => panic!("object stores only"),
-    };
-    let mut cmd = Command::new(python);
-    cmd.arg("-c").arg(INSPECT_PY).args([
-        service,
-        &dest.bucket(),
-        &format!("pg/{SERVER}/base/{id}/"),
-    ]);
-    for (k, v) in &dest.env {
-        cmd.env(k, v);
-    }
-    if dest.service == Service::S3 {
-        cmd.env("S3_ENDPOINT", required_env("BARMAN_RS_TEST_S3_ENDPOINT"));
-    }
+    let prefix = format!("pg/{SERVER}/base/{id}/");
+    let mut cmd = dest.sdk_python(&["-c".as_ref(), INSPECT_PY.as_ref()]);
+    cmd.args([dest.bucket(), prefix]);
     let out = cmd.output().expect("run the inspection script");
     assert_success(&out, "downloading the backup's objects");
     let text = stdout(&out);
@@ -195,10 +179,7 @@ fn keys_of(dest: &Destination, id: &str) -> Vec<String> {
 /// Our barman-cloud-backup; returns the new backup's ID.
 fn our_backup(dest: &Destination, cluster: &Cluster, options: &[&str]) -> String {
     let before: Vec<String> = backup_ids(dest).into_iter().map(|(id, _)| id).collect();
-    let mut all = cluster.backup_options();
-    all.extend(options.iter().map(|s| s.to_string()));
-    let all: Vec<&str> = all.iter().map(String::as_str).collect();
-    let out = dest.ours_with("barman-cloud-backup", &all, &[SERVER]);
+    let out = cluster.backup_with_ours(dest, SERVER, options);
     assert_success(&out, &format!("our backup {options:?}"));
     let ids = backup_ids(dest);
     let (id, status) = ids

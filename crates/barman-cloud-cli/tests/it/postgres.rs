@@ -84,6 +84,20 @@ impl Cluster {
         ]
     }
 
+    /// Our barman-cloud-backup of this cluster to `dest` (server `server`), with `options`
+    /// after [`Self::backup_options`].
+    pub(crate) fn backup_with_ours(
+        &self,
+        dest: &Destination,
+        server: &str,
+        options: &[&str],
+    ) -> std::process::Output {
+        let mut all = self.backup_options();
+        all.extend(options.iter().map(|s| s.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        dest.ours_with("barman-cloud-backup", &all, &[server])
+    }
+
     pub(crate) fn initdb(tag: &str) -> Cluster {
         let root = temp_dir(tag);
         chown_postgres(root.path());

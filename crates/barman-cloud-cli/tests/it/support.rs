@@ -187,20 +187,24 @@ impl Destination {
     /// `python tests/it/<script> <service>` with the Python of Barman's virtualenv (its
     /// cloud SDKs) and this destination's connection environment.
     pub fn sdk_script(&self, script: &str) -> Command {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/it")
+            .join(script);
+        self.sdk_python(&[path.as_os_str()])
+    }
+
+    /// `python <program...> <service>` (a script path, or `-c CODE`) with the Python of
+    /// Barman's virtualenv and this destination's connection environment.
+    pub fn sdk_python(&self, program: &[&std::ffi::OsStr]) -> Command {
         let python = Path::new(&required_env("BARMAN_RS_TEST_BARMAN_BIN")).join("python");
         let service = match self.service {
             Service::S3 => "s3",
             Service::Azure => "azure",
             Service::Gcs => "gcs",
-            Service::Local => panic!("{script} is for object stores"),
+            Service::Local => panic!("{program:?} is for object stores"),
         };
         let mut cmd = Command::new(python);
-        cmd.arg(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/it")
-                .join(script),
-        )
-        .arg(service);
+        cmd.args(program).arg(service);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
