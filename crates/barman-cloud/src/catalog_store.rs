@@ -18,8 +18,8 @@ use crate::layout::{ServerLayout, keep_annotation_backup};
 use crate::storage::{CloudStorage, ObjectInfo, Provider};
 use crate::wal::{WalName, split_compression_suffix};
 
-/// How many objects are read at once.
-const PARALLEL_READS: usize = 16;
+/// How many catalog objects (backup.info files, keep annotations) are read at once.
+pub(crate) const PARALLEL_READS: usize = 16;
 
 /// The two keep targets Barman writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,26 +8,30 @@ mod select;
 pub use keep::add_keep;
 pub use select::{BackupSelector, RecoveryTarget, TargetTimeline};
 
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
 use futures::StreamExt;
 
 use crate::catalog::{BackupInfo, BackupStatus, CatalogError};
+use crate::catalog_store::PARALLEL_READS;
 pub use crate::catalog_store::{BucketCatalog, CatalogStore, KeepTarget};
 use crate::error::{Error, Result};
 pub use crate::layout::is_backup_id;
-
-/// How many backup.info objects are fetched at once.
-const PARALLEL_READS: usize = 16;
 
 pub struct BackupCatalog {
     /// Readable backups, in backup-ID (directory name) order.
     pub backups: Vec<BackupInfo>,
     /// Backup IDs whose backup.info exists but could not be read.
     pub unreadable: Vec<String>,
+    /// Each readable backup's backup.info as stored, by backup ID (a deletion puts it
+    /// back if nothing of the backup could be deleted).
+    pub stored: BTreeMap<String, Bytes>,
 }
 
 /// What reading one backup.info gave.
 enum Read {
-    Info(Box<BackupInfo>),
+    Info(Box<BackupInfo>, Bytes),
     /// A directory without backup.info: an upload in progress or a leftover, invisible.
     Missing,
     /// Stops the whole command.
@@ -46,7 +50,7 @@ impl BackupCatalog {
             .map(|id| async move {
                 let read = match store.read_backup_info(&id).await {
                     Ok(Some(bytes)) => match BackupInfo::load(&id, &bytes) {
-                        Ok(info) => Read::Info(Box::new(info)),
+                        Ok(info) => Read::Info(Box::new(info), bytes),
                         Err(e @ CatalogError::UnsupportedField(_)) => Read::Fatal(e.into()),
                         Err(e) => Read::Unreadable(e.into()),
                     },
@@ -62,10 +66,14 @@ impl BackupCatalog {
         let mut catalog = BackupCatalog {
             backups: Vec::new(),
             unreadable: Vec::new(),
+            stored: BTreeMap::new(),
         };
         for (id, read) in reads {
             match read {
-                Read::Info(info) => catalog.backups.push(*info),
+                Read::Info(info, bytes) => {
+                    catalog.backups.push(*info);
+                    catalog.stored.insert(id, bytes);
+                }
                 Read::Missing => {}
                 Read::Fatal(e) => return Err(e),
                 Read::Unreadable(e) => {

@@ -30,7 +30,7 @@ pub use plan::{BackupDeletion, BackupStep, DeletionPlan, WalCleanup, WalRemoval}
 use crate::backup_catalog::BackupCatalog;
 use crate::catalog::pyliteral::repr_str;
 use crate::catalog::{BackupInfo, BackupStatus, Timestamp};
-use crate::catalog_store::{BucketCatalog, CatalogStore};
+use crate::catalog_store::{BucketCatalog, CatalogStore, PARALLEL_READS};
 use crate::error::{Error, Result};
 use crate::layout::ServerLayout;
 use crate::retention::RetentionPolicy;
@@ -39,9 +39,6 @@ use crate::storage::{CloudStorage, Provider};
 /// The `error` of a backup.info whose deletion has started.
 pub const DELETION_MARKER: &str =
     "deletion in progress (barman-cloud-backup-delete was interrupted; run it again)";
-
-/// How many backup.info files of the backups to delete are read at once.
-const PARALLEL_READS: usize = 16;
 
 /// What to delete.
 #[derive(Debug, Clone)]
@@ -107,7 +104,18 @@ pub async fn plan_deletion(
         request.minimum_redundancy,
         now,
     )?;
-    let fresh = read_backup_infos(&store, &doomed).await?;
+    // The catalog was read just now: only a backup it does not hold is looked up.
+    let missing: Vec<String> = doomed
+        .iter()
+        .filter(|id| !catalog.stored.contains_key(*id))
+        .cloned()
+        .collect();
+    let mut fresh = read_backup_infos(&store, &missing).await?;
+    for id in &doomed {
+        if let Some(bytes) = catalog.stored.get(id) {
+            fresh.insert(id.clone(), Some(bytes.clone()));
+        }
+    }
     let survey = plan::Survey {
         server,
         layout: &layout,
@@ -169,7 +177,7 @@ pub async fn execute_deletion(
     execute::execute_deletion(storage, &layout, plan, options).await
 }
 
-/// The backup.info of each backup in `ids`, read afresh (`None` when it has none).
+/// The backup.info of each backup in `ids` (`None` when it has none).
 async fn read_backup_infos(
     store: &impl CatalogStore,
     ids: &[String],

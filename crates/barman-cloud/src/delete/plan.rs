@@ -165,7 +165,7 @@ pub struct Survey<'a> {
     /// Every object below `base/`.
     pub base_listing: &'a [ObjectInfo],
     pub keeps: &'a KeepAnnotations,
-    /// backup.info of each backup to delete, read afresh; `None` when it has none.
+    /// backup.info of each backup to delete, as stored; `None` when it has none.
     pub fresh: &'a BTreeMap<String, Option<Bytes>>,
 }
 

@@ -32,7 +32,7 @@ fn is_copy_done(backup: &BackupInfo) -> bool {
     )
 }
 
-/// Steps 1-3 of the cleanup for `deleted` (read afresh from storage) with the in-memory
+/// Steps 1-3 of the cleanup for `deleted` (its backup.info as stored) with the in-memory
 /// `catalog` (sorted by ID, still holding `deleted`). `None` means no WAL may go.
 /// `skip_if_standalone` is Barman's choice for deletions by ID: older backups that are all
 /// `standalone` still stop the cleanup.
