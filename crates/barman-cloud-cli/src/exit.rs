@@ -75,10 +75,12 @@ impl ExitRules {
             | Error::Corrupt(_)
             | Error::Conflict(_)
             | Error::Failed(_)
+            | Error::SnapshotLocked(_)
             | Error::Postgres(_) => FAILED,
             Error::Connectivity(_)
             | Error::BucketMissing(_)
             | Error::Config(_)
+            | Error::Provider(_)
             | Error::Unsupported(_)
             | Error::UnknownBackup(_)
             | Error::BadCatalog(_)

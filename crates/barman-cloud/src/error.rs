@@ -81,6 +81,16 @@ pub enum Error {
     #[error("{0}")]
     Failed(String),
 
+    /// A compute provider (EC2, Compute Engine, Azure Compute) answered with an error, or
+    /// its resources do not allow the operation: no such instance, a disk not attached or
+    /// not mounted, a snapshot that is not the backup's.
+    #[error("{0}")]
+    Provider(String),
+
+    /// A snapshot lock forbids deleting the snapshot now.
+    #[error("{0}")]
+    SnapshotLocked(String),
+
     /// PostgreSQL refused or lost the session, or a query failed.
     #[error("{0}")]
     Postgres(String),

@@ -28,6 +28,7 @@ pub mod layout;
 pub mod pg;
 pub mod restore;
 pub mod retention;
+pub mod snapshot;
 pub mod storage;
 pub mod stream;
 pub mod units;
