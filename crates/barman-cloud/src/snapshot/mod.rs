@@ -166,6 +166,21 @@ pub struct ProviderOptions {
     pub aws: aws::AwsSnapshotSettings,
 }
 
+/// Where the flows get providers from: [`ProviderOptions`] builds real ones; tests give
+/// fakes.
+#[async_trait]
+pub trait ProviderSource: Send + Sync {
+    /// The provider holding the snapshots `info` describes.
+    async fn for_backup(&self, info: &SnapshotsInfo) -> Result<Box<dyn SnapshotProvider>>;
+}
+
+#[async_trait]
+impl ProviderSource for ProviderOptions {
+    async fn for_backup(&self, info: &SnapshotsInfo) -> Result<Box<dyn SnapshotProvider>> {
+        provider_for_backup(info, self).await
+    }
+}
+
 /// The provider holding the snapshots of a backup: the cloud and its account-level fields
 /// come from `snapshots_info` (AWS: the region, unless `options` gives one), the rest from
 /// `options`.
