@@ -162,56 +162,19 @@ pub async fn take_backup(
     let backup_id = unused_backup_id(&storage, &request.server_name)
         .await
         .map_err(|e| Error::Failed(format!("Backup failed uploading data ({})", first_line(&e))))?;
-    let mut info = BackupInfo {
-        backup_id: Some(backup_id.clone()),
-        server_name: Some(CLOUD_SERVER_NAME.into()),
-        systemid: Some(session.system_identifier().await?),
-        ..Default::default()
-    };
-    let meta = session.metadata().await;
-    info.version = Some(session.server_version());
-    info.pgdata = meta.pgdata.clone();
-    info.xlog_segment_size = meta.xlog_segment_size;
-    info.config_file = meta.config_file.clone();
-    info.hba_file = meta.hba_file.clone();
-    info.ident_file = meta.ident_file.clone();
-    info.included_files = meta.included_files.clone();
-    info.data_checksums = meta.data_checksums.clone();
-    info.summarize_wal = meta.summarize_wal.clone();
-    info.cluster_size = meta.cluster_size;
+    let mut info = server_info(&session, &backup_id, CLOUD_SERVER_NAME).await?;
     progress.total.store(
-        meta.cluster_size.unwrap_or(0).max(0) as u64,
+        info.cluster_size.unwrap_or(0).max(0) as u64,
         Ordering::Relaxed,
     );
-    info.tablespaces = (!meta.tablespaces.is_empty()).then(|| {
-        meta.tablespaces
-            .iter()
-            .map(|(name, oid, location)| Tablespace {
-                name: name.clone(),
-                oid: *oid,
-                location: location.clone(),
-            })
-            .collect()
-    });
     let pgdata = info
         .pgdata
         .clone()
         .ok_or_else(|| Error::Postgres("cannot read data_directory from PostgreSQL".into()))?;
-    let segment_size = info.xlog_segment_size.unwrap_or(16 << 20);
 
     tracing::info!("Starting backup '{backup_id}'");
     let label = format!("Barman backup {CLOUD_SERVER_NAME} {backup_id}");
-    let start = session
-        .start_backup(&label, request.immediate_checkpoint)
-        .await?;
-    info.status = Some(BackupStatus::Started);
-    info.begin_time = Some(parse_pg_time(&start.timestamp)?);
-    info.timeline = Some(start.timeline);
-    if let Some((wal, offset)) = wal_position(&start.lsn, start.timeline, segment_size) {
-        info.begin_wal = Some(wal);
-        info.begin_offset = Some(offset);
-    }
-    info.begin_xlog = Some(start.lsn.clone());
+    start_backup_mode(&session, &mut info, &label, request.immediate_checkpoint).await?;
 
     let catalog = BucketCatalog::new(&storage, &request.server_name);
     let outcome = async {
@@ -282,6 +245,86 @@ pub async fn take_backup(
             )))
         }
     }
+}
+
+/// A new backup.info for `backup_id` with what PostgreSQL tells about the server: system
+/// identifier, version, data directory, configuration files, tablespaces.
+async fn server_info(
+    session: &PgSession,
+    backup_id: &str,
+    server_name: &str,
+) -> Result<BackupInfo> {
+    let mut info = BackupInfo {
+        backup_id: Some(backup_id.to_string()),
+        server_name: Some(server_name.into()),
+        systemid: Some(session.system_identifier().await?),
+        ..Default::default()
+    };
+    let meta = session.metadata().await;
+    info.version = Some(session.server_version());
+    info.pgdata = meta.pgdata.clone();
+    info.xlog_segment_size = meta.xlog_segment_size;
+    info.config_file = meta.config_file.clone();
+    info.hba_file = meta.hba_file.clone();
+    info.ident_file = meta.ident_file.clone();
+    info.included_files = meta.included_files.clone();
+    info.data_checksums = meta.data_checksums.clone();
+    info.summarize_wal = meta.summarize_wal.clone();
+    info.cluster_size = meta.cluster_size;
+    info.tablespaces = (!meta.tablespaces.is_empty()).then(|| {
+        meta.tablespaces
+            .iter()
+            .map(|(name, oid, location)| Tablespace {
+                name: name.clone(),
+                oid: *oid,
+                location: location.clone(),
+            })
+            .collect()
+    });
+    Ok(info)
+}
+
+/// Starts PostgreSQL's non-exclusive backup mode and records where it began; the backup is
+/// then STARTED.
+async fn start_backup_mode(
+    session: &PgSession,
+    info: &mut BackupInfo,
+    label: &str,
+    immediate_checkpoint: bool,
+) -> Result<()> {
+    let segment_size = info.xlog_segment_size.unwrap_or(16 << 20);
+    let start = session.start_backup(label, immediate_checkpoint).await?;
+    info.status = Some(BackupStatus::Started);
+    info.begin_time = Some(parse_pg_time(&start.timestamp)?);
+    info.timeline = Some(start.timeline);
+    if let Some((wal, offset)) = wal_position(&start.lsn, start.timeline, segment_size) {
+        info.begin_wal = Some(wal);
+        info.begin_offset = Some(offset);
+    }
+    info.begin_xlog = Some(start.lsn.clone());
+    Ok(())
+}
+
+/// Ends backup mode, records where it ended, switches WAL and creates the restore point
+/// `barman_<id>`, as Barman does; returns the backup label.
+async fn stop_backup_mode(session: &PgSession, info: &mut BackupInfo) -> Result<String> {
+    let stop = session.stop_backup().await?;
+    let segment_size = info.xlog_segment_size.unwrap_or(16 << 20);
+    info.end_time = Some(parse_pg_time(&stop.timestamp)?);
+    if let Some((wal, offset)) = wal_position(&stop.lsn, stop.timeline, segment_size) {
+        info.end_wal = Some(wal);
+        info.end_offset = Some(offset);
+    }
+    info.end_xlog = Some(stop.lsn.clone());
+    info.backup_label = Some(stop.backup_label.clone());
+    session.switch_wal().await?;
+    session
+        .create_restore_point(&format!(
+            "barman_{}",
+            info.backup_id.as_deref().unwrap_or_default()
+        ))
+        .await;
+    Ok(stop.backup_label)
 }
 
 /// A backup ID no backup of this server uses yet: Barman would silently mix two backups
@@ -378,23 +421,7 @@ async fn copy_and_stop(
             "Stopping backup '{}'",
             info.backup_id.as_deref().unwrap_or_default()
         );
-        let stop = session.stop_backup().await?;
-        let segment_size = info.xlog_segment_size.unwrap_or(16 << 20);
-        info.end_time = Some(parse_pg_time(&stop.timestamp)?);
-        if let Some((wal, offset)) = wal_position(&stop.lsn, stop.timeline, segment_size) {
-            info.end_wal = Some(wal);
-            info.end_offset = Some(offset);
-        }
-        info.end_xlog = Some(stop.lsn.clone());
-        info.backup_label = Some(stop.backup_label.clone());
-        session.switch_wal().await?;
-        session
-            .create_restore_point(&format!(
-                "barman_{}",
-                info.backup_id.as_deref().unwrap_or_default()
-            ))
-            .await;
-        Ok::<_, Error>(stop.backup_label)
+        stop_backup_mode(session, info).await
     };
     // pg_backup_stop waits for WAL archiving, possibly forever if archiving is broken:
     // an interruption there must still end the backup as FAILED.
