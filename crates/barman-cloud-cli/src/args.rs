@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use barman_cloud::backup_catalog::{KeepTarget, TargetTimeline};
 use barman_cloud::compression::{Compression, CompressionLevel};
+use barman_cloud::pg::ConnectionOptions;
 use barman_cloud::retention::RetentionPolicy;
+pub use barman_cloud::snapshot::aws::LockMode;
 use barman_cloud::storage::{
     AddressingStyle, AzureCredentialKind, Provider, S3Encryption, StorageOptions,
 };
@@ -75,6 +77,10 @@ const AZURE_CREDENTIALS: Choices<AzureCredentialKind> = &[
 const S3_ENCRYPTIONS: Choices<S3Encryption> = &[
     ("AES256", S3Encryption::Aes256),
     ("aws:kms", S3Encryption::AwsKms),
+];
+const LOCK_MODES: Choices<LockMode> = &[
+    ("governance", LockMode::Governance),
+    ("compliance", LockMode::Compliance),
 ];
 const KEEP_TARGETS: Choices<KeepTarget> = &[
     ("full", KeepTarget::Full),
@@ -457,6 +463,25 @@ fn parse_bandwidth(text: &str) -> Result<u64, String> {
     }
 }
 
+/// `--aws-snapshot-lock-expiration-date` as Barman's `strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")`
+/// takes it (fractional seconds of 1 to 6 digits required, `Z` literal); kept as given.
+fn parse_lock_expiration(text: &str) -> Result<String, String> {
+    let fraction_ok = text
+        .strip_suffix('Z')
+        .and_then(|rest| rest.rsplit_once('.'))
+        .is_some_and(|(_, digits)| {
+            (1..=6).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+        });
+    let parsed = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.fZ");
+    if fraction_ok && parsed.is_ok() && text.split('-').next().is_some_and(|y| y.len() == 4) {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "Invalid date: '{text}'. Expected format is '%Y-%m-%dT%H:%M:%S.%fZ'."
+        ))
+    }
+}
+
 fn parse_range(text: &str, low: i64, high: i64) -> Result<i64, String> {
     match text.trim().parse::<i64>() {
         Ok(n) if (low..=high).contains(&n) => Ok(n),
@@ -555,13 +580,13 @@ pub struct BackupArgs {
     #[arg(long, value_parser = parse_positive, default_value = "3600")]
     pub aws_await_snapshots_timeout: u32,
     /// The lock mode to apply to the AWS snapshots
-    #[arg(long, value_parser = ["governance", "compliance"])]
-    pub aws_snapshot_lock_mode: Option<String>,
+    #[arg(long, value_parser = choice(LOCK_MODES))]
+    pub aws_snapshot_lock_mode: Option<LockMode>,
     /// Cool-off period in hours for compliance-mode snapshot locks (1 to 72)
     #[arg(long, value_parser = |t: &str| parse_range(t, 1, 72))]
     pub aws_snapshot_lock_cool_off_period: Option<i64>,
     /// Expiration date of the snapshot lock (YYYY-MM-DDThh:mm:ss.sssZ)
-    #[arg(long, conflicts_with = "aws_snapshot_lock_duration")]
+    #[arg(long, conflicts_with = "aws_snapshot_lock_duration", value_parser = parse_lock_expiration)]
     pub aws_snapshot_lock_expiration_date: Option<String>,
     /// Duration in days of the snapshot lock (1 to 36500)
     #[arg(long, value_parser = |t: &str| parse_range(t, 1, 36500))]
@@ -593,6 +618,15 @@ impl BackupArgs {
 
     pub fn is_snapshot_backup(&self) -> bool {
         self.snapshot_instance.is_some() || !self.snapshot_disks.is_empty()
+    }
+
+    pub fn connection_options(&self) -> ConnectionOptions {
+        ConnectionOptions {
+            host: self.host.clone(),
+            port: self.port.clone(),
+            user: self.user.clone(),
+            dbname: self.dbname.clone(),
+        }
     }
 }
 

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use barman_cloud::backup::{self, BackupRequest};
-use barman_cloud::pg::{ConnectionOptions, PgSession};
+use barman_cloud::pg::PgSession;
 use barman_cloud::storage::{BucketState, CloudStorage, Provider, StorageOptions};
 use barman_cloud::wal::{self, WalArchiveCheck, WalArchiveRequest, WalRestoreRequest};
 use barman_cloud::{Error, Result};
 
 use crate::args::{
     BackupArgs, BackupDeleteArgs, BackupKeepArgs, BackupListArgs, BackupShowArgs,
-    CheckWalArchiveArgs, RestoreArgs, WalArchiveArgs, WalRestoreArgs, effective_tags,
+    CheckWalArchiveArgs, LockMode, RestoreArgs, WalArchiveArgs, WalRestoreArgs, effective_tags,
 };
 use crate::exit::Stdout;
 use crate::progress::BackupProgress;
@@ -306,8 +306,93 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
         backup_id,
         destination: args.recovery_dir,
         relocations: args.tablespace,
+        recovery_instance: args.snapshot_recovery_instance,
+        provider_options: barman_cloud::snapshot::ProviderOptions {
+            aws: barman_cloud::snapshot::aws::AwsSnapshotSettings {
+                profile: args.common.aws_profile.clone(),
+                region: args.aws_region.clone(),
+                ..Default::default()
+            },
+        },
     };
     restore_backup(&storage, &request).await
+}
+
+/// `barman-cloud-backup --snapshot-instance I --snapshot-disk D...`.
+async fn snapshot_backup(args: BackupArgs, tags: Vec<(String, String)>) -> Result<()> {
+    use barman_cloud::backup::snapshot::{SnapshotBackupRequest, take_snapshot_backup};
+    use barman_cloud::snapshot::aws::{AwsSnapshotSettings, AwsSnapshots, SnapshotLock};
+    use barman_cloud::snapshot::host::LocalHost;
+    let mut options: StorageOptions = args.common.storage_options();
+    args.encryption.apply(&mut options);
+    let Some(mut storage) =
+        open_or_test(&args.url, options, &args.sse_customer_key, args.common.test).await?
+    else {
+        return Ok(());
+    };
+    if storage.location().provider == Provider::Local
+        && storage.bucket_state().await? == BucketState::Missing
+    {
+        storage.create_bucket().await?;
+    }
+    let session =
+        PgSession::connect_with(&args.connection_options(), "barman_cloud_backup").await?;
+    // The provider follows --cloud-provider, as in Barman (a file:// destination keeps the
+    // default, aws-s3).
+    let provider = match args.common.cloud_provider {
+        Provider::GoogleCloudStorage | Provider::AzureBlobStorage => {
+            return Err(Error::Unsupported(
+                "snapshot backups on GCP and Azure are not supported yet by barman-rs".into(),
+            ));
+        }
+        _ => {
+            AwsSnapshots::new(AwsSnapshotSettings {
+                profile: args.common.aws_profile.clone(),
+                region: args.aws_region.clone(),
+                await_timeout: std::time::Duration::from_secs(
+                    args.aws_await_snapshots_timeout.into(),
+                ),
+                lock: args.aws_snapshot_lock_mode.map(|mode| SnapshotLock {
+                    mode,
+                    duration: args.aws_snapshot_lock_duration,
+                    cool_off_period: args.aws_snapshot_lock_cool_off_period,
+                    expiration_date: args.aws_snapshot_lock_expiration_date.clone(),
+                }),
+                tags: tags.clone(),
+            })
+            .await?
+        }
+    };
+    let missing: Vec<&str> = [
+        ("snapshot_disks", args.snapshot_disks.is_empty()),
+        ("snapshot_instance", args.snapshot_instance.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(name, missing)| missing.then_some(name))
+    .collect();
+    if !missing.is_empty() {
+        return Err(Error::Config(format!(
+            "Incomplete options for snapshot backup - missing: {}",
+            missing.join(", ")
+        )));
+    }
+    let request = SnapshotBackupRequest {
+        server_name: args.server_name.clone(),
+        backup_name: args.name.clone(),
+        immediate_checkpoint: args.immediate_checkpoint,
+        keepalive_interval: args.keepalive_interval,
+        tags,
+        instance: args.snapshot_instance.clone().unwrap_or_default(),
+        disks: args.snapshot_disks.clone(),
+    };
+    let outcome =
+        take_snapshot_backup(Arc::new(storage), session, &provider, &LocalHost, &request).await?;
+    tracing::debug!(
+        "backup {}: {} snapshots",
+        outcome.backup_id,
+        outcome.objects
+    );
+    Ok(())
 }
 
 pub async fn backup(args: BackupArgs) -> Result<()> {
@@ -317,18 +402,25 @@ pub async fn backup(args: BackupArgs) -> Result<()> {
                 .into(),
         ));
     }
-    if args.is_snapshot_backup() {
-        if args.compression().is_some() {
-            return Err(Error::Config(
-                "Compression options cannot be used with snapshot backups".into(),
-            ));
-        }
-        return Err(Error::Unsupported(
-            "snapshot backups are not implemented yet in barman-rs".into(),
+    if args.is_snapshot_backup() && args.compression().is_some() {
+        return Err(Error::Config(
+            "Compression options cannot be used with snapshot backups".into(),
+        ));
+    }
+    if args.aws_snapshot_lock_mode == Some(LockMode::Governance)
+        && args.aws_snapshot_lock_cool_off_period.is_some()
+    {
+        return Err(Error::Config(
+            "'aws_snapshot_lock_mode' = 'governance' cannot be used with \
+             'aws_snapshot_lock_cool_off_period'"
+                .into(),
         ));
     }
     let tags = effective_tags(&args.tag, &args.tags);
     backup::check_tags(&tags)?;
+    if args.is_snapshot_backup() {
+        return snapshot_backup(args, tags).await;
+    }
     if args.max_archive_size >= backup::MAX_ARCHIVE_SIZE {
         // The part size still follows the requested value, as in Barman.
         tracing::warn!("max-archive-size too big. Capping it to to 1.0 TiB");
@@ -347,13 +439,8 @@ pub async fn backup(args: BackupArgs) -> Result<()> {
     {
         storage.create_bucket().await?;
     }
-    let connection = ConnectionOptions {
-        host: args.host.clone(),
-        port: args.port.clone(),
-        user: args.user.clone(),
-        dbname: args.dbname.clone(),
-    };
-    let session = PgSession::connect_with(&connection, "barman_cloud_backup").await?;
+    let session =
+        PgSession::connect_with(&args.connection_options(), "barman_cloud_backup").await?;
     let request = BackupRequest {
         server_name: args.server_name.clone(),
         backup_name: args.name.clone(),

@@ -19,6 +19,7 @@
 mod archive;
 mod owners;
 pub mod rules;
+pub mod snapshot;
 mod upload;
 mod walk;
 

@@ -18,6 +18,7 @@
 
 mod beneath;
 mod extract;
+pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -44,6 +45,11 @@ pub struct RestoreRequest {
     pub destination: PathBuf,
     /// `--tablespace NAME:LOCATION` rules; rules for unknown tablespaces are ignored.
     pub relocations: Vec<(String, PathBuf)>,
+    /// Snapshot backups: `--snapshot-recovery-instance`.
+    pub recovery_instance: Option<String>,
+    /// Snapshot backups: what completes the backup's `snapshots_info` (AWS profile and
+    /// region).
+    pub provider_options: crate::snapshot::ProviderOptions,
 }
 
 /// One archive object and where it goes.
@@ -189,9 +195,18 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
         )));
     }
     if info.snapshots_info.is_some() {
-        return Err(Error::Unsupported(
-            "restoring snapshot backups is not implemented yet in barman-rs".into(),
-        ));
+        return snapshot::restore_snapshot_backup(
+            storage,
+            server,
+            id,
+            &info,
+            &request.destination,
+            &request.relocations,
+            request.recovery_instance.as_deref(),
+            &request.provider_options,
+            &crate::snapshot::host::LocalHost,
+        )
+        .await;
     }
     check_empty(&request.destination)?;
 
@@ -706,6 +721,8 @@ mod tests {
             backup_id: ID.into(),
             destination: destination.to_path_buf(),
             relocations: Vec::new(),
+            recovery_instance: None,
+            provider_options: Default::default(),
         }
     }
 

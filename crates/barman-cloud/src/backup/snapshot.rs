@@ -1,0 +1,518 @@
+//! Snapshot backups (`barman-cloud-backup --snapshot-instance I --snapshot-disk D`): backup
+//! mode around one cloud snapshot per listed disk; the backup label and backup.info go to
+//! object storage (Barman: `barman/cloud.py` `CloudBackupSnapshot`).
+//!
+//! Order of work, and where it differs from Barman 3.20.1:
+//! 1. Preconditions, with Barman's messages: the instance exists, every listed disk is
+//!    attached to it and mounted. Then, beyond Barman, PGDATA and every tablespace must lie
+//!    on the filesystem of a listed disk: otherwise the backup would silently miss data.
+//! 2. Backup mode starts; a STARTED backup.info is published.
+//! 3. The snapshots of all disks are created concurrently (Barman creates them one after
+//!    the other); backup mode ends as soon as every snapshot's point in time is fixed,
+//!    which the provider says when `create_snapshot` returns (AWS: "the point-in-time
+//!    snapshot is created immediately", see [`crate::snapshot::aws`]). Barman stays in
+//!    backup mode until the snapshots are complete, which may take hours.
+//! 4. The snapshots are awaited until complete, then protected (AWS locks); the backup
+//!    label is stored as its own object, then our integrity manifest (the label's size and
+//!    SHA-256), then the DONE backup.info with `snapshots_info`.
+//! 5. Any failure after the start deletes the snapshots already made (Barman leaves them,
+//!    billed forever) and publishes a FAILED backup.info; snapshots that could not be
+//!    deleted stay listed in its `snapshots_info`, so that `barman-cloud-backup-delete`
+//!    of the failed backup removes them later.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::join_all;
+use object_store::PutPayload;
+
+use super::{
+    BackupOutcome, first_line, interrupted, server_info, start_backup_mode, stop_backup_mode,
+    unused_backup_id, upload_backup_info,
+};
+use crate::catalog::manifest::{BACKUP_LABEL_ENTRY, Digest256, IntegrityManifest};
+use crate::catalog::pyliteral::{PyDict, PyValue};
+use crate::catalog::snapshots::SnapshotMetadata;
+use crate::catalog::{BackupInfo, BackupStatus};
+use crate::catalog_store::BucketCatalog;
+use crate::error::{Error, Result};
+use crate::layout::ServerLayout;
+use crate::pg::PgSession;
+use crate::pg::session::MIN_SERVER_VERSION;
+use crate::snapshot::host::Host;
+use crate::snapshot::mounts::{mount_point_of, resolve_mount};
+use crate::snapshot::{AttachedDisk, CreatedSnapshot, Mount, SnapshotProvider, snapshot_name};
+use crate::storage::CloudStorage;
+
+#[derive(Debug, Clone)]
+pub struct SnapshotBackupRequest {
+    /// SERVER_NAME: the directory of the server in the bucket, and (unlike object-store
+    /// backups) the server name in backup.info and in the backup label, as in Barman.
+    pub server_name: String,
+    pub backup_name: Option<String>,
+    pub immediate_checkpoint: bool,
+    /// Seconds between keep-alive queries while in backup mode; 0 disables.
+    pub keepalive_interval: u64,
+    /// Tags of the stored objects (backup.info, backup_label, manifest).
+    pub tags: Vec<(String, String)>,
+    pub instance: String,
+    pub disks: Vec<String>,
+}
+
+/// Takes a snapshot backup of the server behind `session`, whose disks `provider` reaches
+/// and whose mounts `host` tells.
+pub async fn take_snapshot_backup(
+    storage: Arc<CloudStorage>,
+    session: PgSession,
+    provider: &dyn SnapshotProvider,
+    host: &dyn Host,
+    request: &SnapshotBackupRequest,
+) -> Result<BackupOutcome> {
+    let started = Instant::now();
+    let disks = check_preconditions(provider, host, &request.instance, &request.disks).await?;
+    check_data_on_disks(&session, host, &disks).await?;
+
+    let backup_id = unused_backup_id(&storage, &request.server_name)
+        .await
+        .map_err(|e| Error::Failed(format!("Backup failed uploading data ({})", first_line(&e))))?;
+    let mut info = server_info(&session, &backup_id, &request.server_name).await?;
+    if session.server_version() < MIN_SERVER_VERSION {
+        return Err(Error::Unsupported(format!(
+            "unsupported PostgresSQL version {}. Expecting 9.6 or above.",
+            session.major_version()
+        )));
+    }
+
+    let copy_started = Instant::now();
+    tracing::info!("Starting backup '{backup_id}'");
+    let label = format!("Barman backup {} {backup_id}", request.server_name);
+    let catalog = BucketCatalog::new(&storage, &request.server_name);
+    let mut created: Vec<CreatedSnapshot> = Vec::new();
+    let interruption = Interruption::watch();
+    let outcome = async {
+        start_backup_mode(&session, &mut info, &label, request.immediate_checkpoint).await?;
+        upload_backup_info(&catalog, &info, &request.tags).await?;
+        let run = SnapshotRun {
+            storage: &storage,
+            session: &session,
+            provider,
+            host,
+            request,
+            interruption: &interruption,
+        };
+        run.snapshot_and_store(&mut info, &mut created).await
+    }
+    .await;
+
+    match outcome {
+        Ok(()) => {
+            let elapsed = copy_started.elapsed().as_secs_f64();
+            let mut stats = PyDict::new();
+            stats.set("copy_time", PyValue::Float(elapsed));
+            stats.set("total_time", PyValue::Float(elapsed));
+            info.copy_stats = Some(PyValue::Dict(stats));
+            info.snapshots_info = Some(provider.snapshots_info(&created));
+            info.status = Some(BackupStatus::Done);
+            info.backup_name = request.backup_name.clone();
+            if let Err(e) = upload_backup_info(&catalog, &info, &request.tags).await {
+                let reason = first_line(&e);
+                tracing::error!("Backup failed uploading backup.info file ({reason})");
+                let kept = delete_snapshots(provider, &created).await;
+                record_failure(&catalog, &mut info, request, &reason, provider, &kept).await;
+                return Err(Error::Failed(format!(
+                    "failure uploading backup.info file ({reason})"
+                )));
+            }
+            tracing::info!(
+                "Backup end at LSN: {} ({}, {:08X})",
+                info.end_xlog.as_deref().unwrap_or_default(),
+                info.end_wal.as_deref().unwrap_or_default(),
+                info.end_offset.unwrap_or_default()
+            );
+            tracing::info!(
+                "Backup completed (start time: {}, elapsed time: {})",
+                info.begin_time
+                    .as_ref()
+                    .map(crate::catalog::timestamp::python_str)
+                    .unwrap_or_default(),
+                crate::catalog::render::human_readable_timedelta(&PyValue::Float(
+                    copy_started.elapsed().as_secs_f64()
+                ))
+                .unwrap_or_default()
+            );
+            Ok(BackupOutcome {
+                backup_id,
+                info,
+                bytes_read: 0,
+                bytes_stored: 0,
+                objects: created.len(),
+                elapsed: started.elapsed(),
+            })
+        }
+        Err(error) => {
+            let reason = first_line(&error);
+            tracing::error!("Backup failed uploading data ({reason})");
+            let kept = delete_snapshots(provider, &created).await;
+            record_failure(&catalog, &mut info, request, &reason, provider, &kept).await;
+            Err(Error::Failed(format!(
+                "Backup failed uploading data ({reason})"
+            )))
+        }
+    }
+}
+
+/// Barman's preconditions, in its order and with its messages: the disks to snapshot, each
+/// with its mount, in the instance's attachment order.
+pub async fn check_preconditions(
+    provider: &dyn SnapshotProvider,
+    host: &dyn Host,
+    instance: &str,
+    disks: &[String],
+) -> Result<Vec<(AttachedDisk, Mount)>> {
+    if !provider.instance_exists(instance).await? {
+        return Err(Error::Provider(format!(
+            "Cannot find compute instance {instance}"
+        )));
+    }
+    let attached = provider.attached_disks(instance, Some(disks)).await?;
+    let missing: Vec<&str> = disks
+        .iter()
+        .filter(|d| !attached.iter().any(|a| &a.identifier == *d))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Provider(format!(
+            "Cannot find disks attached to compute instance {instance}: {}",
+            missing.join(", ")
+        )));
+    }
+    let mut mounted = Vec::new();
+    let mut unmounted = Vec::new();
+    for disk in disks {
+        let Some(attached) = attached.iter().find(|a| &a.identifier == disk) else {
+            continue;
+        };
+        match resolve_mount(host, &attached.device).await {
+            Ok(mount) => mounted.push((attached.clone(), mount)),
+            Err(e) => {
+                tracing::warn!("Error resolving mount point: {e}");
+                unmounted.push(disk.as_str());
+            }
+        }
+    }
+    if !unmounted.is_empty() {
+        return Err(Error::Provider(format!(
+            "Cannot find disks mounted on compute instance {instance}: {}",
+            unmounted.join(", ")
+        )));
+    }
+    // The instance's attachment order, which Barman snapshots and records in.
+    let mut ordered = Vec::new();
+    for disk in &attached {
+        if let Some(entry) = mounted
+            .iter()
+            .find(|(a, _)| a.identifier == disk.identifier)
+            && !ordered
+                .iter()
+                .any(|(a, _): &(AttachedDisk, Mount)| a.identifier == disk.identifier)
+        {
+            ordered.push(entry.clone());
+        }
+    }
+    Ok(ordered)
+}
+
+/// Not in Barman: PGDATA and every tablespace must be on the filesystem of one of the
+/// disks to snapshot, or the backup would silently miss them.
+async fn check_data_on_disks(
+    session: &PgSession,
+    host: &dyn Host,
+    disks: &[(AttachedDisk, Mount)],
+) -> Result<()> {
+    let meta = session.metadata().await;
+    let mut paths: Vec<(String, String)> = Vec::new();
+    if let Some(pgdata) = &meta.pgdata {
+        paths.push(("PGDATA".into(), pgdata.clone()));
+    }
+    for (name, _, location) in &meta.tablespaces {
+        paths.push((format!("tablespace {name}"), location.clone()));
+    }
+    let mount_points: Vec<&str> = disks.iter().map(|(_, m)| m.mount_point.as_str()).collect();
+    for (what, path) in paths {
+        let holder = mount_point_of(host, &path).await?;
+        match holder {
+            Some(point) if mount_points.contains(&point.as_str()) => {}
+            other => {
+                return Err(Error::Config(format!(
+                    "{what} ({path}) is on the filesystem mounted at {}, which is not on any \
+                     of the disks to snapshot ({}): it would be missing from the backup. \
+                     List every disk holding PostgreSQL data with --snapshot-disk",
+                    other.as_deref().unwrap_or("(unknown)"),
+                    disks
+                        .iter()
+                        .map(|(d, m)| format!("{} at {}", d.identifier, m.mount_point))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a snapshot backup works with once backup mode has started.
+struct SnapshotRun<'a> {
+    storage: &'a CloudStorage,
+    session: &'a PgSession,
+    provider: &'a dyn SnapshotProvider,
+    host: &'a dyn Host,
+    request: &'a SnapshotBackupRequest,
+    interruption: &'a Interruption,
+}
+
+impl SnapshotRun<'_> {
+    /// Inside backup mode: the snapshots, the end of backup mode, then (outside it) the wait
+    /// for complete snapshots and the stored label. `created` receives every snapshot made,
+    /// whatever happens, for the cleanup of a failure.
+    async fn snapshot_and_store(
+        &self,
+        info: &mut BackupInfo,
+        created: &mut Vec<CreatedSnapshot>,
+    ) -> Result<()> {
+        let SnapshotRun {
+            storage,
+            session,
+            provider,
+            host,
+            request,
+            interruption,
+        } = *self;
+        interruption.check()?;
+        let backup_id = info.backup_id.clone().unwrap_or_default();
+        // Asked again now, as Barman does: a disk may have gone since the precondition check.
+        let attached = provider
+            .attached_disks(&request.instance, Some(&request.disks))
+            .await?;
+        let missing: Vec<&str> = request
+            .disks
+            .iter()
+            .filter(|d| !attached.iter().any(|a| &a.identifier == *d))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Provider(format!(
+                "Disks not attached to instance {}: {}",
+                request.instance,
+                missing.join(", ")
+            )));
+        }
+        let mut disks = Vec::new();
+        for disk in attached {
+            if disks
+                .iter()
+                .any(|(d, _): &(AttachedDisk, Mount)| d.identifier == disk.identifier)
+            {
+                continue;
+            }
+            let mount = resolve_mount(host, &disk.device).await?;
+            disks.push((disk, mount));
+        }
+
+        // Every creation runs to its end, even when interrupted or when the session is lost:
+        // a snapshot whose creation was abandoned could not be cleaned up.
+        let creating = join_all(disks.iter().map(|(disk, mount)| {
+            let name = snapshot_name(&disk.identifier, &backup_id);
+            async move {
+                provider
+                    .create_snapshot(&request.instance, disk, &name, mount)
+                    .await
+            }
+        }));
+        let (results, lost) =
+            keep_alive_during(session, request.keepalive_interval, interruption, creating).await;
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(snapshot) => created.push(snapshot),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(error) = lost.or(first_error) {
+            return Err(error);
+        }
+        interruption.check()?;
+
+        tracing::info!("Stopping backup '{backup_id}'");
+        let stopped = tokio::select! {
+            result = stop_backup_mode(session, info) => result,
+            error = interruption.wait() => Err(error),
+        };
+        let label = stopped?;
+
+        let metadata: Vec<SnapshotMetadata> = created.iter().map(|c| c.metadata.clone()).collect();
+        tokio::select! {
+            result = async {
+                provider.await_snapshots(&metadata).await?;
+                provider.protect_snapshots(&metadata).await
+            } => result?,
+            error = interruption.wait() => return Err(error),
+        }
+        interruption.check()?;
+
+        let layout = ServerLayout::new(storage, &request.server_name);
+        let label_key = layout.backup_label(&backup_id);
+        tracing::info!("Uploading '{label_key}'");
+        storage
+            .put(
+                &label_key,
+                PutPayload::from(label.clone().into_bytes()),
+                &request.tags,
+            )
+            .await?;
+        storage.verify_size(&label_key, label.len() as u64).await?;
+        let mut manifest = IntegrityManifest::default();
+        manifest.insert(BACKUP_LABEL_ENTRY, Digest256::of(label.as_bytes()));
+        super::upload_manifest(
+            storage,
+            &layout.manifest(&backup_id),
+            &manifest,
+            &request.tags,
+        )
+        .await
+    }
+}
+
+/// Deletes the snapshots of a failed backup; returns those still there.
+async fn delete_snapshots(
+    provider: &dyn SnapshotProvider,
+    created: &[CreatedSnapshot],
+) -> Vec<CreatedSnapshot> {
+    if created.is_empty() {
+        return Vec::new();
+    }
+    let info = provider.snapshots_info(created);
+    let results = join_all(created.iter().map(|snapshot| {
+        let info = &info;
+        async move {
+            let id = snapshot
+                .metadata
+                .identifier()
+                .unwrap_or_default()
+                .to_string();
+            tracing::info!("Deleting snapshot '{id}' of the failed backup");
+            (
+                snapshot,
+                provider.delete_snapshot(&snapshot.metadata, info).await,
+            )
+        }
+    }))
+    .await;
+    let mut kept = Vec::new();
+    for (snapshot, result) in results {
+        if let Err(e) = result {
+            tracing::error!(
+                "Could not delete snapshot {} of the failed backup ({}): delete the failed \
+                 backup with barman-cloud-backup-delete to retry",
+                snapshot.metadata.identifier().unwrap_or_default(),
+                first_line(&e)
+            );
+            kept.push(snapshot.clone());
+        }
+    }
+    kept
+}
+
+/// Publishes the FAILED backup.info, listing the snapshots that could not be deleted.
+async fn record_failure(
+    catalog: &BucketCatalog<'_>,
+    info: &mut BackupInfo,
+    request: &SnapshotBackupRequest,
+    reason: &str,
+    provider: &dyn SnapshotProvider,
+    kept: &[CreatedSnapshot],
+) {
+    info.status = Some(BackupStatus::Failed);
+    info.error = Some(format!("failure uploading data ({reason})"));
+    info.backup_name = request.backup_name.clone();
+    info.snapshots_info = (!kept.is_empty()).then(|| provider.snapshots_info(kept));
+    if let Err(e) = upload_backup_info(catalog, info, &request.tags).await {
+        tracing::error!(
+            "Backup failed uploading backup.info file ({})",
+            first_line(&e)
+        );
+    }
+}
+
+/// SIGINT and SIGTERM, watched from the start of a backup to its end, so that one arriving
+/// between two steps is not lost.
+struct Interruption {
+    received: tokio::sync::watch::Receiver<Option<&'static str>>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Interruption {
+    fn watch() -> Self {
+        let (sender, received) = tokio::sync::watch::channel(None);
+        let watcher = tokio::spawn(async move {
+            let signal = interrupted().await;
+            let _ = sender.send(Some(signal));
+        });
+        Interruption { received, watcher }
+    }
+
+    fn check(&self) -> Result<()> {
+        match *self.received.borrow() {
+            Some(signal) => Err(Error::Failed(signal.into())),
+            None => Ok(()),
+        }
+    }
+
+    /// Resolves when a signal has arrived.
+    async fn wait(&self) -> Error {
+        let mut received = self.received.clone();
+        match received.wait_for(Option::is_some).await {
+            Ok(signal) => Error::Failed(signal.unwrap_or("interrupted").into()),
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+impl Drop for Interruption {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+/// Runs `work` to its end while pinging the session every `interval` seconds (0: never);
+/// returns its output and why the backup must stop anyway (the session was lost, or a
+/// signal arrived).
+async fn keep_alive_during<T>(
+    session: &PgSession,
+    interval: u64,
+    interruption: &Interruption,
+    work: impl std::future::Future<Output = T>,
+) -> (T, Option<Error>) {
+    let keepalive = session.keepalive_handle();
+    let mut reason: Option<Error> = None;
+    tokio::pin!(work);
+    let mut next_ping = tokio::time::Instant::now() + std::time::Duration::from_secs(interval);
+    loop {
+        tokio::select! {
+            output = &mut work => {
+                return (output, reason.or_else(|| interruption.check().err()));
+            }
+            () = tokio::time::sleep_until(next_ping), if interval > 0 && reason.is_none() => {
+                next_ping += std::time::Duration::from_secs(interval);
+                if let Err(e) = keepalive.ping().await {
+                    tracing::debug!("keep-alive failed: {e}");
+                    reason = Some(Error::Postgres(
+                        "Connection to the Postgres server was lost during the backup.".into(),
+                    ));
+                }
+            }
+            error = interruption.wait(), if reason.is_none() => reason = Some(error),
+        }
+    }
+}
