@@ -9,9 +9,11 @@
 //! 2. Backup mode starts; a STARTED backup.info is published.
 //! 3. The snapshots of all disks are created concurrently (Barman creates them one after
 //!    the other); backup mode ends as soon as every snapshot's point in time is fixed,
-//!    which the provider says when `create_snapshot` returns (AWS: "the point-in-time
-//!    snapshot is created immediately", see [`crate::snapshot::aws`]). Barman stays in
-//!    backup mode until the snapshots are complete, which may take hours.
+//!    which the provider says when `create_snapshot` returns (AWS, "Create Amazon EBS
+//!    snapshots": "The snapshot is created immediately, but it remains in the pending
+//!    state until all of data has been transferred [...] The snapshot includes only the
+//!    data that was written to the volume at the time the snapshot was requested").
+//!    Barman stays in backup mode until the snapshots are complete, which may take hours.
 //! 4. The snapshots are awaited until complete, then protected (AWS locks); the backup
 //!    label is stored as its own object, then our integrity manifest (the label's size and
 //!    SHA-256), then the DONE backup.info with `snapshots_info`.
