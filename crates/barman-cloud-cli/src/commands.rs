@@ -203,11 +203,29 @@ pub async fn backup_delete(args: BackupDeleteArgs) -> Result<()> {
         batch_size: args.batch_size,
         check_object_lock: args.check_object_lock,
     };
-    let plan = plan_deletion(&storage, &request).await?;
+    let providers = delete_snapshot_providers(&args.common);
+    let plan = plan_deletion(&storage, &request, &providers).await?;
     if request.dry_run {
         Stdout::print(&dry_run_lines(&plan))
     } else {
-        execute_deletion(&storage, &request, &plan).await
+        execute_deletion(&storage, &request, &plan, &providers).await
+    }
+}
+
+/// Where a deletion finds the snapshots of snapshot backups: everything from each
+/// backup's `snapshots_info` (the AWS region included: barman-cloud-backup-delete has no
+/// `--aws-region`), the credentials from `-P/--aws-profile`, as Barman's
+/// `get_snapshot_interface_from_backup_info`.
+fn delete_snapshot_providers(
+    common: &crate::args::Common,
+) -> barman_cloud::snapshot::ProviderOptions {
+    use barman_cloud::snapshot::ProviderOptions;
+    use barman_cloud::snapshot::aws::AwsSnapshotSettings;
+    ProviderOptions {
+        aws: AwsSnapshotSettings {
+            profile: common.aws_profile.clone(),
+            ..Default::default()
+        },
     }
 }
 
@@ -466,4 +484,57 @@ pub async fn backup(args: BackupArgs) -> Result<()> {
         outcome.objects
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod delete_tests {
+    use barman_cloud::delete::{BackupDeletion, BackupStep, DeletionPlan, WalCleanup};
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn snapshots_are_found_with_the_profile_and_the_recorded_region() {
+        let args = BackupDeleteArgs::try_parse_from([
+            "barman-cloud-backup-delete",
+            "-P",
+            "prod",
+            "s3://bucket/pg",
+            "main",
+            "-b",
+            "latest",
+        ])
+        .unwrap();
+        let providers = delete_snapshot_providers(&args.common);
+        assert_eq!(providers.aws.profile.as_deref(), Some("prod"));
+        assert_eq!(providers.aws.region, None, "snapshots_info gives it");
+    }
+
+    #[test]
+    fn a_dry_run_of_a_snapshot_backup_prints_barmans_lines() {
+        let dir = "pg/main/base/20250101T000000";
+        let deletion = BackupDeletion {
+            id: "20250101T000000".into(),
+            info: Default::default(),
+            original: Default::default(),
+            info_key: format!("{dir}/backup.info"),
+            archives: Vec::new(),
+            manifest: None,
+            snapshot_label: Some(format!("{dir}/backup_label")),
+            snapshots: None,
+            wal: WalCleanup::Nothing,
+        };
+        let plan = DeletionPlan {
+            steps: vec![BackupStep::Delete(Box::new(deletion))],
+            orphaned_manifests: Vec::new(),
+        };
+        assert_eq!(
+            dry_run_lines(&plan),
+            format!(
+                "Skipping deletion of snapshots due to --dry-run option\n\
+                 Skipping deletion of {dir}/backup_label due to --dry-run option\n\
+                 Skipping deletion of objects ['{dir}/backup.info'] due to --dry-run option\n"
+            )
+        );
+    }
 }

@@ -1,14 +1,16 @@
 //! Carries out a [`DeletionPlan`], with the safety order of this module's documentation:
-//! lock check, deletion mark, archives and manifest, then backup.info; then the WAL the
-//! deletion freed; the next backup only once this one is gone.
+//! lock check, deletion mark, snapshots and `backup_label` (snapshot backups, as Barman
+//! orders them), archives and manifest, then backup.info; then the WAL the deletion freed;
+//! the next backup only once this one is gone.
 
 use futures::StreamExt;
 
 use super::plan::{BackupDeletion, BackupStep, DeletionPlan, WalCleanup, WalRemoval};
-use super::{DELETION_MARKER, is_interrupted_deletion};
+use super::{DELETION_MARKER, is_interrupted_deletion, snapshots};
 use crate::catalog::BackupStatus;
 use crate::error::{Error, Result};
 use crate::layout::ServerLayout;
+use crate::snapshot::ProviderSource;
 use crate::storage::{CloudStorage, DELETE_CONCURRENCY};
 
 /// How a plan is carried out.
@@ -27,15 +29,14 @@ pub async fn execute_deletion(
     layout: &ServerLayout,
     plan: &DeletionPlan,
     options: ExecutionOptions,
+    providers: &dyn ProviderSource,
 ) -> Result<()> {
     for step in &plan.steps {
         match step {
             BackupStep::Missing { id } => remove_orphaned_manifest(storage, layout, id).await,
             BackupStep::Delete(deletion) => {
                 let id = &deletion.id;
-                delete_backup_objects(storage, deletion, options)
-                    .await
-                    .map_err(|e| Error::Failed(format!("Could not delete backup {id}: {e}")))?;
+                delete_backup(storage, deletion, options, providers).await?;
                 tracing::info!("Deleted backup {id}");
                 match &deletion.wal {
                     WalCleanup::Nothing => {}
@@ -55,55 +56,76 @@ pub async fn execute_deletion(
     Ok(())
 }
 
-/// Lock check, deletion mark, archives and manifest, then backup.info.
-async fn delete_backup_objects(
+/// Lock check, deletion mark, snapshots and `backup_label` (snapshot backups), archives
+/// and manifest, then backup.info. Failures of the object-store part are `Could not
+/// delete backup <id>: ...` (Barman's exit 1); a snapshot's failure is the provider's
+/// error as it is (a lock: exit 1, anything else: 4, as Barman), and so is the failure
+/// to delete `backup_label` (Barman: 4). Whatever fails, backup.info stays, so that a
+/// later run finishes the job; it gets its original content back when nothing of the
+/// backup was deleted.
+async fn delete_backup(
     storage: &CloudStorage,
     deletion: &BackupDeletion,
     options: ExecutionOptions,
+    providers: &dyn ProviderSource,
 ) -> Result<()> {
     let id = &deletion.id;
+    let failed = |e: Error| Error::Failed(format!("Could not delete backup {id}: {e}"));
+    let info = &deletion.info;
+    if info.snapshots_info.is_some() && deletion.snapshots.is_none() {
+        return Err(Error::Failed(format!(
+            "Could not delete backup {id}: its snapshots were not checked with their provider"
+        )));
+    }
     let mut keys = deletion.archives.clone();
     keys.extend(deletion.manifest.iter().cloned());
     if options.check_object_lock {
-        let locks: Vec<Result<Option<String>>> = futures::stream::iter(&keys)
-            .map(|key| async move {
-                Ok(storage
-                    .object_lock(key)
-                    .await?
-                    .map(|reason| format!("{key}: {reason}")))
-            })
-            .buffered(DELETE_CONCURRENCY * 4)
-            .collect()
-            .await;
-        for lock in locks {
-            if let Some(reason) = lock? {
-                return Err(Error::Refused(reason));
-            }
-        }
+        check_object_locks(storage, &keys).await.map_err(failed)?;
     }
-    let info = &deletion.info;
-    if !is_interrupted_deletion(info) {
+    let resumed = is_interrupted_deletion(info);
+    if !resumed {
         let mut marked = info.clone();
         marked.status = Some(BackupStatus::Failed);
         marked.error = Some(DELETION_MARKER.into());
-        let text = marked.to_file_text()?;
+        let text = marked.to_file_text().map_err(|e| failed(e.into()))?;
         storage
             .put(&deletion.info_key, text.into_bytes().into(), &[])
-            .await?;
+            .await
+            .map_err(failed)?;
         tracing::info!("Marked backup {id} as being deleted");
+    }
+    // Whether this run deleted anything of the backup.
+    let mut touched = false;
+    if let Some(checked) = &deletion.snapshots {
+        let outcome = snapshots::delete_snapshots(id, checked, providers).await;
+        touched = outcome.deleted > 0;
+        if let Err(e) = outcome.result {
+            if !touched && !resumed {
+                put_back(storage, deletion).await;
+            }
+            return Err(e);
+        }
+    }
+    if let Some(label) = &deletion.snapshot_label {
+        let outcome = storage
+            .delete_objects(std::slice::from_ref(label), 1, 1)
+            .await;
+        if !outcome.is_complete() {
+            if !touched && !resumed && outcome.deleted == 0 && !outcome.uncertain {
+                put_back(storage, deletion).await;
+            }
+            return outcome.into_result();
+        }
+        touched = true;
     }
     let outcome = storage
         .delete_objects(&keys, options.batch_size, DELETE_CONCURRENCY)
         .await;
     if !outcome.is_complete() {
-        if outcome.deleted == 0 && !outcome.uncertain && !is_interrupted_deletion(info) {
-            // Nothing was removed: the backup is whole, give it its status back.
-            let original = deletion.original.clone().into();
-            if let Err(e) = storage.put(&deletion.info_key, original, &[]).await {
-                tracing::error!("Could not restore backup.info of intact backup {id}: {e}");
-            }
+        if !touched && !resumed && outcome.deleted == 0 && !outcome.uncertain {
+            put_back(storage, deletion).await;
         }
-        return outcome.into_result();
+        return outcome.into_result().map_err(failed);
     }
     let archives = deletion.archives.len();
     if deletion.manifest.is_some() {
@@ -115,6 +137,38 @@ async fn delete_backup_objects(
         .delete_objects(std::slice::from_ref(&deletion.info_key), 1, 1)
         .await
         .into_result()
+        .map_err(failed)
+}
+
+/// S3 Object Lock: refuses when any of `keys` is under retention or legal hold.
+async fn check_object_locks(storage: &CloudStorage, keys: &[String]) -> Result<()> {
+    let locks: Vec<Result<Option<String>>> = futures::stream::iter(keys)
+        .map(|key| async move {
+            Ok(storage
+                .object_lock(key)
+                .await?
+                .map(|reason| format!("{key}: {reason}")))
+        })
+        .buffered(DELETE_CONCURRENCY * 4)
+        .collect()
+        .await;
+    for lock in locks {
+        if let Some(reason) = lock? {
+            return Err(Error::Refused(reason));
+        }
+    }
+    Ok(())
+}
+
+/// Nothing of the backup was deleted: it is whole, give it its status back.
+async fn put_back(storage: &CloudStorage, deletion: &BackupDeletion) {
+    let original = deletion.original.clone().into();
+    if let Err(e) = storage.put(&deletion.info_key, original, &[]).await {
+        tracing::error!(
+            "Could not restore backup.info of intact backup {}: {e}",
+            deletion.id
+        );
+    }
 }
 
 /// Barman's `_remove_wals_for_backup`: a directory that cannot be deleted stops the run;

@@ -9,6 +9,14 @@
 //! policy with barman-rs) finishes the job. Archives go before backup.info, as in Barman,
 //! so the backup stays findable until nothing else of it is left.
 //!
+//! Snapshot backups: their snapshots go first, then their `backup_label`, then the rest
+//! as for any backup (Barman's order). Unlike Barman, which checks each snapshot just
+//! before deleting it, every snapshot of every backup the run deletes is checked with its
+//! provider while planning ([`snapshots`]): a snapshot whose current name is not made for
+//! its backup refuses the whole run before anything is deleted. A snapshot that cannot be
+//! deleted (a lock) stops the run with the backup's backup.info and `backup_label` in
+//! place (marked as being deleted once some snapshot went), so a later run retries.
+//!
 //! The integrity manifest barman-rs writes with its backups goes with the archives (in
 //! the same requests), and is never named in dry-run output, which stays Barman's. Barman
 //! leaves a backup's manifest behind when it deletes the backup: such an orphan (a
@@ -17,6 +25,7 @@
 
 mod execute;
 pub mod plan;
+pub mod snapshots;
 pub mod wal_cleanup;
 
 use std::collections::BTreeMap;
@@ -25,7 +34,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 
 pub use execute::ExecutionOptions;
-pub use plan::{BackupDeletion, BackupStep, DeletionPlan, WalCleanup, WalRemoval};
+pub use plan::{
+    BackupDeletion, BackupStep, DeletionPlan, SnapshotDeletion, WalCleanup, WalRemoval,
+};
 
 use crate::backup_catalog::BackupCatalog;
 use crate::catalog::pyliteral::repr_str;
@@ -34,6 +45,7 @@ use crate::catalog_store::{BucketCatalog, CatalogStore, PARALLEL_READS};
 use crate::error::{Error, Result};
 use crate::layout::ServerLayout;
 use crate::retention::RetentionPolicy;
+use crate::snapshot::ProviderSource;
 use crate::storage::{CloudStorage, Provider};
 
 /// The `error` of a backup.info whose deletion has started.
@@ -67,13 +79,15 @@ pub fn is_interrupted_deletion(backup: &BackupInfo) -> bool {
 }
 
 /// Reads what a deletion decides on (the catalog, one listing of `base/`, the keep
-/// annotations, the backup.info of each backup to delete, and one listing of `wals/` when
-/// WAL may go) and plans it ([`plan`]). Nothing is written. Refusals (keep, minimum
-/// redundancy, unreadable catalog, snapshot backups in a real run) come before anything
-/// is deleted.
+/// annotations, the backup.info of each backup to delete, one listing of `wals/` when
+/// WAL may go, and the current name of each snapshot of the snapshot backups to delete,
+/// from the provider `providers` gives for each) and plans it ([`plan`]). Nothing is
+/// written or deleted. Refusals (keep, minimum redundancy, unreadable catalog, a snapshot
+/// not named for its backup) come before anything is deleted, in dry runs too.
 pub async fn plan_deletion(
     storage: &CloudStorage,
     request: &DeleteRequest,
+    providers: &dyn ProviderSource,
 ) -> Result<DeletionPlan> {
     if request.check_object_lock && storage.location().provider != Provider::AwsS3 {
         tracing::warn!(
@@ -137,7 +151,7 @@ pub async fn plan_deletion(
     } else {
         Ok(Vec::new())
     };
-    let steps = plan::plan_wal_cleanup(
+    let mut steps = plan::plan_wal_cleanup(
         steps,
         &wals_dir,
         wal_listing,
@@ -148,22 +162,21 @@ pub async fn plan_deletion(
         DeleteTarget::Policy(_) => plan::orphaned_manifests(&layout, &base_listing),
         DeleteTarget::Backup(_) => Vec::new(),
     };
-    let plan = DeletionPlan {
+    snapshots::check_snapshots(&mut steps, providers).await?;
+    Ok(DeletionPlan {
         steps,
         orphaned_manifests,
-    };
-    if !request.dry_run {
-        plan::refuse_snapshot_backups(&plan)?;
-    }
-    Ok(plan)
+    })
 }
 
-/// Carries out `plan`: lock check, deletion mark, archives and manifest, backup.info, then
-/// the WAL the step freed, one backup after the other.
+/// Carries out `plan`: lock check, deletion mark, snapshots (through the providers
+/// `providers` gives) and `backup_label`, archives and manifest, backup.info, then the WAL
+/// the step freed, one backup after the other.
 pub async fn execute_deletion(
     storage: &CloudStorage,
     request: &DeleteRequest,
     plan: &DeletionPlan,
+    providers: &dyn ProviderSource,
 ) -> Result<()> {
     let provider = storage.location().provider;
     let limit = storage.delete_batch_limit();
@@ -174,7 +187,7 @@ pub async fn execute_deletion(
         check_object_lock: request.check_object_lock && provider == Provider::AwsS3,
     };
     let layout = ServerLayout::new(storage, &request.server_name);
-    execute::execute_deletion(storage, &layout, plan, options).await
+    execute::execute_deletion(storage, &layout, plan, options, providers).await
 }
 
 /// The backup.info of each backup in `ids` (`None` when it has none).
@@ -204,25 +217,28 @@ fn has_directory_shortcut(storage: &CloudStorage) -> bool {
 }
 
 #[cfg(test)]
+mod snapshot_tests;
+#[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::fake::FakeCloud;
     use crate::storage::in_memory;
 
-    const A: &str = "20250101T000000";
-    const B: &str = "20250102T000000";
-    const C: &str = "20250103T000000";
+    pub(super) const A: &str = "20250101T000000";
+    pub(super) const B: &str = "20250102T000000";
+    pub(super) const C: &str = "20250103T000000";
 
-    fn segment(log: u32, seg: u32) -> String {
+    pub(super) fn segment(log: u32, seg: u32) -> String {
         format!("00000001{log:08X}{seg:08X}")
     }
 
-    async fn put(storage: &CloudStorage, key: &str, data: &[u8]) {
+    pub(super) async fn put(storage: &CloudStorage, key: &str, data: &[u8]) {
         storage.put(key, data.to_vec().into(), &[]).await.unwrap();
     }
 
     /// Three DONE backups (B with our manifest), WAL 0/01..0/12 and 1/00..1/12, and an
     /// orphaned manifest left by Barman's deletion of an older backup.
-    async fn bucket(url: &str) -> (CloudStorage, ServerLayout) {
+    pub(super) async fn bucket(url: &str) -> (CloudStorage, ServerLayout) {
         let storage = in_memory(url);
         let layout = ServerLayout::new(&storage, "srv");
         for (id, begin, end) in [
@@ -261,7 +277,7 @@ mod tests {
         (storage, layout)
     }
 
-    fn request(target: DeleteTarget, dry_run: bool) -> DeleteRequest {
+    pub(super) fn request(target: DeleteTarget, dry_run: bool) -> DeleteRequest {
         DeleteRequest {
             server_name: "srv".into(),
             target,
@@ -272,11 +288,16 @@ mod tests {
         }
     }
 
-    fn redundancy_one() -> DeleteTarget {
+    /// A cloud for runs that meet no snapshot backup.
+    fn no_cloud() -> FakeCloud {
+        FakeCloud::aws("eu-west-1")
+    }
+
+    pub(super) fn redundancy_one() -> DeleteTarget {
         DeleteTarget::Policy(RetentionPolicy::parse("REDUNDANCY 1").unwrap())
     }
 
-    async fn keys(storage: &CloudStorage) -> Vec<String> {
+    pub(super) async fn keys(storage: &CloudStorage) -> Vec<String> {
         storage
             .list_tree("pg")
             .await
@@ -286,7 +307,7 @@ mod tests {
             .collect()
     }
 
-    fn deletion(step: &BackupStep) -> &BackupDeletion {
+    pub(super) fn deletion(step: &BackupStep) -> &BackupDeletion {
         match step {
             BackupStep::Delete(deletion) => deletion,
             BackupStep::Missing { id } => panic!("{id} planned as missing"),
@@ -297,7 +318,7 @@ mod tests {
     async fn retention_plan_names_each_backup_and_the_wal_it_frees() {
         let (storage, layout) = bucket("s3://bucket/pg").await;
         let before = keys(&storage).await;
-        let plan = plan_deletion(&storage, &request(redundancy_one(), true))
+        let plan = plan_deletion(&storage, &request(redundancy_one(), true), &no_cloud())
             .await
             .unwrap();
         assert_eq!(keys(&storage).await, before, "planning writes nothing");
@@ -347,13 +368,17 @@ mod tests {
     async fn executed_retention_leaves_the_newest_backup_and_its_wal() {
         let (storage, layout) = bucket("s3://bucket/pg").await;
         let request = request(redundancy_one(), false);
-        let plan = plan_deletion(&storage, &request).await.unwrap();
+        let plan = plan_deletion(&storage, &request, &no_cloud())
+            .await
+            .unwrap();
         let WalCleanup::Remove(wal) = &deletion(&plan.steps[1]).wal else {
             panic!()
         };
         // A real run sends the directory's keys that A's step did not delete already.
         assert_eq!(wal.directories[0].1.len(), 0x12 - 4);
-        execute_deletion(&storage, &request, &plan).await.unwrap();
+        execute_deletion(&storage, &request, &plan, &no_cloud())
+            .await
+            .unwrap();
         let mut expected = vec![
             layout.backup_object(C, "data.tar.gz"),
             layout.backup_info(C),
@@ -372,9 +397,13 @@ mod tests {
     async fn deletion_by_id_refuses_kept_backups_and_finishes_interrupted_ones() {
         let (storage, layout) = bucket("gs://bucket/pg").await;
         put(&storage, &layout.keep_annotation(B), b"standalone").await;
-        let refused = plan_deletion(&storage, &request(DeleteTarget::Backup(B.into()), false))
-            .await
-            .unwrap_err();
+        let refused = plan_deletion(
+            &storage,
+            &request(DeleteTarget::Backup(B.into()), false),
+            &no_cloud(),
+        )
+        .await
+        .unwrap_err();
         assert!(
             refused.to_string().contains("has a current keep request"),
             "{refused}"
@@ -393,10 +422,14 @@ mod tests {
             .into_result()
             .unwrap();
         let request = request(DeleteTarget::Backup("oldest".into()), false);
-        let plan = plan_deletion(&storage, &request).await.unwrap();
+        let plan = plan_deletion(&storage, &request, &no_cloud())
+            .await
+            .unwrap();
         assert_eq!(deletion(&plan.steps[0]).id, A);
         assert!(deletion(&plan.steps[0]).archives.is_empty());
-        execute_deletion(&storage, &request, &plan).await.unwrap();
+        execute_deletion(&storage, &request, &plan, &no_cloud())
+            .await
+            .unwrap();
         assert!(
             storage
                 .list(&layout.backup_prefix(A))

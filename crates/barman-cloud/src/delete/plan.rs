@@ -12,6 +12,7 @@ use bytes::Bytes;
 use super::wal_cleanup::{self, CleanupScope};
 use super::{DeleteTarget, is_interrupted_deletion};
 use crate::backup_catalog::BackupCatalog;
+use crate::catalog::snapshots::{SnapshotMetadata, SnapshotsInfo};
 use crate::catalog::{BackupInfo, BackupStatus, KeepAnnotations, Timestamp};
 use crate::error::{Error, Result};
 use crate::layout::{BACKUP_INFO, ServerLayout, backup_archives, manifest_backup};
@@ -52,10 +53,26 @@ pub struct BackupDeletion {
     pub archives: Vec<String>,
     /// Our integrity manifest, when the backup has one (never in dry-run output).
     pub manifest: Option<String>,
-    /// The `backup_label` object of a snapshot backup. (Deleting the snapshots
-    /// themselves comes with the snapshot providers: such a plan is refused for now.)
+    /// The `backup_label` object of a snapshot backup.
     pub snapshot_label: Option<String>,
+    /// The snapshots of a snapshot backup, as the provider holds them when the run starts;
+    /// set by [`super::snapshots::check_snapshots`] only (a snapshot backup without it is
+    /// never deleted).
+    pub snapshots: Option<SnapshotDeletion>,
     pub wal: WalCleanup,
+}
+
+/// What deleting a snapshot backup does to its snapshots, checked with the provider:
+/// every snapshot `snapshots_info` lists is either gone already or named for the backup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotDeletion {
+    /// The backup's `snapshots_info`: what the provider is built from.
+    pub info: SnapshotsInfo,
+    /// The snapshots that exist, named for the backup: what a real run deletes, in the
+    /// order `snapshots_info` lists them.
+    pub to_delete: Vec<SnapshotMetadata>,
+    /// Identifiers of the snapshots the provider no longer has (nothing to delete).
+    pub gone: Vec<String>,
 }
 
 /// What happens to the WAL after a backup's deletion.
@@ -134,22 +151,6 @@ pub fn backups_to_delete(
             Ok((doomed, false))
         }
     }
-}
-
-/// Refuses a real deletion of snapshot backups before anything is touched.
-pub fn refuse_snapshot_backups(plan: &DeletionPlan) -> Result<()> {
-    for step in &plan.steps {
-        if let BackupStep::Delete(deletion) = step
-            && deletion.info.snapshots_info.is_some()
-        {
-            return Err(Error::Config(format!(
-                "backup {} is a snapshot backup: deleting snapshot backups is not implemented \
-                 yet in barman-rs; nothing was deleted",
-                deletion.id
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// A backup's step, and the WAL clean-up scope its deletion opens (filled in by
@@ -237,6 +238,7 @@ pub fn plan_backups(
                 archives,
                 manifest,
                 snapshot_label,
+                snapshots: None,
                 wal: WalCleanup::Nothing,
             })),
             scope,

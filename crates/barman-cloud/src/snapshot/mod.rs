@@ -13,6 +13,8 @@
 //! resolution, as Barman does it), [`aws`] (EBS through the EC2 Query API).
 
 pub mod aws;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod host;
 pub mod mounts;
 
