@@ -518,3 +518,58 @@ async fn keep_alive_during<T>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::fake::FakeCloud;
+    use crate::snapshot::host::fake::FakeHost;
+
+    fn disks(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn preconditions_follow_barman_and_keep_the_attachment_order() {
+        let cloud = FakeCloud::aws("eu-west-1");
+        cloud.attach("i-1", cloud.disk("vol-a", 0));
+        cloud.attach("i-1", cloud.disk("vol-b", 1));
+        cloud.attach("i-1", cloud.disk("vol-c", 2));
+        let host = FakeHost::default()
+            .answer("ls /sys/block", true, "")
+            .answer("findmnt -o TARGET,OPTIONS -n /dev/sdf", true, "/a rw\n")
+            .answer("findmnt -o TARGET,OPTIONS -n /dev/sdg", true, "/b rw\n");
+        let check = |instance: &'static str, names: &'static [&'static str]| {
+            let (cloud, host) = (&cloud, &host);
+            async move {
+                check_preconditions(cloud, host, instance, &disks(names))
+                    .await
+                    .map(|found| {
+                        found
+                            .into_iter()
+                            .map(|(d, m)| format!("{}@{}", d.identifier, m.mount_point))
+                            .collect::<Vec<_>>()
+                    })
+                    .map_err(|e| e.to_string())
+            }
+        };
+        assert_eq!(
+            check("i-1", &["vol-b", "vol-a"]).await.unwrap(),
+            ["vol-a@/a", "vol-b@/b"]
+        );
+        assert_eq!(
+            check("i-2", &["vol-a"]).await.unwrap_err(),
+            "Cannot find compute instance i-2"
+        );
+        assert_eq!(
+            check("i-1", &["vol-x", "vol-a", "vol-y"])
+                .await
+                .unwrap_err(),
+            "Cannot find disks attached to compute instance i-1: vol-x, vol-y"
+        );
+        assert_eq!(
+            check("i-1", &["vol-c", "vol-a"]).await.unwrap_err(),
+            "Cannot find disks mounted on compute instance i-1: vol-c"
+        );
+    }
+}

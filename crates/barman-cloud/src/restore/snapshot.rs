@@ -189,3 +189,240 @@ fn write_label(destination: &Path, label: &[u8]) -> Result<()> {
         Error::io(&target, e)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::fake::FakeCloud;
+    use crate::snapshot::host::fake::FakeHost;
+    use crate::storage::in_memory;
+    use object_store::PutPayload;
+
+    const ID: &str = "20250101T000000";
+    const LABEL: &str = "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n";
+
+    /// A snapshot backup of one disk (snap-1, mounted at /opt/disk0 with rw,noatime), its
+    /// label stored with (or without) a manifest, and a recovery instance whose disk was
+    /// made from snap-1.
+    async fn world(
+        manifest_label: Option<&str>,
+    ) -> (CloudStorage, FakeCloud, BackupInfo, tempfile::TempDir) {
+        let storage = in_memory("s3://bucket/pg");
+        let layout = ServerLayout::new(&storage, "srv");
+        storage
+            .put(&layout.backup_label(ID), PutPayload::from(LABEL), &[])
+            .await
+            .unwrap();
+        if let Some(label) = manifest_label {
+            let mut manifest = IntegrityManifest::default();
+            manifest.insert(BACKUP_LABEL_ENTRY, Digest256::of(label.as_bytes()));
+            storage
+                .put(
+                    &layout.manifest(ID),
+                    PutPayload::from(manifest.render().into_bytes()),
+                    &[],
+                )
+                .await
+                .unwrap();
+        }
+        let cloud = FakeCloud::aws("eu-west-1");
+        cloud.add_snapshot("snap-1", "pgdata-20250101t000000");
+        let mut clone = cloud.disk("vol-clone", 0);
+        clone.source_snapshot = Some("snap-1".into());
+        cloud.attach("i-recovery", clone);
+        let info = BackupInfo {
+            backup_id: Some(ID.into()),
+            snapshots_info: Some(cloud.snapshots_info_of(&["snap-1"])),
+            ..Default::default()
+        };
+        (storage, cloud, info, tempfile::tempdir().unwrap())
+    }
+
+    fn mounted(destination: &Path, mount: &str) -> FakeHost {
+        let dest = destination.to_string_lossy().into_owned();
+        FakeHost::default()
+            .answer("ls /sys/block", true, "sda\n")
+            .answer("findmnt -o TARGET,OPTIONS -n /dev/sdf", true, mount)
+            .answer(&format!("test -e {dest}"), true, "")
+            .answer(&format!("test -d {dest}"), true, "")
+    }
+
+    async fn restore(
+        storage: &CloudStorage,
+        cloud: &FakeCloud,
+        info: &BackupInfo,
+        destination: &Path,
+        host: &FakeHost,
+        instance: Option<&str>,
+    ) -> Result<()> {
+        restore_snapshot_backup(
+            storage,
+            "srv",
+            ID,
+            info,
+            destination,
+            &[],
+            instance,
+            cloud,
+            host,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn the_label_lands_once_the_clones_are_checked() {
+        let (storage, cloud, info, dir) = world(Some(LABEL)).await;
+        let host = mounted(dir.path(), "/opt/disk0 rw,noatime\n");
+        restore(
+            &storage,
+            &cloud,
+            &info,
+            dir.path(),
+            &host,
+            Some("i-recovery"),
+        )
+        .await
+        .unwrap();
+        let written = std::fs::read_to_string(dir.path().join("backup_label")).unwrap();
+        assert_eq!(written, LABEL);
+        // The region recorded at backup time reached the provider.
+        assert_eq!(
+            cloud.requests()[0].info("region").and_then(|v| v.as_str()),
+            Some("eu-west-1")
+        );
+        // Nothing else in the destination (no temporary file left).
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn each_check_refuses_with_barmans_message() {
+        let (storage, cloud, info, dir) = world(None).await;
+        let good = mounted(dir.path(), "/opt/disk0 rw,noatime\n");
+        let error = |r: Result<()>| r.unwrap_err().to_string();
+
+        let e = error(restore(&storage, &cloud, &info, dir.path(), &good, None).await);
+        assert_eq!(
+            e,
+            "Incomplete options for snapshot restore - missing: snapshot_recovery_instance"
+        );
+        let e = error(restore(&storage, &cloud, &info, dir.path(), &good, Some("i-other")).await);
+        assert_eq!(e, "Cannot find instance i-other");
+        cloud.add_instance("i-other");
+        let e = error(restore(&storage, &cloud, &info, dir.path(), &good, Some("i-other")).await);
+        assert_eq!(
+            e,
+            "The following snapshots are not attached to recovery instance i-other: snap-1"
+        );
+        let elsewhere = mounted(dir.path(), "/mnt/x rw,noatime\n");
+        let e = error(
+            restore(
+                &storage,
+                &cloud,
+                &info,
+                dir.path(),
+                &elsewhere,
+                Some("i-recovery"),
+            )
+            .await,
+        );
+        assert_eq!(
+            e,
+            "Error checking mount points: Disk vol-clone cloned from snapshot snap-1 is \
+             mounted at /mnt/x but /opt/disk0 was expected."
+        );
+        let options = mounted(dir.path(), "/opt/disk0 ro\n");
+        let e = error(
+            restore(
+                &storage,
+                &cloud,
+                &info,
+                dir.path(),
+                &options,
+                Some("i-recovery"),
+            )
+            .await,
+        );
+        assert_eq!(
+            e,
+            "Error checking mount options: Disk vol-clone cloned from snapshot snap-1 is \
+             mounted with ro but rw,noatime was expected."
+        );
+        let unmounted = FakeHost::default().answer("ls /sys/block", true, "");
+        let e = error(
+            restore(
+                &storage,
+                &cloud,
+                &info,
+                dir.path(),
+                &unmounted,
+                Some("i-recovery"),
+            )
+            .await,
+        );
+        assert_eq!(
+            e,
+            "Error checking mount points: Error finding mount point for disk vol-clone: Could \
+             not find device /dev/sdf at any mount point"
+        );
+        let no_dir = FakeHost::default()
+            .answer("ls /sys/block", true, "")
+            .answer(
+                "findmnt -o TARGET,OPTIONS -n /dev/sdf",
+                true,
+                "/opt/disk0 rw,noatime\n",
+            );
+        let e = error(
+            restore(
+                &storage,
+                &cloud,
+                &info,
+                dir.path(),
+                &no_dir,
+                Some("i-recovery"),
+            )
+            .await,
+        );
+        assert!(e.starts_with("Recovery directory '"), "{e}");
+        let e = error(
+            restore_snapshot_backup(
+                &storage,
+                "srv",
+                ID,
+                &info,
+                dir.path(),
+                &[("t".into(), "/x".into())],
+                Some("i-recovery"),
+                &cloud,
+                &good,
+            )
+            .await,
+        );
+        assert_eq!(
+            e,
+            format!(
+                "Backup {ID} is a snapshot backup therefore tablespace relocation rules cannot \
+                 be used."
+            )
+        );
+        assert!(!dir.path().join("backup_label").exists());
+    }
+
+    #[tokio::test]
+    async fn a_label_the_manifest_does_not_know_is_refused() {
+        let (storage, cloud, info, dir) = world(Some("another label\n")).await;
+        let host = mounted(dir.path(), "/opt/disk0 rw,noatime\n");
+        let e = restore(
+            &storage,
+            &cloud,
+            &info,
+            dir.path(),
+            &host,
+            Some("i-recovery"),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, Error::Corrupt(_)), "{e}");
+        assert!(!dir.path().join("backup_label").exists());
+    }
+}
