@@ -17,6 +17,8 @@
 //!   creation is waited for, not an error.
 
 pub mod ec2;
+#[cfg(test)]
+mod fake;
 pub mod model;
 
 use std::time::Duration;
@@ -899,5 +901,467 @@ mod tests {
             Some(String::new())
         );
         assert!(provider.delete_snapshot(&no_id, &info).await.is_err());
+    }
+
+    mod scripted {
+        //! The provider against a scripted endpoint: what moto cannot show (locks, retries,
+        //! failed snapshots, errors).
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use super::super::fake::{FakeEc2, Form, error, param};
+        use super::*;
+
+        fn instance_xml(outpost: Option<&str>) -> String {
+            let outpost = outpost
+                .map(|a| format!("<outpostArn>{a}</outpostArn>"))
+                .unwrap_or_default();
+            format!(
+                "<DescribeInstancesResponse><reservationSet><item><reservationId>r-1</reservationId>\
+                 <instancesSet><item><instanceId>i-1</instanceId><rootDeviceName>/dev/xvda</rootDeviceName>\
+                 <blockDeviceMapping><item><deviceName>/dev/xvda</deviceName><ebs><volumeId>vol-root</volumeId></ebs></item>\
+                 <item><deviceName>/dev/sdf</deviceName><ebs><volumeId>vol-1</volumeId></ebs></item></blockDeviceMapping>\
+                 <virtualizationType>hvm</virtualizationType>{outpost}</item></instancesSet></item></reservationSet>\
+                 </DescribeInstancesResponse>"
+            )
+        }
+
+        fn snapshot_xml(root: &str, id: &str, state: &str) -> String {
+            format!(
+                "<{root}><snapshotId>{id}</snapshotId><volumeId>vol-1</volumeId><status>{state}</status>\
+                 <ownerId>123456789012</ownerId></{root}>"
+            )
+        }
+
+        fn snapshots_xml(items: &[(&str, &str)]) -> String {
+            let items: String = items
+                .iter()
+                .map(|(id, state)| snapshot_xml("item", id, state))
+                .collect();
+            format!(
+                "<DescribeSnapshotsResponse><snapshotSet>{items}</snapshotSet></DescribeSnapshotsResponse>"
+            )
+        }
+
+        fn disk() -> AttachedDisk {
+            AttachedDisk {
+                identifier: "pgdata".into(),
+                disk_id: "vol-1".into(),
+                device: DeviceRef::Aws {
+                    device_name: "/dev/sdf".into(),
+                    volume_id: "vol-1".into(),
+                    paravirtual: false,
+                },
+                source_snapshot: None,
+            }
+        }
+
+        fn mount() -> Mount {
+            Mount {
+                mount_point: "/pg".into(),
+                mount_options: "rw".into(),
+            }
+        }
+
+        fn lock() -> SnapshotLock {
+            SnapshotLock {
+                mode: LockMode::Compliance,
+                duration: Some(3),
+                cool_off_period: Some(1),
+                expiration_date: None,
+            }
+        }
+
+        fn meta(id: &str) -> SnapshotMetadata {
+            let mut meta = SnapshotMetadata::new(SnapshotCloud::Aws);
+            meta.set_field("snapshot_id", PyValue::str(id));
+            meta
+        }
+
+        fn action(form: &Form) -> &str {
+            param(form, "Action").unwrap_or_default()
+        }
+
+        #[tokio::test]
+        async fn throttling_is_retried_and_malformed_ids_are_names() {
+            let throttled = Arc::new(AtomicUsize::new(0));
+            let count = throttled.clone();
+            let fake = FakeEc2::start(move |form| {
+                if param(form, "InstanceId.1").is_some() {
+                    return (400, error("InvalidInstanceID.Malformed", "Invalid id"));
+                }
+                if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return (
+                        503,
+                        error("RequestLimitExceeded", "Request limit exceeded."),
+                    );
+                }
+                (200, instance_xml(None))
+            })
+            .await;
+            let provider = AwsSnapshots::with_client(AwsSnapshotSettings::default(), fake.client());
+            assert!(provider.instance_exists("i-not-an-id").await.unwrap());
+            let requests = fake.requests();
+            assert_eq!(requests.len(), 3);
+            assert_eq!(param(&requests[1], "Filter.1.Name"), Some("tag:Name"));
+            assert_eq!(param(&requests[1], "Filter.1.Value.1"), Some("i-not-an-id"));
+            assert_eq!(
+                param(&requests[1], "Filter.2.Name"),
+                Some("instance-state-name")
+            );
+            assert_eq!(param(&requests[1], "Filter.2.Value.5"), Some("stopped"));
+            assert_eq!(requests[1], requests[2]);
+        }
+
+        #[tokio::test]
+        async fn errors_after_retries_name_the_code() {
+            let fake = FakeEc2::start(|_| (503, error("RequestLimitExceeded", "slow down"))).await;
+            let provider = AwsSnapshots::with_client(AwsSnapshotSettings::default(), fake.client());
+            let err = provider.instance_exists("pg").await.unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "An error occurred (RequestLimitExceeded) when calling the DescribeInstances operation (reached max retries: 2): slow down"
+            );
+            assert_eq!(fake.requests().len(), 3);
+        }
+
+        #[tokio::test]
+        async fn create_snapshot_is_not_repeated_unless_throttled() {
+            let creates = Arc::new(AtomicUsize::new(0));
+            let count = creates.clone();
+            let fake = FakeEc2::start(move |form| match action(form) {
+                "DescribeInstances" => (200, instance_xml(None)),
+                "CreateSnapshot" => match count.fetch_add(1, Ordering::SeqCst) {
+                    0 => (400, error("RequestLimitExceeded", "slow down")),
+                    1 => (
+                        200,
+                        snapshot_xml("CreateSnapshotResponse", "snap-1", "pending"),
+                    ),
+                    _ => (500, error("InternalError", "oops")),
+                },
+                _ => (400, error("Unexpected", "")),
+            })
+            .await;
+            let settings = AwsSnapshotSettings {
+                lock: Some(lock()),
+                tags: vec![("k".into(), "v".into())],
+                ..Default::default()
+            };
+            let provider = AwsSnapshots::with_client(settings, fake.client());
+            let created = provider
+                .create_snapshot("i-1", &disk(), "pgdata-20250101t000000", &mount())
+                .await
+                .unwrap();
+            assert_eq!(creates.load(Ordering::SeqCst), 2);
+            assert_eq!(created.owner.as_deref(), Some("123456789012"));
+            let meta = &created.metadata;
+            assert_eq!(meta.field("device_name"), Some(&PyValue::str("/dev/sdf")));
+            assert_eq!(meta.field("snapshot_id"), Some(&PyValue::str("snap-1")));
+            assert_eq!(
+                meta.field("snapshot_name"),
+                Some(&PyValue::str("pgdata-20250101t000000"))
+            );
+            assert_eq!(
+                meta.field("snapshot_lock_mode"),
+                Some(&PyValue::str("compliance"))
+            );
+            let create = fake
+                .requests()
+                .into_iter()
+                .rfind(|f| action(f) == "CreateSnapshot")
+                .unwrap();
+            assert_eq!(param(&create, "VolumeId"), Some("vol-1"));
+            assert_eq!(param(&create, "TagSpecification.1.Tag.2.Key"), Some("k"));
+            assert_eq!(param(&create, "OutpostArn"), None);
+            // Creating is never locking.
+            assert!(!fake.actions().iter().any(|a| a == "LockSnapshot"));
+
+            // A server error may have come after the snapshot was made: not repeated.
+            let err = provider
+                .create_snapshot("i-1", &disk(), "pgdata-x", &mount())
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::Provider(_)), "{err:?}");
+            assert!(err.to_string().contains("(InternalError)"), "{err}");
+            assert_eq!(creates.load(Ordering::SeqCst), 3);
+        }
+
+        #[tokio::test]
+        async fn failed_snapshots_and_outposts() {
+            let fake = FakeEc2::start(|form| match action(form) {
+                "DescribeInstances" => (200, instance_xml(Some("arn:aws:outposts:op-1"))),
+                "CreateSnapshot" => (
+                    200,
+                    snapshot_xml("CreateSnapshotResponse", "snap-9", "error"),
+                ),
+                _ => (400, error("Unexpected", "")),
+            })
+            .await;
+            let locked = AwsSnapshots::with_client(
+                AwsSnapshotSettings {
+                    lock: Some(lock()),
+                    ..Default::default()
+                },
+                fake.client(),
+            );
+            let err = locked
+                .create_snapshot("i-1", &disk(), "pgdata-x", &mount())
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "Cannot use aws_snapshot_lock_mode with instance i-1: it is attached to Outpost \
+                 arn:aws:outposts:op-1, and AWS does not support locking local EBS snapshots on \
+                 Outposts. Remove aws_snapshot_lock_mode, or take this backup from an instance \
+                 that is not attached to an Outpost."
+            );
+            let unlocked = AwsSnapshots::with_client(AwsSnapshotSettings::default(), fake.client());
+            let err = unlocked
+                .create_snapshot("i-1", &disk(), "pgdata-x", &mount())
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "Snapshot 'pgdata-x' failed: snap-9 is in state error"
+            );
+            let create = fake
+                .requests()
+                .into_iter()
+                .rfind(|f| action(f) == "CreateSnapshot")
+                .unwrap();
+            assert_eq!(param(&create, "OutpostArn"), Some("arn:aws:outposts:op-1"));
+            let mut elsewhere = disk();
+            elsewhere.identifier = "other".into();
+            elsewhere.disk_id = "vol-2".into();
+            assert_eq!(
+                unlocked
+                    .create_snapshot("i-1", &elsewhere, "other-x", &mount())
+                    .await
+                    .unwrap_err()
+                    .to_string(),
+                "Disk other not attached to instance i-1"
+            );
+        }
+
+        #[tokio::test]
+        async fn waits_for_completion() {
+            let polls = Arc::new(AtomicUsize::new(0));
+            let count = polls.clone();
+            let fake = FakeEc2::start(move |form| match param(form, "SnapshotId.1") {
+                Some("snap-bad") => (200, snapshots_xml(&[("snap-bad", "error")])),
+                Some("snap-slow") => (200, snapshots_xml(&[("snap-slow", "pending")])),
+                _ => match count.fetch_add(1, Ordering::SeqCst) {
+                    0 => (400, error("InvalidSnapshot.NotFound", "not yet")),
+                    1 => (
+                        200,
+                        snapshots_xml(&[("snap-1", "completed"), ("snap-2", "pending")]),
+                    ),
+                    _ => (
+                        200,
+                        snapshots_xml(&[("snap-1", "completed"), ("snap-2", "completed")]),
+                    ),
+                },
+            })
+            .await;
+            let settings = AwsSnapshotSettings {
+                await_timeout: Duration::from_secs(30),
+                ..Default::default()
+            };
+            let provider = AwsSnapshots::with_client(settings, fake.client());
+            provider
+                .await_snapshots(&[meta("snap-1"), meta("snap-2")])
+                .await
+                .unwrap();
+            assert_eq!(polls.load(Ordering::SeqCst), 3);
+            let last = fake.requests().pop().unwrap();
+            assert_eq!(param(&last, "SnapshotId.2"), Some("snap-2"));
+            assert_eq!(param(&last, "MaxResults"), None);
+            let err = provider
+                .await_snapshots(&[meta("snap-bad")])
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::Failed(_)));
+            assert_eq!(err.to_string(), "Snapshot snap-bad failed");
+            let impatient =
+                AwsSnapshots::with_client(AwsSnapshotSettings::default(), fake.client());
+            let err = impatient
+                .await_snapshots(&[meta("snap-slow")])
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "Snapshots not completed within 0 seconds: snap-slow (pending)"
+            );
+        }
+
+        #[tokio::test]
+        async fn locks_once_complete_with_the_options_set() {
+            let fake = FakeEc2::start(|form| match param(form, "SnapshotId") {
+                Some("snap-1") => (
+                    200,
+                    "<LockSnapshotResponse><snapshotId>snap-1</snapshotId><lockState>compliance-cooloff</lockState>\
+                     <lockDuration>3</lockDuration><coolOffPeriod>1</coolOffPeriod></LockSnapshotResponse>"
+                        .into(),
+                ),
+                _ => (400, error("IncorrectState", "snapshot is pending")),
+            })
+            .await;
+            let provider = AwsSnapshots::with_client(
+                AwsSnapshotSettings {
+                    lock: Some(lock()),
+                    ..Default::default()
+                },
+                fake.client(),
+            );
+            provider.protect_snapshots(&[meta("snap-1")]).await.unwrap();
+            let request = fake.requests().pop().unwrap();
+            assert_eq!(
+                request,
+                [
+                    ("Action", "LockSnapshot"),
+                    ("Version", "2016-11-15"),
+                    ("SnapshotId", "snap-1"),
+                    ("LockMode", "compliance"),
+                    ("LockDuration", "3"),
+                    ("CoolOffPeriod", "1"),
+                ]
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+            );
+            let err = provider
+                .protect_snapshots(&[meta("snap-2")])
+                .await
+                .unwrap_err();
+            assert!(matches!(err.root(), Error::Provider(_)));
+            assert_eq!(
+                err.to_string(),
+                "Cannot lock snapshot snap-2: An error occurred (IncorrectState) when calling the LockSnapshot operation: snapshot is pending"
+            );
+        }
+
+        #[tokio::test]
+        async fn names_and_deletions_follow_barman() {
+            let fake = FakeEc2::start(|form| {
+                let id = param(form, "SnapshotId.1").or(param(form, "SnapshotId"));
+                match (action(form), id) {
+                    ("DescribeSnapshots", Some("snap-bad")) => {
+                        (400, error("InvalidSnapshotID.Malformed", "bad id"))
+                    }
+                    ("DescribeSnapshots", Some("snap-deny")) => {
+                        (403, error("UnauthorizedOperation", "You are not 'allowed'"))
+                    }
+                    ("DescribeSnapshots", Some("snap-none")) => (200, snapshots_xml(&[])),
+                    ("DescribeSnapshots", _) => (200, snapshots_xml(&[("snap-1", "completed")])),
+                    ("DeleteSnapshot", Some("snap-locked")) => {
+                        (400, error("SnapshotLocked", "locked"))
+                    }
+                    ("DeleteSnapshot", Some("snap-deny")) => {
+                        (403, error("UnauthorizedOperation", "no"))
+                    }
+                    ("DeleteSnapshot", _) => (
+                        200,
+                        "<DeleteSnapshotResponse><return>true</return></DeleteSnapshotResponse>"
+                            .into(),
+                    ),
+                    _ => (400, error("Unexpected", "")),
+                }
+            })
+            .await;
+            let provider = AwsSnapshots::with_client(AwsSnapshotSettings::default(), fake.client());
+            let info = SnapshotsInfo::new(SnapshotCloud::Aws);
+            assert_eq!(
+                provider
+                    .snapshot_name(&meta("snap-bad"), &info)
+                    .await
+                    .unwrap(),
+                Some(String::new())
+            );
+            assert_eq!(
+                provider
+                    .snapshot_name(&meta("snap-none"), &info)
+                    .await
+                    .unwrap(),
+                Some(String::new())
+            );
+            // No Name tag.
+            assert_eq!(
+                provider
+                    .snapshot_name(&meta("snap-1"), &info)
+                    .await
+                    .unwrap(),
+                Some(String::new())
+            );
+            let owner = fake.requests().pop().unwrap();
+            assert_eq!(param(&owner, "Owner.1"), Some("self"));
+            assert_eq!(
+                provider
+                    .snapshot_name(&meta("snap-deny"), &info)
+                    .await
+                    .unwrap_err()
+                    .to_string(),
+                "Could not verify ownership of snapshot snap-deny: {'Code': 'UnauthorizedOperation', 'Message': \"You are not 'allowed'\"}"
+            );
+            provider
+                .delete_snapshot(&meta("snap-1"), &info)
+                .await
+                .unwrap();
+            let err = provider
+                .delete_snapshot(&meta("snap-locked"), &info)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::SnapshotLocked(_)));
+            assert_eq!(
+                err.to_string(),
+                "Locked snapshot: snap-locked.\nBefore deleting a snapshot, please ensure that it is not locked or that the lock has expired."
+            );
+            let err = provider
+                .delete_snapshot(&meta("snap-deny"), &info)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::Provider(_)));
+            assert_eq!(
+                err.to_string(),
+                "Deletion of snapshot snap-deny failed with error code UnauthorizedOperation: {'Code': 'UnauthorizedOperation', 'Message': 'no'}"
+            );
+        }
+
+        #[tokio::test]
+        async fn volumes_are_read_to_the_last_page() {
+            let fake = FakeEc2::start(|form| match (action(form), param(form, "NextToken")) {
+                ("DescribeInstances", _) => (200, instance_xml(None)),
+                ("DescribeVolumes", None) => (
+                    200,
+                    "<DescribeVolumesResponse><volumeSet><item><volumeId>vol-root</volumeId><attachmentSet><item>\
+                     <instanceId>i-1</instanceId><device>/dev/xvda</device></item></attachmentSet></item></volumeSet>\
+                     <nextToken>page-2</nextToken></DescribeVolumesResponse>"
+                        .into(),
+                ),
+                ("DescribeVolumes", Some("page-2")) => (
+                    200,
+                    "<DescribeVolumesResponse><volumeSet><item><volumeId>vol-1</volumeId><attachmentSet><item>\
+                     <instanceId>i-1</instanceId><device>/dev/sdf</device></item></attachmentSet></item></volumeSet>\
+                     </DescribeVolumesResponse>"
+                        .into(),
+                ),
+                _ => (400, error("Unexpected", "")),
+            })
+            .await;
+            let provider = AwsSnapshots::with_client(AwsSnapshotSettings::default(), fake.client())
+                .with_page_size(5);
+            let disks = provider.attached_disks("pg", None).await.unwrap();
+            assert_eq!(names(&disks), [("vol-1", "vol-1")]);
+            let requests = fake.requests();
+            let volumes: Vec<&Form> = requests
+                .iter()
+                .filter(|f| action(f) == "DescribeVolumes")
+                .collect();
+            assert_eq!(volumes.len(), 2);
+            assert_eq!(
+                param(volumes[0], "Filter.1.Name"),
+                Some("attachment.instance-id")
+            );
+            assert_eq!(param(volumes[0], "Filter.1.Value.1"), Some("i-1"));
+            assert_eq!(param(volumes[0], "MaxResults"), Some("5"));
+            assert_eq!(param(volumes[1], "NextToken"), Some("page-2"));
+        }
     }
 }
