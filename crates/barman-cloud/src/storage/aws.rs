@@ -190,7 +190,7 @@ fn read_customer_key(uri: &str) -> Result<String> {
     Ok(key.to_string())
 }
 
-async fn resolve_region(profile: Option<&str>) -> String {
+pub(crate) async fn resolve_region(profile: Option<&str>) -> String {
     if let Some(region) = env_nonempty("AWS_REGION").or_else(|| env_nonempty("AWS_DEFAULT_REGION"))
     {
         return region;
@@ -206,7 +206,7 @@ async fn resolve_region(profile: Option<&str>) -> String {
     }
 }
 
-async fn credential_provider(
+pub(crate) async fn credential_provider(
     options: &StorageOptions,
     profile: Option<&str>,
     region: &str,

@@ -4,7 +4,7 @@
 //! Provider differences (how credentials are found, bucket-level calls, which headers a
 //! write needs) stay in the provider modules; callers see keys, bytes and semantic errors.
 
-mod aws;
+pub(crate) mod aws;
 mod azure;
 mod gcs;
 mod headers;
