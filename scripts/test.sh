@@ -43,6 +43,8 @@ source "$STATE/env"
 # grammar) find BARMAN_RS_TEST_BARMAN_BIN instead of skipping.
 step "Unit tests"
 cargo test --workspace --lib --bins --locked
+# The EC2 client against moto's EC2 (its own binary: it sets the EC2 endpoint for itself).
+cargo test --locked -p barman-cloud --test ec2_moto
 
 step "Integration tests"
 shift_args=()
