@@ -4,7 +4,8 @@ moto (``moto_server``, which serves S3 and EC2 on one port) implements every EC2
 snapshot backups make except ``LockSnapshot`` (HTTP 500 ``NotImplementedError``). It also
 completes snapshots at once, so the waiting, failure and throttling paths of a client cannot
 be exercised against it. This fake sits in front of moto and forwards every request (method,
-path, headers, body) as it came, except:
+path, headers (less hop-by-hop ones, ``Expect`` and ``Accept-Encoding``), body) as it came,
+except:
 
 * ``LockSnapshot`` is answered here: the snapshot must exist (checked with a
   ``DescribeSnapshots`` forwarded to moto), the parameters are validated as the EC2 API
@@ -97,6 +98,9 @@ HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "transfer-encoding", "upgrade", "content-length",
 }
+# Request headers not passed on: the body is already read (Expect), and answers are rewritten
+# (Accept-Encoding: moto must not compress them).
+NOT_FORWARDED = {"expect", "accept-encoding"}
 # Answer headers this server writes itself.
 OWN_HEADERS = {"server", "date"}
 SETTINGS = {
@@ -484,7 +488,7 @@ class Ec2FakeHandler(BaseHTTPRequestHandler):
         try:
             headers = {}
             for name, value in self.headers.items():
-                if name.lower() in HOP_BY_HOP or name.lower() == "accept-encoding":
+                if name.lower() in HOP_BY_HOP or name.lower() in NOT_FORWARDED:
                     continue
                 headers[name] = value
             if extra_headers:
