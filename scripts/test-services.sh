@@ -2,8 +2,9 @@
 # Test services for barman-rs integration tests and CI.
 #
 #   scripts/test-services.sh install            install the reference Barman and the emulators
-#   scripts/test-services.sh start STATE_DIR    start moto (S3), Azurite (Azure Blob) and the GCS
-#                                               emulator on free 127.0.0.1 ports; writes STATE_DIR/env
+#   scripts/test-services.sh start STATE_DIR    start moto (S3 and EC2), Azurite (Azure Blob), the GCS
+#                                               emulator and the EC2 fake on free 127.0.0.1 ports;
+#                                               writes STATE_DIR/env
 #   scripts/test-services.sh stop STATE_DIR     stop exactly the process groups `start` created
 #   scripts/test-services.sh status STATE_DIR   show what runs
 #
@@ -25,7 +26,12 @@
 #   BARMAN_RS_TEST_AZURE_BLOB_ENDPOINT      http://127.0.0.1:PORT/devstoreaccount1   (Azurite)
 #   BARMAN_RS_TEST_AZURE_CONNECTION_STRING  Azurite's well-known devstoreaccount1 string
 #   BARMAN_RS_TEST_GCS_ENDPOINT             http://127.0.0.1:PORT            (STORAGE_EMULATOR_HOST)
+#   BARMAN_RS_TEST_EC2_ENDPOINT             http://127.0.0.1:PORT            (AWS_ENDPOINT_URL_EC2)
 #   BARMAN_RS_TEST_BARMAN_BIN               $ROOT/barman-venv/bin
+# The EC2 endpoint is tests/fakes/ec2_fake.py (standard library only, run with the moto venv's
+# Python): a recording proxy in front of moto's EC2 that adds LockSnapshot/UnlockSnapshot, the
+# SnapshotLocked refusal and per-volume injected behaviour (pending/error snapshots, latency,
+# errors, throttling) driven through its /_fake/ control API; see its docstring.
 # Every server listens on 127.0.0.1 only. No Docker.
 set -euo pipefail
 umask 022
@@ -43,7 +49,7 @@ MACHETE_SPEC='cargo-machete@0.9.2'
 AZURITE_ACCOUNT=devstoreaccount1
 AZURITE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
 
-SERVICES=(s3 azure gcs)
+SERVICES=(s3 azure gcs ec2)
 declare -A LAUNCHED
 START_TIMEOUT=${BARMAN_RS_SERVICE_TIMEOUT:-60}
 
@@ -316,9 +322,9 @@ cmd_start() {
     done
     rm -f "$STATE/env"
 
-    local ports s3_port az_port gcs_port
-    ports=$(free_ports 3)
-    read -r s3_port az_port gcs_port <<<"$ports"
+    local ports s3_port az_port gcs_port ec2_port
+    ports=$(free_ports 4)
+    read -r s3_port az_port gcs_port ec2_port <<<"$ports"
 
     mkdir -p "$STATE/azurite" "$STATE/gcs"
     # Whatever fails from here on, stop what was already started.
@@ -329,10 +335,13 @@ cmd_start() {
         --skipApiVersionCheck --loose --silent --disableTelemetry
     launch gcs "$gcs_port" "$ROOT/gcs-venv/bin/python" "$REPO/tests/fakes/gcs_emulator.py" \
         --host 127.0.0.1 --port "$gcs_port" --data-dir "$STATE/gcs"
+    launch ec2 "$ec2_port" "$ROOT/moto-venv/bin/python" "$REPO/tests/fakes/ec2_fake.py" \
+        --host 127.0.0.1 --port "$ec2_port" --upstream "http://127.0.0.1:$s3_port"
 
     wait_ready s3 "http://127.0.0.1:$s3_port/" \
         azure "http://127.0.0.1:$az_port/$AZURITE_ACCOUNT?comp=list" \
-        gcs "http://127.0.0.1:$gcs_port/storage/v1/b"
+        gcs "http://127.0.0.1:$gcs_port/storage/v1/b" \
+        ec2 "http://127.0.0.1:$ec2_port/_fake/locks"
 
     local blob="http://127.0.0.1:$az_port/$AZURITE_ACCOUNT"
     {
@@ -341,6 +350,7 @@ cmd_start() {
         printf "export BARMAN_RS_TEST_AZURE_CONNECTION_STRING='DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;'\n" \
             "$AZURITE_ACCOUNT" "$AZURITE_KEY" "$blob"
         printf "export BARMAN_RS_TEST_GCS_ENDPOINT='http://127.0.0.1:%s'\n" "$gcs_port"
+        printf "export BARMAN_RS_TEST_EC2_ENDPOINT='http://127.0.0.1:%s'\n" "$ec2_port"
         printf "export BARMAN_RS_TEST_BARMAN_BIN='%s'\n" "$ROOT/barman-venv/bin"
     } >"$STATE/env.tmp"
     mv "$STATE/env.tmp" "$STATE/env"
@@ -430,7 +440,7 @@ cmd_status() {
 }
 
 usage() {
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
