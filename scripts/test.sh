@@ -34,7 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-step "Starting S3 (moto), Azure (Azurite) and GCS (emulator) on 127.0.0.1"
+step "Starting S3 and EC2 (moto, behind tests/fakes/ec2_fake.py), Azure (Azurite) and GCS (emulator) on 127.0.0.1"
 bash scripts/test-services.sh start "$STATE"
 # shellcheck disable=SC1091
 source "$STATE/env"
