@@ -421,6 +421,68 @@ impl Ec2World {
         instance
     }
 
+    /// `count` instances without volumes (beyond the root one) named `name`, made by one
+    /// RunInstances call, so in one reservation; terminated with the world. Two calls with
+    /// the same name give two reservations.
+    pub fn instances_named(&self, name: &str, count: u32) -> Vec<String> {
+        let images = ec2_call(
+            "describe_images",
+            json!({"Filters": [
+                {"Name": "virtualization-type", "Values": ["hvm"]},
+                {"Name": "root-device-name", "Values": ["/dev/sda1"]}]}),
+        )
+        .unwrap_or_else(|e| panic!("DescribeImages: {e:?}"));
+        let mut ids: Vec<&str> = images["Images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["ImageId"].as_str())
+            .collect();
+        ids.sort_unstable();
+        let image = ids.first().expect("an HVM AMI with root device /dev/sda1");
+        let answer = ec2_call(
+            "run_instances",
+            json!({"ImageId": image, "MinCount": count, "MaxCount": count,
+                   "InstanceType": "t3.micro",
+                   "TagSpecifications": [{"ResourceType": "instance",
+                                          "Tags": [{"Key": "Name", "Value": name}]}]}),
+        )
+        .unwrap_or_else(|e| panic!("RunInstances: {e:?}"));
+        let made: Vec<Ec2Instance> = answer["Instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| Ec2Instance {
+                id: i["InstanceId"].as_str().unwrap().to_string(),
+                name: name.to_string(),
+                zone: i["Placement"]["AvailabilityZone"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                virtualization: "hvm".into(),
+                root_device: "/dev/sda1".into(),
+                volumes: Vec::new(),
+            })
+            .collect();
+        let ids = made.iter().map(|i| i.id.clone()).collect();
+        self.recovery.lock().unwrap().extend(made);
+        ids
+    }
+
+    /// The ID of the EBS volume attached at the root device of instance `id`.
+    pub fn root_volume(&self, id: &str) -> String {
+        let instance = self.describe_instance(id);
+        let root = instance["RootDeviceName"].as_str().unwrap().to_string();
+        instance["BlockDeviceMappings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["DeviceName"] == root.as_str())
+            .and_then(|m| m["Ebs"]["VolumeId"].as_str())
+            .unwrap_or_else(|| panic!("no EBS root volume in {instance}"))
+            .to_string()
+    }
+
     /// Deletes `snapshot` (and drops its lock) when the world is dropped, for snapshots of
     /// volumes that are not the world's.
     pub fn forget_snapshot_later(&self, snapshot: &str) {

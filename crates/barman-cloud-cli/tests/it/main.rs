@@ -11,6 +11,7 @@ mod manifest;
 mod postgres;
 mod restore;
 mod robustness;
+mod snapshot_aws;
 mod snapshot_barman;
 mod support;
 mod wal_cli;

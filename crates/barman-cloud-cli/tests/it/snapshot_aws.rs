@@ -1,0 +1,776 @@
+//! Our AWS snapshot backups (`barman-cloud-backup --snapshot-instance --snapshot-disk`),
+//! restores and deletions against the EC2 fake and the findmnt stand-in (see `ec2`),
+//! compared with Python Barman 3.20.1 on the same EC2 wherever Barman has the same case
+//! (`snapshot_barman` shows Barman's own cycle against these fakes).
+//!
+//! Every test has its own EC2 world, mount table, bucket and PostgreSQL cluster, so the
+//! tests run in parallel; inside a test, independent runs of both tools go at once.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::ec2::*;
+use crate::postgres::{Cluster, as_postgres, chown_postgres};
+use crate::support::*;
+
+type Env = Vec<(String, String)>;
+
+/// The advice Barman prints after `Locked snapshot: <id>.`
+const LOCK_ADVICE: &str = "Before deleting a snapshot, please ensure that it is not locked or that the lock has expired.";
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// One test's EC2 world, mount table and destination, and the environment both tools get.
+struct Snap {
+    world: Ec2World,
+    mounts: FakeMounts,
+    dest: Destination,
+    env: Env,
+}
+
+impl Snap {
+    /// A world of `volumes` volumes, `disks` disk directories (nothing mounted) and a
+    /// created bucket (directory for `Local`).
+    fn new(tag: &str, volumes: usize, disks: usize, service: Service) -> Snap {
+        let world = Ec2World::new(tag, volumes);
+        let mounts = FakeMounts::new(disks);
+        let dest = Destination::create(service, tag);
+        let mut env = world.env();
+        env.extend(mounts.env());
+        Snap {
+            world,
+            mounts,
+            dest,
+            env,
+        }
+    }
+
+    fn ours(&self, command: &str, options: &[&str], rest: &[&str]) -> Command {
+        with_env(ours_command(&self.dest, command, options, rest), &self.env)
+    }
+
+    fn barman(&self, command: &str, options: &[&str], rest: &[&str]) -> Command {
+        with_env(
+            barman_command(&self.dest, command, options, rest),
+            &self.env,
+        )
+    }
+
+    fn run_ours(&self, command: &str, options: &[&str], rest: &[&str]) -> Output {
+        run(self.ours(command, options, rest))
+    }
+
+    fn run_barman(&self, command: &str, options: &[&str], rest: &[&str]) -> Output {
+        run(self.barman(command, options, rest))
+    }
+
+    /// Our `barman-cloud-backup` of `cluster`, snapshotting `disks` (server `srv`).
+    fn backup_ours(&self, cluster: &Cluster, disks: &[&str], extra: &[&str]) -> Output {
+        let options = backup_options(cluster, self.world.instance_name(), disks, extra);
+        self.run_ours("barman-cloud-backup", &strs(&options), &["srv"])
+    }
+
+    fn backup_barman(&self, cluster: &Cluster, disks: &[&str], extra: &[&str]) -> Output {
+        let options = backup_options(cluster, self.world.instance_name(), disks, extra);
+        self.run_barman("barman-cloud-backup", &strs(&options), &["srv"])
+    }
+
+    /// The only backup of `srv` (our list), which must be DONE.
+    fn single_done_backup(&self) -> String {
+        let ids = backup_ids(&self.dest);
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        assert_eq!(ids[0].1, "DONE", "{ids:?}");
+        ids[0].0.clone()
+    }
+
+    /// The tool calls made since `since` (a sequence number).
+    fn calls_since(&self, since: u64) -> Vec<Call> {
+        self.world
+            .tool_calls()
+            .into_iter()
+            .filter(|c| c.seq > since)
+            .collect()
+    }
+
+    /// The sequence number of the last recorded call concerning the world.
+    fn last_seq(&self) -> u64 {
+        self.world.calls().last().map_or(0, |c| c.seq)
+    }
+}
+
+fn with_env(mut command: Command, env: &Env) -> Command {
+    command.envs(env.iter().map(|(k, v)| (k, v)));
+    command
+}
+
+fn run(mut command: Command) -> Output {
+    command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+}
+
+/// Runs every command at once; their outputs, in order.
+fn run_all(commands: Vec<Command>) -> Vec<Output> {
+    let children: Vec<std::process::Child> = commands
+        .into_iter()
+        .map(|mut c| {
+            c.stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"))
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// barman-cloud-backup's options for a snapshot backup of `cluster` (either tool's).
+fn backup_options(cluster: &Cluster, instance: &str, disks: &[&str], extra: &[&str]) -> Vec<String> {
+    let mut options = cluster.backup_options();
+    options.extend(["--snapshot-instance".to_string(), instance.to_string()]);
+    for disk in disks {
+        options.extend(["--snapshot-disk".to_string(), disk.to_string()]);
+    }
+    options.extend(extra.iter().map(|s| s.to_string()));
+    options
+}
+
+/// Object keys of the destination relative to its URL (`srv/base/...`).
+fn keys(dest: &Destination) -> Vec<String> {
+    dest.object_keys()
+        .into_iter()
+        .filter_map(|k| match dest.service {
+            Service::S3 => k.strip_prefix("pg/").map(str::to_string),
+            _ => Some(k),
+        })
+        .collect()
+}
+
+/// The keys of backup `id` (relative to `srv/base/<id>/`).
+fn backup_keys(dest: &Destination, id: &str) -> Vec<String> {
+    let prefix = format!("srv/base/{id}/");
+    keys(dest)
+        .into_iter()
+        .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))
+        .collect()
+}
+
+/// The content of object `key` (relative to the URL).
+fn object(dest: &Destination, key: &str) -> Vec<u8> {
+    match dest.service {
+        Service::Local => std::fs::read(Path::new(&dest.bucket()).join(key))
+            .unwrap_or_else(|e| panic!("{key}: {e}")),
+        Service::S3 => {
+            let code = "import os, sys, boto3\n\
+                c = boto3.client('s3', endpoint_url=os.environ['S3_ENDPOINT'])\n\
+                sys.stdout.buffer.write(c.get_object(Bucket=sys.argv[2], Key=sys.argv[3])['Body'].read())\n";
+            let bucket = dest.bucket();
+            let full = format!("pg/{key}");
+            let out = dest
+                .sdk_python(&["-c".as_ref(), code.as_ref()])
+                .arg(&bucket)
+                .arg(&full)
+                .output()
+                .unwrap();
+            assert_success(&out, &format!("reading {full}"));
+            out.stdout
+        }
+        other => panic!("object() on {other:?}"),
+    }
+}
+
+fn object_text(dest: &Destination, key: &str) -> String {
+    String::from_utf8(object(dest, key)).unwrap()
+}
+
+/// `key=value` of a backup.info text.
+fn info_field(info: &str, key: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .map(str::to_string)
+}
+
+fn parse_info_time(text: &str) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%:z")
+        .unwrap_or_else(|e| panic!("time {text:?}: {e}"))
+}
+
+/// Seconds between begin_time and end_time of backup `id`: the time in backup mode.
+fn backup_mode_seconds(dest: &Destination, id: &str) -> f64 {
+    let info = object_text(dest, &format!("srv/base/{id}/backup.info"));
+    let begin = parse_info_time(&info_field(&info, "begin_time").unwrap());
+    let end = parse_info_time(&info_field(&info, "end_time").unwrap());
+    (end - begin).num_milliseconds() as f64 / 1000.0
+}
+
+/// `barman-cloud-backup-show --format json` of ours: the backup's entry.
+fn show_json(snap: &Snap, id: &str) -> Value {
+    let out = snap.run_ours("barman-cloud-backup-show", &["--format", "json"], &["srv", id]);
+    assert_success(&out, "backup-show --format json");
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    shown["srv"].clone()
+}
+
+/// The backup label as backup-show's JSON shows it (a Python literal).
+fn label_of(shown: &Value) -> String {
+    shown["backup_label"]
+        .as_str()
+        .unwrap()
+        .trim_matches('\'')
+        .replace("\\n", "\n")
+        .replace("\\\\", "\\")
+}
+
+/// show (console and JSON) and list (console and JSON) of both tools, all at once: the
+/// same exit codes and standard outputs. Returns our show's console output.
+fn assert_same_catalog_views(snap: &Snap, id: &str) -> String {
+    let views: [(&str, &[&str], Vec<&str>); 4] = [
+        ("barman-cloud-backup-show", &[], vec!["srv", id]),
+        ("barman-cloud-backup-show", &["--format", "json"], vec!["srv", id]),
+        ("barman-cloud-backup-list", &[], vec!["srv"]),
+        ("barman-cloud-backup-list", &["--format", "json"], vec!["srv"]),
+    ];
+    let mut commands = Vec::new();
+    for (command, options, rest) in &views {
+        commands.push(snap.ours(command, options, rest));
+        commands.push(snap.barman(command, options, rest));
+    }
+    let outputs = run_all(commands);
+    for (i, (command, options, _)) in views.iter().enumerate() {
+        let (ours, barman) = (&outputs[2 * i], &outputs[2 * i + 1]);
+        let what = format!("{command} {options:?}");
+        assert_success(barman, &format!("Barman's {what}"));
+        assert_same_exit(ours, barman, &what);
+        assert_eq!(stdout(ours), stdout(barman), "{what}: outputs differ");
+    }
+    stdout(&outputs[0])
+}
+
+/// Waits until the local time (the backup ID clock) is past `backup_id`.
+fn wait_past(backup_id: &str) {
+    loop {
+        let now = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
+        if now.as_str() > backup_id {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn pg_ctl(cluster: &Cluster, action: &str) {
+    let dir = std::env::var("BARMAN_RS_TEST_PG_BIN")
+        .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+    let data = cluster.data();
+    let out = as_postgres(
+        &Path::new(&dir).join("pg_ctl"),
+        &["-D", data.to_str().unwrap(), "-m", "fast", "-w", action],
+    );
+    assert_success(&out, &format!("pg_ctl {action}"));
+}
+
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    stdout(&out).split_whitespace().next().unwrap().to_string()
+}
+
+/// The snapshots of `volume_id` whose Name is `<disk>-<id lowercase>`.
+fn snapshots_named(world: &Ec2World, volume: &Ec2Volume, disk: &str, id: &str) -> Vec<SnapshotInfo> {
+    let name = format!("{disk}-{}", id.to_lowercase());
+    world
+        .snapshots_of_volume(&volume.id)
+        .into_iter()
+        .filter(|s| s.name() == Some(name.as_str()))
+        .collect()
+}
+
+/// The only snapshot of `volume` (there must be exactly one).
+fn only_snapshot(world: &Ec2World, volume: &Ec2Volume) -> SnapshotInfo {
+    let snapshots = world.snapshots_of_volume(&volume.id);
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+    snapshots[0].clone()
+}
+
+/// `snapshots_info.snapshots[*].provider.<field>` of a shown backup.
+fn snapshot_fields(shown: &Value, field: &str) -> Vec<String> {
+    shown["snapshots_info"]["snapshots"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no snapshots in {shown}"))
+        .iter()
+        .map(|s| s["provider"][field].as_str().unwrap_or("None").to_string())
+        .collect()
+}
+
+fn mount_points(shown: &Value) -> Vec<String> {
+    shown["snapshots_info"]["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["mount"]["mount_point"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The ERROR line(s) of a failed command (ours prefix them differently from Barman; the
+/// tests compare the text after the prefix).
+fn assert_mentions(out: &Output, text: &str, what: &str) {
+    assert!(
+        stderr(out).contains(text),
+        "{what}: stderr lacks {text:?}\nstderr: {}",
+        stderr(out)
+    );
+}
+
+/// A cluster whose PGDATA (`<root>/data`) lies on `volume`, mounted at the cluster's root.
+fn cluster_on(snap: &Snap, tag: &str, volume: &Ec2Volume) -> Cluster {
+    let cluster = Cluster::initdb(tag);
+    cluster.start();
+    snap.mounts
+        .mount(&volume.device, cluster.root.path(), DEFAULT_MOUNT_OPTIONS);
+    cluster
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The whole cycle, one disk
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn full_cycle_one_disk() {
+    let started = Instant::now();
+    let snap = Snap::new("snapcycle", 1, 0, Service::S3);
+    let volume = snap.world.volume(0).clone();
+    let source = cluster_on(&snap, "snapcycle", &volume);
+    source.psql("create table t as select generate_series(1, 1000) as i");
+    let disk = source.root.path().display().to_string();
+
+    // -- backup: the snapshot stays pending 3 s, backup mode must not last that long ------
+    snap.world.set_pending_seconds(&volume.id, 3.0);
+    let first = snap.last_seq();
+    let began = Instant::now();
+    let out = snap.backup_ours(
+        &source,
+        &[&volume.name],
+        &["--tag", "env,snaptest", "--tag", "team,dba"],
+    );
+    let took = began.elapsed();
+    assert_success(&out, "our snapshot backup");
+    let id = snap.single_done_backup();
+    assert!(
+        took >= Duration::from_secs(3),
+        "the backup ended before its snapshot completed ({took:?})"
+    );
+    let in_backup_mode = backup_mode_seconds(&snap.dest, &id);
+    assert!(
+        in_backup_mode < 2.5,
+        "{in_backup_mode} s in backup mode: it must end once CreateSnapshot has returned"
+    );
+
+    let snapshot = only_snapshot(&snap.world, &volume);
+    let snapshot_name = format!("{}-{}", volume.name, id.to_lowercase());
+    assert_eq!(snapshot.name(), Some(snapshot_name.as_str()));
+    assert_eq!(snapshot.state, "completed");
+    let expected_tags: BTreeMap<String, String> = [
+        ("Name", snapshot_name.as_str()),
+        ("env", "snaptest"),
+        ("team", "dba"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(snapshot.tags, expected_tags);
+    let calls = snap.calls_since(first);
+    let creates: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.action == "CreateSnapshot")
+        .collect();
+    assert_eq!(creates.len(), 1, "{calls:#?}");
+    let tag_params: Vec<(Option<&str>, Option<&str>)> = (1..=3)
+        .map(|i| {
+            (
+                creates[0].param(&format!("TagSpecification.1.Tag.{i}.Key")),
+                creates[0].param(&format!("TagSpecification.1.Tag.{i}.Value")),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tag_params,
+        [
+            (Some("Name"), Some(snapshot_name.as_str())),
+            (Some("env"), Some("snaptest")),
+            (Some("team"), Some("dba"))
+        ],
+        "the Name tag first, then the user's"
+    );
+    assert_eq!(
+        creates[0].param("TagSpecification.1.ResourceType"),
+        Some("snapshot")
+    );
+    assert_eq!(creates[0].param("VolumeId"), Some(volume.id.as_str()));
+    assert!(calls.iter().all(|c| c.status == Some(200)), "{calls:#?}");
+
+    // -- the catalog, as both tools show it ------------------------------------------------
+    let shown_text = assert_same_catalog_views(&snap, &id);
+    let block = format!(
+        "  Snapshot information:
+    provider             : aws
+    account_id           : {}
+    region               : us-east-1
+
+    device_name          : /dev/sdf
+    snapshot_id          : {}
+    snapshot_lock_mode   : None
+    snapshot_name        : {snapshot_name}
+    Mount point          : {disk}
+    Mount options        : rw,noatime
+
+  Base backup information:
+",
+        snapshot.owner_id, snapshot.id
+    );
+    assert!(shown_text.contains(&block), "{shown_text}");
+    let shown = show_json(&snap, &id);
+    assert_eq!(
+        shown["snapshots_info"],
+        json!({
+            "provider": "aws",
+            "provider_info": {"account_id": snapshot.owner_id, "region": "us-east-1"},
+            "snapshots": [{
+                "mount": {"mount_options": "rw,noatime", "mount_point": disk},
+                "provider": {
+                    "device_name": "/dev/sdf",
+                    "snapshot_id": snapshot.id,
+                    "snapshot_name": snapshot_name,
+                    "snapshot_lock_mode": null,
+                },
+            }],
+        })
+    );
+    let label = label_of(&shown);
+    assert!(
+        label.contains(&format!("LABEL: Barman backup srv {id}\n")),
+        "{label}"
+    );
+
+    // The label object, our manifest of it, and nothing else.
+    assert_eq!(
+        backup_keys(&snap.dest, &id),
+        ["backup.info", "backup_label", "barman-rs.manifest"]
+    );
+    let label_object = object_text(&snap.dest, &format!("srv/base/{id}/backup_label"));
+    assert_eq!(label_object, label);
+    assert_eq!(
+        object_text(&snap.dest, &format!("srv/base/{id}/barman-rs.manifest")),
+        format!(
+            "barman-rs integrity manifest 1\nsha256 {} {} backup_label\n",
+            sha256_hex(label.as_bytes()),
+            label.len()
+        )
+    );
+
+    // -- restore by both tools onto a recovery instance ------------------------------------
+    pg_ctl(&source, "stop");
+    let data = source.data();
+    let before = file_names(&data);
+    let recovery = snap
+        .world
+        .recovery_instance("snapcyclerec", &[(&snapshot.id, "/dev/sdk")]);
+    let clone = recovery.volumes[0].clone();
+    snap.mounts.unmount(&volume.device);
+    snap.mounts
+        .mount(&clone.device, source.root.path(), DEFAULT_MOUNT_OPTIONS);
+    let mut expected = before.clone();
+    expected.push("backup_label".into());
+    expected.sort();
+    let restore_options = ["--snapshot-recovery-instance", recovery.name.as_str()];
+    let rest = ["srv", id.as_str(), data.to_str().unwrap()];
+    for tool in ["Barman", "ours"] {
+        let out = if tool == "ours" {
+            snap.run_ours("barman-cloud-restore", &restore_options, &rest)
+        } else {
+            snap.run_barman("barman-cloud-restore", &restore_options, &rest)
+        };
+        assert_success(&out, &format!("{tool} snapshot restore"));
+        assert_eq!(stdout(&out), "", "{tool}");
+        assert_eq!(file_names(&data), expected, "{tool}: only backup_label");
+        assert_eq!(
+            std::fs::read_to_string(data.join("backup_label")).unwrap(),
+            label,
+            "{tool}"
+        );
+        std::fs::remove_file(data.join("backup_label")).unwrap();
+    }
+
+    // -- delete ----------------------------------------------------------------------------
+    let last = snap.last_seq();
+    let out = snap.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &id]);
+    assert_success(&out, "our delete of the snapshot backup");
+    assert_eq!(stdout(&out), "");
+    assert!(
+        snap.world.snapshot(&snapshot.id).is_none(),
+        "snapshot not deleted"
+    );
+    assert_eq!(keys(&snap.dest), Vec::<String>::new(), "objects left");
+    let actions: Vec<(String, Option<u16>)> = snap
+        .calls_since(last)
+        .into_iter()
+        .map(|c| (c.action, c.status))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("DescribeSnapshots".to_string(), Some(200)),
+            ("DeleteSnapshot".to_string(), Some(200))
+        ]
+    );
+    eprintln!("full_cycle_one_disk: {:?}", started.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Several disks
+// ---------------------------------------------------------------------------------------------
+
+/// Four disks, given out of attachment order: PGDATA on disk 0, a tablespace on disk 1. The
+/// snapshots are created at once (each CreateSnapshot answers 1 s late) before any wait,
+/// and recorded in the order given, as Barman records them; Barman shows the backup as we do.
+#[test]
+fn four_disks_snapshotted_at_once_in_the_order_given() {
+    let started = Instant::now();
+    let snap = Snap::new("snapdisks", 4, 4, Service::S3);
+    let volumes: Vec<Ec2Volume> = snap.world.volumes().to_vec();
+    let source = cluster_on(&snap, "snapdisks", &volumes[0]);
+    for (i, volume) in volumes.iter().enumerate().skip(1) {
+        snap.mounts
+            .mount(&volume.device, &snap.mounts.disk(i), DEFAULT_MOUNT_OPTIONS);
+    }
+    source.psql(&format!(
+        "create tablespace ts location '{}'",
+        snap.mounts.disk(1).display()
+    ));
+    source.psql("create table tst tablespace ts as select generate_series(1, 100) as i");
+    for volume in &volumes {
+        snap.world.set_create_latency(&volume.id, 1.0);
+    }
+
+    let order = [2usize, 0, 3, 1];
+    let disks: Vec<&str> = order.iter().map(|&i| volumes[i].name.as_str()).collect();
+    let first = snap.last_seq();
+    let out = snap.backup_ours(&source, &disks, &[]);
+    assert_success(&out, "our snapshot backup of four disks");
+    let id = snap.single_done_backup();
+
+    let mut snapshot_ids = Vec::new();
+    for &i in &order {
+        let found = snapshots_named(&snap.world, &volumes[i], &volumes[i].name, &id);
+        assert_eq!(found.len(), 1, "disk {i}: {found:?}");
+        assert_eq!(snap.world.snapshots_of_volume(&volumes[i].id).len(), 1);
+        snapshot_ids.push(found[0].id.clone());
+    }
+
+    // All created at once, all before the first wait.
+    let calls = snap.calls_since(first);
+    let creates: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.action == "CreateSnapshot")
+        .collect();
+    assert_eq!(creates.len(), 4, "{calls:#?}");
+    let times: Vec<f64> = creates.iter().map(|c| c.time).collect();
+    let spread = times.iter().cloned().fold(f64::MIN, f64::max)
+        - times.iter().cloned().fold(f64::MAX, f64::min);
+    assert!(
+        spread < 0.9,
+        "CreateSnapshot calls spread over {spread} s: not concurrent (each answers 1 s late)"
+    );
+    let first_describe = calls
+        .iter()
+        .find(|c| c.action == "DescribeSnapshots")
+        .expect("a DescribeSnapshots");
+    assert!(
+        creates.iter().all(|c| c.seq < first_describe.seq),
+        "{calls:#?}"
+    );
+
+    // Recorded in the order given.
+    let shown = show_json(&snap, &id);
+    assert_eq!(
+        snapshot_fields(&shown, "device_name"),
+        order.iter().map(|&i| DEVICES[i]).collect::<Vec<_>>()
+    );
+    assert_eq!(snapshot_fields(&shown, "snapshot_id"), snapshot_ids);
+    assert_eq!(
+        snapshot_fields(&shown, "snapshot_name"),
+        order
+            .iter()
+            .map(|&i| format!("{}-{}", volumes[i].name, id.to_lowercase()))
+            .collect::<Vec<_>>()
+    );
+    let disk_path = |i: usize| {
+        if i == 0 {
+            source.root.path().display().to_string()
+        } else {
+            snap.mounts.disk(i).display().to_string()
+        }
+    };
+    assert_eq!(
+        mount_points(&shown),
+        order.iter().map(|&i| disk_path(i)).collect::<Vec<_>>()
+    );
+    assert_same_catalog_views(&snap, &id);
+    eprintln!("four_disks: {:?}", started.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Interoperability with Barman
+// ---------------------------------------------------------------------------------------------
+
+/// Restores `id` with `tool` ("ours" or "Barman") into `data`, through a recovery instance
+/// whose volumes are clones of `snapshots` (snapshot ID, clone device, mount point); checks
+/// that only `backup_label` was written, with `label`, and removes it.
+fn restore_through_clones(
+    snap: &Snap,
+    tool: &str,
+    id: &str,
+    snapshots: &[(&str, &str, &Path)],
+    data: &Path,
+    label: &str,
+) {
+    let from: Vec<(&str, &str)> = snapshots.iter().map(|(s, d, _)| (*s, *d)).collect();
+    let recovery = snap.world.recovery_instance("snaprec", &from);
+    for (volume, (_, _, point)) in recovery.volumes.iter().zip(snapshots) {
+        snap.mounts.mount(&volume.device, point, DEFAULT_MOUNT_OPTIONS);
+    }
+    let before = file_names(data);
+    assert!(!before.contains(&"backup_label".to_string()));
+    let options = ["--snapshot-recovery-instance", recovery.name.as_str()];
+    let rest = ["srv", id, data.to_str().unwrap()];
+    let out = if tool == "ours" {
+        snap.run_ours("barman-cloud-restore", &options, &rest)
+    } else {
+        snap.run_barman("barman-cloud-restore", &options, &rest)
+    };
+    assert_success(&out, &format!("{tool} restore of {id}"));
+    let mut expected = before;
+    expected.push("backup_label".into());
+    expected.sort();
+    assert_eq!(file_names(data), expected, "{tool}: only backup_label");
+    assert_eq!(
+        std::fs::read_to_string(data.join("backup_label")).unwrap(),
+        label,
+        "{tool}"
+    );
+    std::fs::remove_file(data.join("backup_label")).unwrap();
+}
+
+/// Barman's snapshot backup (two disks, given in reverse attachment order): our list and
+/// show print it as Barman does, our restore and delete work on it. Then our backup:
+/// Barman's restore and delete work on it.
+#[test]
+fn interoperability_with_barman() {
+    let started = Instant::now();
+    let snap = Snap::new("snapinterop", 2, 2, Service::S3);
+    let (vol0, vol1) = (snap.world.volume(0).clone(), snap.world.volume(1).clone());
+    let source = cluster_on(&snap, "snapinterop", &vol0);
+    snap.mounts
+        .mount(&vol1.device, &snap.mounts.disk(1), DEFAULT_MOUNT_OPTIONS);
+    source.psql(&format!(
+        "create tablespace ts location '{}'",
+        snap.mounts.disk(1).display()
+    ));
+    let root = source.root.path().to_path_buf();
+    let disk1 = snap.mounts.disk(1);
+    let data = source.data();
+
+    // -- Barman's backup -------------------------------------------------------------------
+    let out = snap.backup_barman(&source, &[&vol1.name, &vol0.name], &[]);
+    assert_success(&out, "Barman's snapshot backup");
+    let barman_id = snap.single_done_backup();
+    let snap1 = only_snapshot(&snap.world, &vol1);
+    let snap0 = only_snapshot(&snap.world, &vol0);
+    let shown = show_json(&snap, &barman_id);
+    assert_eq!(
+        snapshot_fields(&shown, "snapshot_id"),
+        [snap1.id.clone(), snap0.id.clone()],
+        "Barman records the snapshots in the order given"
+    );
+    assert_same_catalog_views(&snap, &barman_id);
+    assert_eq!(
+        backup_keys(&snap.dest, &barman_id),
+        ["backup.info", "backup_label"]
+    );
+    let label = object_text(&snap.dest, &format!("srv/base/{barman_id}/backup_label"));
+    assert_eq!(label, label_of(&shown));
+
+    // Our restore and delete of it.
+    restore_through_clones(
+        &snap,
+        "ours",
+        &barman_id,
+        &[(&snap1.id, "/dev/sdk", &disk1), (&snap0.id, "/dev/sdl", &root)],
+        &data,
+        &label,
+    );
+    let out = snap.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &barman_id]);
+    assert_success(&out, "our delete of Barman's snapshot backup");
+    assert!(snap.world.snapshot(&snap0.id).is_none());
+    assert!(snap.world.snapshot(&snap1.id).is_none());
+    assert_eq!(keys(&snap.dest), Vec::<String>::new());
+
+    // -- our backup ------------------------------------------------------------------------
+    wait_past(&barman_id);
+    let out = snap.backup_ours(&source, &[&vol0.name, &vol1.name], &[]);
+    assert_success(&out, "our snapshot backup");
+    let our_id = snap.single_done_backup();
+    let snap0 = only_snapshot(&snap.world, &vol0);
+    let snap1 = only_snapshot(&snap.world, &vol1);
+    let label = object_text(&snap.dest, &format!("srv/base/{our_id}/backup_label"));
+    restore_through_clones(
+        &snap,
+        "Barman",
+        &our_id,
+        &[(&snap0.id, "/dev/sdm", &root), (&snap1.id, "/dev/sdn", &disk1)],
+        &data,
+        &label,
+    );
+    let out = snap.run_barman("barman-cloud-backup-delete", &[], &["srv", "-b", &our_id]);
+    assert_success(&out, "Barman's delete of our snapshot backup");
+    assert!(snap.world.snapshot(&snap0.id).is_none());
+    assert!(snap.world.snapshot(&snap1.id).is_none());
+    // Barman leaves our manifest (README), which both tools ignore.
+    assert_eq!(backup_keys(&snap.dest, &our_id), ["barman-rs.manifest"]);
+    let lists = run_all(vec![
+        snap.ours("barman-cloud-backup-list", &[], &["srv"]),
+        snap.barman("barman-cloud-backup-list", &[], &["srv"]),
+    ]);
+    assert_success(&lists[0], "our list");
+    assert_success(&lists[1], "Barman's list");
+    assert_eq!(stdout(&lists[0]), stdout(&lists[1]));
+    assert!(backup_ids(&snap.dest).is_empty());
+    eprintln!("interoperability: {:?}", started.elapsed());
+}
