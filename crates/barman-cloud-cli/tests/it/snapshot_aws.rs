@@ -774,3 +774,220 @@ fn interoperability_with_barman() {
     assert!(backup_ids(&snap.dest).is_empty());
     eprintln!("interoperability: {:?}", started.elapsed());
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4. Failures
+// ---------------------------------------------------------------------------------------------
+
+/// One failing case run by both tools: the options after the cluster's, the mount table,
+/// the exit code both must give and the text both must print (None: Barman's and ours are
+/// checked separately by the caller).
+struct Case {
+    name: &'static str,
+    options: Vec<String>,
+    mounts: FakeMounts,
+    exit: i32,
+    /// Text in both tools' stderr.
+    both_say: Vec<String>,
+    /// Text in Barman's stderr only (its wording of a case ours words otherwise).
+    barman_says: Vec<String>,
+    /// Text in our stderr only.
+    ours_say: Vec<String>,
+}
+
+/// Runs every case with both tools at once (`barman-cloud-backup` of `cluster` to `dest`)
+/// and checks exit codes and messages.
+fn run_backup_cases(world: &Ec2World, dest: &Destination, cluster: &Cluster, cases: &[Case]) {
+    let mut commands = Vec::new();
+    for case in cases {
+        let mut options = cluster.backup_options();
+        options.extend(case.options.iter().cloned());
+        let mut env = world.env();
+        env.extend(case.mounts.env());
+        commands.push(with_env(
+            ours_command(dest, "barman-cloud-backup", &strs(&options), &["srv"]),
+            &env,
+        ));
+        commands.push(with_env(
+            barman_command(dest, "barman-cloud-backup", &strs(&options), &["srv"]),
+            &env,
+        ));
+    }
+    let outputs = run_all(commands);
+    for (i, case) in cases.iter().enumerate() {
+        let (ours, barman) = (&outputs[2 * i], &outputs[2 * i + 1]);
+        assert_exit(barman, case.exit, &format!("Barman, {}", case.name));
+        assert_exit(ours, case.exit, &format!("ours, {}", case.name));
+        for text in &case.both_say {
+            assert_mentions(barman, text, &format!("Barman, {}", case.name));
+            assert_mentions(ours, text, &format!("ours, {}", case.name));
+        }
+        for text in &case.barman_says {
+            assert_mentions(barman, text, &format!("Barman, {}", case.name));
+        }
+        for text in &case.ours_say {
+            assert_mentions(ours, text, &format!("ours, {}", case.name));
+        }
+    }
+}
+
+fn owned(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// The preconditions of a snapshot backup, both tools on the same EC2 and mount tables:
+/// unknown instance (by Name and by a well-formed ID), unknown disk, a Name tag shared by
+/// two instances (in two reservations, and in one), the root volume named as a disk, a disk
+/// not mounted or mounted twice. Ours only: the same volume named twice. Nothing is created.
+#[test]
+fn preconditions_as_barman() {
+    let started = Instant::now();
+    let world = Ec2World::new("snappre", 1);
+    let dest = Destination::create(Service::S3, "snappre");
+    let volume = world.volume(0).clone();
+    let cluster = Cluster::initdb("snappre");
+    cluster.start();
+    let mounted = || {
+        let mounts = FakeMounts::new(0);
+        mounts.mount(&volume.device, cluster.root.path(), DEFAULT_MOUNT_OPTIONS);
+        mounts
+    };
+    let instance = world.instance_name().to_string();
+    let disk = volume.name.clone();
+    let target = |instance: &str, disks: &[&str]| {
+        let mut options = owned(&["--snapshot-instance", instance]);
+        for disk in disks {
+            options.extend(owned(&["--snapshot-disk", disk]));
+        }
+        options
+    };
+    let unknown_name = unique_name("nosuchinstance");
+    let unknown_id = "i-0123456789abcdef0";
+    let twins = unique_name("snaptwins");
+    world.instances_named(&twins, 1);
+    world.instances_named(&twins, 1);
+    let triplets = unique_name("snaptriplets");
+    world.instances_named(&triplets, 2);
+    let root_volume = world.root_volume(world.instance_id());
+    let unknown_disk = unique_name("nosuchdisk");
+    let twice = FakeMounts::new(1);
+    twice.mount(&volume.device, cluster.root.path(), DEFAULT_MOUNT_OPTIONS);
+    twice.add_line(&volume.device, &twice.disk(0), DEFAULT_MOUNT_OPTIONS);
+
+    let cases = vec![
+        Case {
+            name: "unknown instance Name",
+            options: target(&unknown_name, &[&disk]),
+            mounts: mounted(),
+            exit: 4,
+            both_say: vec![format!("Cannot find compute instance {unknown_name}\n")],
+            barman_says: vec![],
+            ours_say: vec![],
+        },
+        Case {
+            name: "unknown instance ID",
+            options: target(unknown_id, &[&disk]),
+            mounts: mounted(),
+            exit: 4,
+            both_say: vec!["InvalidInstanceID.NotFound".into(), unknown_id.into()],
+            barman_says: vec![],
+            ours_say: vec![],
+        },
+        Case {
+            name: "unknown disk",
+            options: target(&instance, &[&disk, &unknown_disk]),
+            mounts: mounted(),
+            exit: 4,
+            both_say: vec![format!(
+                "Cannot find disks attached to compute instance {instance}: {unknown_disk}\n"
+            )],
+            barman_says: vec![],
+            ours_say: vec![],
+        },
+        Case {
+            name: "Name of instances in two reservations",
+            options: target(&twins, &[&disk]),
+            mounts: mounted(),
+            exit: 4,
+            both_say: vec![format!(
+                "Cannot find a unique EC2 reservation containing instance {twins}\n"
+            )],
+            barman_says: vec![],
+            ours_say: vec![],
+        },
+        Case {
+            name: "Name of two instances of one reservation",
+            options: target(&triplets, &[&disk]),
+            mounts: mounted(),
+            exit: 4,
+            both_say: vec![format!(
+                "Cannot find a unique EC2 instance matching {triplets}\n"
+            )],
+            barman_says: vec![],
+            ours_say: vec![],
+        },
+        Case {
+            name: "root volume",
+            options: target(&instance, &[&root_volume]),
+            mounts: mounted(),
+            exit: 4,
+            both_say: vec![format!(
+                "Cannot find disks attached to compute instance {instance}: {root_volume}\n"
+            )],
+            barman_says: vec![],
+            ours_say: vec![],
+        },
+        Case {
+            name: "disk not mounted",
+            options: target(&instance, &[&disk]),
+            mounts: FakeMounts::new(0),
+            exit: 4,
+            both_say: vec![
+                "Error resolving mount point: Could not find device /dev/sdf at any mount point\n"
+                    .into(),
+                format!("Cannot find disks mounted on compute instance {instance}: {disk}\n"),
+            ],
+            barman_says: vec![],
+            ours_say: vec![],
+        },
+        Case {
+            name: "disk mounted twice",
+            options: target(&instance, &[&disk]),
+            mounts: twice,
+            exit: 4,
+            both_say: vec![
+                "Error resolving mount point: Error finding mount point for device path /dev/sdf: Unexpected findmnt output: ".into(),
+                format!("Cannot find disks mounted on compute instance {instance}: {disk}\n"),
+            ],
+            barman_says: vec![],
+            ours_say: vec![],
+        },
+    ];
+    run_backup_cases(&world, &dest, &cluster, &cases);
+
+    // Ours only: the same volume by Name and by ID (Barman snapshots it twice).
+    let mounts = mounted();
+    let mut env = world.env();
+    env.extend(mounts.env());
+    let mut options = cluster.backup_options();
+    options.extend(target(&instance, &[&disk, &volume.id]));
+    let out = run(with_env(
+        ours_command(&dest, "barman-cloud-backup", &strs(&options), &["srv"]),
+        &env,
+    ));
+    assert_exit(&out, 4, "ours, the same volume twice");
+    assert_mentions(
+        &out,
+        &format!("Disks {disk} and {} are the same volume {}", volume.id, volume.id),
+        "ours, the same volume twice",
+    );
+
+    assert!(world.snapshots_of_volume(&volume.id).is_empty());
+    assert!(
+        !world.tool_actions().iter().any(|a| a == "CreateSnapshot"),
+        "{:?}",
+        world.tool_actions()
+    );
+    assert!(backup_ids(&dest).is_empty(), "{:?}", backup_ids(&dest));
+    eprintln!("preconditions: {:?}", started.elapsed());
+}
