@@ -991,3 +991,198 @@ fn preconditions_as_barman() {
     assert!(backup_ids(&dest).is_empty(), "{:?}", backup_ids(&dest));
     eprintln!("preconditions: {:?}", started.elapsed());
 }
+
+/// Ours only (Barman takes a backup that silently misses them): PGDATA and every
+/// tablespace, symbolic links resolved, must be on a listed disk; otherwise exit 4 naming
+/// the path, before backup mode (no snapshot, no backup.info). Listing both disks then
+/// succeeds, on a `file://` destination, and our delete removes it all.
+#[test]
+fn data_outside_the_listed_disks_is_refused() {
+    let started = Instant::now();
+    let snap = Snap::new("snapdata", 2, 1, Service::Local);
+    let (vol0, vol1) = (snap.world.volume(0).clone(), snap.world.volume(1).clone());
+    // PGDATA on vol1 (the cluster's root), an empty disk 0 on vol0.
+    let source = cluster_on(&snap, "snapdata", &vol1);
+    let disk0 = snap.mounts.disk(0);
+    snap.mounts
+        .mount(&vol0.device, &disk0, DEFAULT_MOUNT_OPTIONS);
+    let data = source.data().display().to_string();
+    let refused = |disks: &[&str], path: &str, what: &str| {
+        let out = snap.backup_ours(&source, disks, &[]);
+        assert_exit(&out, 4, what);
+        assert_mentions(&out, &format!("{what} ({path}) is on the filesystem mounted at"), what);
+        assert!(snap.world.snapshots_of_volume(&vol0.id).is_empty(), "{what}");
+        assert!(snap.world.snapshots_of_volume(&vol1.id).is_empty(), "{what}");
+        assert_eq!(keys(&snap.dest), Vec::<String>::new(), "{what}");
+    };
+
+    // PGDATA on the disk not listed.
+    refused(&[&vol0.name], &data, "PGDATA");
+    // A tablespace on the disk not listed.
+    source.psql(&format!("create tablespace ts1 location '{}'", disk0.display()));
+    refused(&[&vol1.name], &disk0.display().to_string(), "tablespace ts1");
+    // A tablespace whose location, on the listed disk, is a link to the other one.
+    source.psql("drop tablespace ts1");
+    let real = disk0.join("real");
+    std::fs::create_dir(&real).unwrap();
+    chown_postgres(&real);
+    let link = source.root.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    source.psql(&format!("create tablespace ts2 location '{}'", link.display()));
+    source.psql("create table t2 tablespace ts2 as select 1 as i");
+    refused(&[&vol1.name], &link.display().to_string(), "tablespace ts2");
+    assert!(
+        !snap.world.tool_actions().iter().any(|a| a == "CreateSnapshot"),
+        "{:?}",
+        snap.world.tool_actions()
+    );
+
+    // Both disks listed: a backup, to a file:// destination.
+    let out = snap.backup_ours(&source, &[&vol1.name, &vol0.name], &[]);
+    assert_success(&out, "our snapshot backup of both disks");
+    let id = snap.single_done_backup();
+    let snap0 = only_snapshot(&snap.world, &vol0);
+    let snap1 = only_snapshot(&snap.world, &vol1);
+    let shown = show_json(&snap, &id);
+    assert_eq!(snapshot_fields(&shown, "snapshot_id"), [snap1.id.clone(), snap0.id.clone()]);
+    assert_eq!(
+        backup_keys(&snap.dest, &id),
+        ["backup.info", "backup_label", "barman-rs.manifest"]
+    );
+    assert_eq!(
+        object_text(&snap.dest, &format!("srv/base/{id}/backup_label")),
+        label_of(&shown)
+    );
+    let out = snap.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &id]);
+    assert_success(&out, "our delete on file://");
+    assert!(snap.world.snapshot(&snap0.id).is_none());
+    assert!(snap.world.snapshot(&snap1.id).is_none());
+    assert_eq!(keys(&snap.dest), Vec::<String>::new());
+    eprintln!("data outside: {:?}", started.elapsed());
+}
+
+/// A snapshot in state error, the wait timing out, and CreateSnapshot failing for the
+/// second of two disks: both tools exit 1 with a FAILED backup.info; ours deletes every
+/// snapshot it made (Barman leaves them). Each tool has its own EC2 world (same injections)
+/// and bucket; both back up the same cluster at once.
+#[test]
+fn failed_snapshots_are_deleted() {
+    let started = Instant::now();
+    let ours = Snap::new("snapfailours", 2, 1, Service::S3);
+    let theirs = Snap::new("snapfailbarman", 2, 1, Service::S3);
+    let cluster = Cluster::initdb("snapfail");
+    cluster.start();
+    for side in [&ours, &theirs] {
+        side.mounts
+            .mount(&side.world.volume(0).device, cluster.root.path(), DEFAULT_MOUNT_OPTIONS);
+        side.mounts.mount(
+            &side.world.volume(1).device,
+            &side.mounts.disk(0),
+            DEFAULT_MOUNT_OPTIONS,
+        );
+    }
+    // Runs both backups at once with `disks` (indexes) and `extra`; returns (ours, Barman's)
+    // and the ID of the newest backup of each.
+    let both = |disks: &[usize], extra: &[&str]| {
+        let options = |side: &Snap| {
+            let names: Vec<&str> = disks
+                .iter()
+                .map(|&i| side.world.volume(i).name.as_str())
+                .collect();
+            backup_options(&cluster, side.world.instance_name(), &names, extra)
+        };
+        let (our_options, their_options) = (options(&ours), options(&theirs));
+        let outputs = run_all(vec![
+            ours.ours("barman-cloud-backup", &strs(&our_options), &["srv"]),
+            theirs.barman("barman-cloud-backup", &strs(&their_options), &["srv"]),
+        ]);
+        let newest = |side: &Snap| {
+            let ids = backup_ids(&side.dest);
+            let (id, status) = ids.last().cloned().expect("a backup.info");
+            assert_eq!(status, "FAILED", "{ids:?}");
+            id
+        };
+        let ids = (newest(&ours), newest(&theirs));
+        (outputs, ids)
+    };
+    let failure_of = |side: &Snap, id: &str| {
+        let shown = show_json(side, id);
+        let error = shown["error"].as_str().unwrap_or_default().to_string();
+        assert!(error.starts_with("failure uploading data ("), "{error}");
+        (error, shown)
+    };
+
+    // -- a snapshot in state error ---------------------------------------------------------
+    for side in [&ours, &theirs] {
+        side.world
+            .set_snapshot_state(&side.world.volume(0).id, Some("error"));
+    }
+    let (outputs, (our_id, their_id)) = both(&[0], &[]);
+    assert_exit(&outputs[0], 1, "ours, snapshot in error");
+    assert_exit(&outputs[1], 1, "Barman, snapshot in error");
+    let created: Vec<String> = ours
+        .world
+        .tool_calls()
+        .iter()
+        .filter(|c| c.action == "CreateSnapshot")
+        .flat_map(|c| c.resources.iter().filter(|r| r.starts_with("snap-")).cloned())
+        .collect();
+    assert_eq!(created.len(), 1, "{created:?}");
+    let (error, shown) = failure_of(&ours, &our_id);
+    assert!(error.contains(&created[0]), "{error}");
+    assert!(shown["snapshots_info"].is_null(), "{shown}");
+    assert!(ours.world.snapshots_of_volume(&ours.world.volume(0).id).is_empty());
+    failure_of(&theirs, &their_id);
+    let left = only_snapshot(&theirs.world, theirs.world.volume(0));
+    assert_eq!(left.state, "error", "Barman leaves the snapshot in error");
+    for side in [&ours, &theirs] {
+        side.world.set_snapshot_state(&side.world.volume(0).id, None);
+    }
+    theirs.world.delete_snapshot(&left.id).unwrap();
+
+    // -- the wait times out ----------------------------------------------------------------
+    for side in [&ours, &theirs] {
+        side.world.set_pending_seconds(&side.world.volume(0).id, 5.0);
+    }
+    let (outputs, (our_id, their_id)) = both(&[0], &["--aws-await-snapshots-timeout", "1"]);
+    assert_exit(&outputs[0], 1, "ours, timeout");
+    assert_exit(&outputs[1], 1, "Barman, timeout");
+    let (error, _) = failure_of(&ours, &our_id);
+    assert!(error.contains("not completed within 1 seconds"), "{error}");
+    assert!(ours.world.snapshots_of_volume(&ours.world.volume(0).id).is_empty());
+    failure_of(&theirs, &their_id);
+    let left = only_snapshot(&theirs.world, theirs.world.volume(0));
+    for side in [&ours, &theirs] {
+        side.world.set_pending_seconds(&side.world.volume(0).id, 0.0);
+    }
+    theirs.world.delete_snapshot(&left.id).unwrap();
+
+    // -- CreateSnapshot fails for the second disk -------------------------------------------
+    for side in [&ours, &theirs] {
+        side.world
+            .set_create_error(&side.world.volume(1).id, Some("IncorrectState"));
+    }
+    let first = ours.last_seq();
+    let (outputs, (our_id, their_id)) = both(&[0, 1], &[]);
+    assert_exit(&outputs[0], 1, "ours, CreateSnapshot error");
+    assert_exit(&outputs[1], 1, "Barman, CreateSnapshot error");
+    let (error, _) = failure_of(&ours, &our_id);
+    assert!(error.contains("IncorrectState"), "{error}");
+    assert!(ours.world.snapshots_of_volume(&ours.world.volume(0).id).is_empty());
+    assert!(ours.world.snapshots_of_volume(&ours.world.volume(1).id).is_empty());
+    let deleted: Vec<Option<u16>> = ours
+        .calls_since(first)
+        .iter()
+        .filter(|c| c.action == "DeleteSnapshot")
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(deleted, [Some(200)], "the first disk's snapshot is deleted");
+    failure_of(&theirs, &their_id);
+    only_snapshot(&theirs.world, theirs.world.volume(0));
+    assert!(theirs.world.snapshots_of_volume(&theirs.world.volume(1).id).is_empty());
+    for side in [&ours, &theirs] {
+        side.world.set_create_error(&side.world.volume(1).id, None);
+    }
+    assert_eq!(backup_ids(&ours.dest).len(), 3);
+    eprintln!("failed snapshots: {:?}", started.elapsed());
+}
