@@ -1186,3 +1186,303 @@ fn failed_snapshots_are_deleted() {
     assert_eq!(backup_ids(&ours.dest).len(), 3);
     eprintln!("failed snapshots: {:?}", started.elapsed());
 }
+
+/// Lock options refused as Barman refuses them (exit codes; messages where Barman prints
+/// one of its own); locks applied once the snapshots are complete, with the options given;
+/// backup-show as Barman's; a locked snapshot stops our delete (exit 1, Barman's message,
+/// the backup kept whole), and once unlocked the delete succeeds.
+#[test]
+fn locks() {
+    let started = Instant::now();
+    let snap = Snap::new("snaplock", 1, 0, Service::S3);
+    let volume = snap.world.volume(0).clone();
+    let source = cluster_on(&snap, "snaplock", &volume);
+    let instance = snap.world.instance_name().to_string();
+    let expiration = (chrono::Utc::now() + chrono::Duration::days(2))
+        .format("%Y-%m-%dT%H:%M:%S.000Z")
+        .to_string();
+
+    // -- option validation, both tools -----------------------------------------------------
+    let lock_cases: Vec<(&str, Vec<&str>, i32, Vec<&str>)> = vec![
+        (
+            "governance with a cool-off period",
+            vec![
+                "--aws-snapshot-lock-mode",
+                "governance",
+                "--aws-snapshot-lock-cool-off-period",
+                "1",
+                "--aws-snapshot-lock-duration",
+                "1",
+            ],
+            4,
+            vec![
+                "'aws_snapshot_lock_mode' = 'governance' cannot be used with 'aws_snapshot_lock_cool_off_period'",
+            ],
+        ),
+        (
+            "duration and expiration date",
+            vec![
+                "--aws-snapshot-lock-mode",
+                "compliance",
+                "--aws-snapshot-lock-duration",
+                "1",
+                "--aws-snapshot-lock-expiration-date",
+                &expiration,
+            ],
+            3,
+            vec![
+                "--aws-snapshot-lock-duration",
+                "--aws-snapshot-lock-expiration-date",
+            ],
+        ),
+        (
+            "expiration date without fractional seconds",
+            vec![
+                "--aws-snapshot-lock-mode",
+                "compliance",
+                "--aws-snapshot-lock-expiration-date",
+                "2030-01-01T00:00:00Z",
+            ],
+            3,
+            vec!["--aws-snapshot-lock-expiration-date"],
+        ),
+        (
+            "expiration date without time",
+            vec![
+                "--aws-snapshot-lock-mode",
+                "compliance",
+                "--aws-snapshot-lock-expiration-date",
+                "2030-01-01",
+            ],
+            3,
+            vec!["--aws-snapshot-lock-expiration-date"],
+        ),
+        (
+            "duration 0",
+            vec![
+                "--aws-snapshot-lock-mode",
+                "governance",
+                "--aws-snapshot-lock-duration",
+                "0",
+            ],
+            3,
+            vec!["--aws-snapshot-lock-duration"],
+        ),
+        (
+            "duration 36501",
+            vec![
+                "--aws-snapshot-lock-mode",
+                "governance",
+                "--aws-snapshot-lock-duration",
+                "36501",
+            ],
+            3,
+            vec!["--aws-snapshot-lock-duration"],
+        ),
+        (
+            "cool-off 73",
+            vec![
+                "--aws-snapshot-lock-mode",
+                "compliance",
+                "--aws-snapshot-lock-cool-off-period",
+                "73",
+                "--aws-snapshot-lock-duration",
+                "1",
+            ],
+            3,
+            vec!["--aws-snapshot-lock-cool-off-period"],
+        ),
+        (
+            "cool-off 0",
+            vec![
+                "--aws-snapshot-lock-mode",
+                "compliance",
+                "--aws-snapshot-lock-cool-off-period",
+                "0",
+                "--aws-snapshot-lock-duration",
+                "1",
+            ],
+            3,
+            vec!["--aws-snapshot-lock-cool-off-period"],
+        ),
+        (
+            "unknown mode",
+            vec![
+                "--aws-snapshot-lock-mode",
+                "strict",
+                "--aws-snapshot-lock-duration",
+                "1",
+            ],
+            3,
+            vec!["--aws-snapshot-lock-mode"],
+        ),
+    ];
+    let cases: Vec<Case> = lock_cases
+        .into_iter()
+        .map(|(name, lock, exit, texts)| {
+            let mut options = owned(&[
+                "--snapshot-instance",
+                &instance,
+                "--snapshot-disk",
+                &volume.name,
+            ]);
+            options.extend(owned(&lock));
+            let mounts = FakeMounts::new(0);
+            mounts.mount(&volume.device, source.root.path(), DEFAULT_MOUNT_OPTIONS);
+            Case {
+                name,
+                options,
+                mounts,
+                exit,
+                both_say: owned(&texts),
+                barman_says: vec![],
+                ours_say: vec![],
+            }
+        })
+        .collect();
+    run_backup_cases(&snap.world, &snap.dest, &source, &cases);
+    assert!(snap.world.tool_actions().is_empty(), "{:?}", snap.world.tool_actions());
+    assert!(backup_ids(&snap.dest).is_empty());
+
+    // -- compliance, with a cool-off period and an expiration date -------------------------
+    snap.world.set_pending_seconds(&volume.id, 2.0);
+    let first = snap.last_seq();
+    let out = snap.backup_ours(
+        &source,
+        &[&volume.name],
+        &[
+            "--aws-snapshot-lock-mode",
+            "compliance",
+            "--aws-snapshot-lock-cool-off-period",
+            "1",
+            "--aws-snapshot-lock-expiration-date",
+            &expiration,
+        ],
+    );
+    assert_success(&out, "our backup with a compliance lock");
+    let compliance_id = snap.single_done_backup();
+    let compliance_snapshot = only_snapshot(&snap.world, &volume).id;
+    let calls = snap.calls_since(first);
+    let create = calls.iter().find(|c| c.action == "CreateSnapshot").unwrap();
+    let locks: Vec<&Call> = calls.iter().filter(|c| c.action == "LockSnapshot").collect();
+    assert_eq!(locks.len(), 1, "{calls:#?}");
+    let lock = locks[0];
+    assert_eq!(lock.status, Some(200));
+    assert!(
+        lock.time - create.time >= 2.0,
+        "locked {} s after the creation, before the snapshot completed",
+        lock.time - create.time
+    );
+    let mut params = lock.params.clone();
+    let sent_expiration = params.remove("ExpirationDate").expect("ExpirationDate");
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(&sent_expiration).unwrap(),
+        chrono::DateTime::parse_from_rfc3339(&expiration).unwrap()
+    );
+    assert_eq!(
+        params,
+        [
+            ("Action", "LockSnapshot"),
+            ("CoolOffPeriod", "1"),
+            ("LockMode", "compliance"),
+            ("SnapshotId", compliance_snapshot.as_str()),
+            ("Version", "2016-11-15"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    );
+    let held = snap.world.lock_of(&compliance_snapshot).expect("locked");
+    assert_eq!(
+        (&held["lockMode"], &held["lockState"]),
+        (&json!("compliance"), &json!("compliance-cooloff"))
+    );
+    let shown = assert_same_catalog_views(&snap, &compliance_id);
+    assert!(
+        shown.contains("    snapshot_lock_mode   : compliance\n"),
+        "{shown}"
+    );
+    snap.world.set_pending_seconds(&volume.id, 0.0);
+
+    // -- governance, with a duration -------------------------------------------------------
+    let first = snap.last_seq();
+    let out = snap.backup_ours(
+        &source,
+        &[&volume.name],
+        &[
+            "--aws-snapshot-lock-mode",
+            "governance",
+            "--aws-snapshot-lock-duration",
+            "1",
+        ],
+    );
+    assert_success(&out, "our backup with a governance lock");
+    let ids = backup_ids(&snap.dest);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let governance_id = ids[1].0.clone();
+    let governance_snapshot = snapshots_named(&snap.world, &volume, &volume.name, &governance_id)
+        .pop()
+        .expect("the governance backup's snapshot")
+        .id;
+    let locks: Vec<Call> = snap
+        .calls_since(first)
+        .into_iter()
+        .filter(|c| c.action == "LockSnapshot")
+        .collect();
+    assert_eq!(locks.len(), 1);
+    assert_eq!(
+        locks[0].params,
+        [
+            ("Action", "LockSnapshot"),
+            ("LockDuration", "1"),
+            ("LockMode", "governance"),
+            ("SnapshotId", governance_snapshot.as_str()),
+            ("Version", "2016-11-15"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    );
+    let shown = assert_same_catalog_views(&snap, &governance_id);
+    assert!(
+        shown.contains("    snapshot_lock_mode   : governance\n"),
+        "{shown}"
+    );
+
+    // -- a locked snapshot stops the deletion, with Barman's message -------------------------
+    let intact = |what: &str| {
+        assert!(snap.world.snapshot(&compliance_snapshot).is_some(), "{what}");
+        assert_eq!(
+            backup_keys(&snap.dest, &compliance_id),
+            ["backup.info", "backup_label", "barman-rs.manifest"],
+            "{what}"
+        );
+        assert!(
+            backup_ids(&snap.dest).contains(&(compliance_id.clone(), "DONE".to_string())),
+            "{what}: {:?}",
+            backup_ids(&snap.dest)
+        );
+    };
+    let locked_text = format!("Locked snapshot: {compliance_snapshot}.\n{LOCK_ADVICE}\n");
+    let out = snap.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &compliance_id]);
+    assert_exit(&out, 1, "our delete of a locked snapshot");
+    assert_mentions(&out, &locked_text, "our delete of a locked snapshot");
+    intact("after our delete");
+    let out = snap.run_barman("barman-cloud-backup-delete", &[], &["srv", "-b", &compliance_id]);
+    assert_exit(&out, 1, "Barman's delete of a locked snapshot");
+    assert_mentions(&out, &locked_text, "Barman's delete of a locked snapshot");
+    intact("after Barman's delete");
+
+    // Unlocked (possible during the cool-off period), it goes.
+    snap.world.unlock_snapshot(&compliance_snapshot).unwrap();
+    let out = snap.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &compliance_id]);
+    assert_success(&out, "our delete once unlocked");
+    assert!(snap.world.snapshot(&compliance_snapshot).is_none());
+    assert_eq!(backup_keys(&snap.dest, &compliance_id), Vec::<String>::new());
+    assert_eq!(
+        backup_ids(&snap.dest),
+        [(governance_id.clone(), "DONE".to_string())]
+    );
+    assert!(snap.world.snapshot(&governance_snapshot).is_some());
+    eprintln!("locks: {:?}", started.elapsed());
+}
