@@ -1486,3 +1486,81 @@ fn locks() {
     assert!(snap.world.snapshot(&governance_snapshot).is_some());
     eprintln!("locks: {:?}", started.elapsed());
 }
+
+/// The second snapshot of a two-disk backup renamed: our delete refuses with Barman's
+/// message (exit 4) before deleting anything, and so does our dry run; Barman refuses too,
+/// but only after deleting the first snapshot. Named back, our delete finishes the job.
+#[test]
+fn renamed_snapshot_refuses_deletion() {
+    let started = Instant::now();
+    let snap = Snap::new("snaprename", 2, 1, Service::S3);
+    let (vol0, vol1) = (snap.world.volume(0).clone(), snap.world.volume(1).clone());
+    let source = cluster_on(&snap, "snaprename", &vol0);
+    snap.mounts
+        .mount(&vol1.device, &snap.mounts.disk(0), DEFAULT_MOUNT_OPTIONS);
+    let out = snap.backup_ours(&source, &[&vol0.name, &vol1.name], &[]);
+    assert_success(&out, "our snapshot backup");
+    let id = snap.single_done_backup();
+    let snap0 = only_snapshot(&snap.world, &vol0);
+    let snap1 = only_snapshot(&snap.world, &vol1);
+    let rename = |snapshot: &str, name: &str| {
+        ec2_call(
+            "create_tags",
+            json!({"Resources": [snapshot], "Tags": [{"Key": "Name", "Value": name}]}),
+        )
+        .unwrap();
+    };
+    rename(&snap1.id, "somebody-elses-snapshot");
+    let refusal = format!(
+        "Refusing to delete snapshot {}: it is not recognized as a snapshot created for backup {id}\n",
+        snap1.id
+    );
+    let all_there = |what: &str, first_too: bool| {
+        assert_eq!(snap.world.snapshot(&snap0.id).is_some(), first_too, "{what}");
+        assert!(snap.world.snapshot(&snap1.id).is_some(), "{what}");
+        assert_eq!(
+            backup_keys(&snap.dest, &id),
+            ["backup.info", "backup_label", "barman-rs.manifest"],
+            "{what}"
+        );
+        assert_eq!(
+            backup_ids(&snap.dest),
+            [(id.clone(), "DONE".to_string())],
+            "{what}"
+        );
+    };
+
+    let outputs = run_all(vec![
+        snap.ours("barman-cloud-backup-delete", &[], &["srv", "-b", &id]),
+        snap.ours(
+            "barman-cloud-backup-delete",
+            &["--dry-run"],
+            &["srv", "-b", &id],
+        ),
+    ]);
+    for (out, what) in outputs.iter().zip(["our delete", "our dry run"]) {
+        assert_exit(out, 4, what);
+        assert_mentions(out, &refusal, what);
+        assert_eq!(stdout(out), "", "{what}: no plan printed");
+    }
+    all_there("after our delete and dry run", true);
+    assert!(
+        !snap.world.tool_actions().iter().any(|a| a == "DeleteSnapshot"),
+        "{:?}",
+        snap.world.tool_actions()
+    );
+
+    // Barman: the same refusal, after deleting the first snapshot.
+    let out = snap.run_barman("barman-cloud-backup-delete", &[], &["srv", "-b", &id]);
+    assert_exit(&out, 4, "Barman's delete");
+    assert_mentions(&out, &refusal, "Barman's delete");
+    all_there("after Barman's delete", false);
+
+    // Named back: our delete deletes what is left.
+    rename(&snap1.id, &format!("{}-{}", vol1.name, id.to_lowercase()));
+    let out = snap.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &id]);
+    assert_success(&out, "our delete once named back");
+    assert!(snap.world.snapshot(&snap1.id).is_none());
+    assert_eq!(keys(&snap.dest), Vec::<String>::new());
+    eprintln!("renamed: {:?}", started.elapsed());
+}
