@@ -1564,3 +1564,231 @@ fn renamed_snapshot_refuses_deletion() {
     assert_eq!(keys(&snap.dest), Vec::<String>::new());
     eprintln!("renamed: {:?}", started.elapsed());
 }
+
+/// One restore both tools run: options, arguments after the URL, mount table, what both
+/// must say and what neither may.
+struct RestoreCase {
+    name: &'static str,
+    options: Vec<String>,
+    rest: Vec<String>,
+    mounts: FakeMounts,
+    exit: i32,
+    both_say: Vec<String>,
+    neither_says: Vec<String>,
+}
+
+/// Restores of our snapshot backup that must fail, each run by both tools at once: the
+/// recovery instance missing, unknown, or without a clone of the snapshot; the clone
+/// unmounted, mounted elsewhere, with other options (or both: mount points are reported
+/// alone, as Barman does); the destination missing or a file; a tablespace rule. Nothing
+/// is written. Then the restore that must work does, with both.
+#[test]
+fn restore_failures_as_barman() {
+    let started = Instant::now();
+    let snap = Snap::new("snaprestore", 1, 1, Service::S3);
+    let volume = snap.world.volume(0).clone();
+    let source = cluster_on(&snap, "snaprestore", &volume);
+    let out = snap.backup_ours(&source, &[&volume.name], &[]);
+    assert_success(&out, "our snapshot backup");
+    let id = snap.single_done_backup();
+    let snapshot = only_snapshot(&snap.world, &volume).id;
+    pg_ctl(&source, "stop");
+    let root = source.root.path().to_path_buf();
+    let data = source.data();
+    let before = file_names(&data);
+
+    let recovery = snap
+        .world
+        .recovery_instance("snaprestorerec", &[(&snapshot, "/dev/sdk")]);
+    let clone = recovery.volumes[0].id.clone();
+    let empty = snap.world.recovery_instance("snaprestoreempty", &[]);
+    let elsewhere = snap.mounts.disk(0);
+    let table = |point: Option<&Path>, options: &str| {
+        let mounts = FakeMounts::new(0);
+        if let Some(point) = point {
+            mounts.mount("/dev/sdk", point, options);
+        }
+        mounts
+    };
+    let good = || table(Some(&root), DEFAULT_MOUNT_OPTIONS);
+    let data_text = data.display().to_string();
+    let with_instance = |name: &str| owned(&["--snapshot-recovery-instance", name]);
+    let rest = |dir: &str| owned(&["srv", &id, dir]);
+    let missing_dir = root.join("missing").display().to_string();
+    let file = root.join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let file_text = file.display().to_string();
+    let unknown = unique_name("nosuchrecovery");
+    let point_error = format!(
+        "Error checking mount points: Disk {clone} cloned from snapshot {snapshot} is mounted at {} but {} was expected.\n",
+        elsewhere.display(),
+        root.display()
+    );
+    let options_error = format!(
+        "Error checking mount options: Disk {clone} cloned from snapshot {snapshot} is mounted with rw,relatime but rw,noatime was expected.\n"
+    );
+    let cases = vec![
+        RestoreCase {
+            name: "no recovery instance",
+            options: vec![],
+            rest: rest(&data_text),
+            mounts: good(),
+            exit: 4,
+            both_say: owned(&[
+                "Incomplete options for snapshot restore - missing: snapshot_recovery_instance\n",
+            ]),
+            neither_says: vec![],
+        },
+        RestoreCase {
+            name: "unknown recovery instance",
+            options: with_instance(&unknown),
+            rest: rest(&data_text),
+            mounts: good(),
+            exit: 4,
+            both_say: vec![format!("Cannot find instance {unknown}\n")],
+            neither_says: vec![],
+        },
+        RestoreCase {
+            name: "no clone attached",
+            options: with_instance(&empty.name),
+            rest: rest(&data_text),
+            mounts: good(),
+            exit: 4,
+            both_say: vec![format!(
+                "The following snapshots are not attached to recovery instance {}: {snapshot}\n",
+                empty.name
+            )],
+            neither_says: vec![],
+        },
+        RestoreCase {
+            name: "clone not mounted",
+            options: with_instance(&recovery.name),
+            rest: rest(&data_text),
+            mounts: table(None, ""),
+            exit: 4,
+            both_say: vec![format!(
+                "Error checking mount points: Error finding mount point for disk {clone}: Could not find device /dev/sdk at any mount point\n"
+            )],
+            neither_says: vec![],
+        },
+        RestoreCase {
+            name: "clone mounted elsewhere",
+            options: with_instance(&recovery.name),
+            rest: rest(&data_text),
+            mounts: table(Some(&elsewhere), DEFAULT_MOUNT_OPTIONS),
+            exit: 4,
+            both_say: vec![point_error.clone()],
+            neither_says: vec![],
+        },
+        RestoreCase {
+            name: "clone mounted with other options",
+            options: with_instance(&recovery.name),
+            rest: rest(&data_text),
+            mounts: table(Some(&root), "rw,relatime"),
+            exit: 4,
+            both_say: vec![options_error.clone()],
+            neither_says: vec![],
+        },
+        RestoreCase {
+            name: "clone mounted elsewhere with other options",
+            options: with_instance(&recovery.name),
+            rest: rest(&data_text),
+            mounts: table(Some(&elsewhere), "rw,relatime"),
+            exit: 4,
+            both_say: vec![point_error.clone()],
+            neither_says: owned(&["Error checking mount options"]),
+        },
+        RestoreCase {
+            name: "missing destination",
+            options: with_instance(&recovery.name),
+            rest: rest(&missing_dir),
+            mounts: good(),
+            exit: 4,
+            both_say: vec![format!(
+                "Recovery directory '{missing_dir}' does not exist on the recovery instance. Check all required disks have been created, attached and mounted.\n"
+            )],
+            neither_says: vec![],
+        },
+        RestoreCase {
+            name: "destination is a file",
+            options: with_instance(&recovery.name),
+            rest: rest(&file_text),
+            mounts: good(),
+            exit: 4,
+            both_say: owned(&["A file with the same name exists, but is not a directory"]),
+            neither_says: vec![],
+        },
+        RestoreCase {
+            name: "tablespace rule",
+            options: {
+                let mut options = with_instance(&recovery.name);
+                options.extend(owned(&["--tablespace", "ts:/tmp/elsewhere"]));
+                options
+            },
+            rest: rest(&data_text),
+            mounts: good(),
+            exit: 4,
+            both_say: vec![format!(
+                "Backup {id} is a snapshot backup therefore tablespace relocation rules cannot be used.\n"
+            )],
+            neither_says: vec![],
+        },
+    ];
+    let mut commands = Vec::new();
+    for case in &cases {
+        let mut env = snap.world.env();
+        env.extend(case.mounts.env());
+        let (options, rest) = (strs(&case.options), strs(&case.rest));
+        commands.push(with_env(
+            ours_command(&snap.dest, "barman-cloud-restore", &options, &rest),
+            &env,
+        ));
+        commands.push(with_env(
+            barman_command(&snap.dest, "barman-cloud-restore", &options, &rest),
+            &env,
+        ));
+    }
+    let outputs = run_all(commands);
+    for (i, case) in cases.iter().enumerate() {
+        for (out, tool) in [(&outputs[2 * i], "ours"), (&outputs[2 * i + 1], "Barman")] {
+            let what = format!("{tool}, {}", case.name);
+            assert_exit(out, case.exit, &what);
+            for text in &case.both_say {
+                assert_mentions(out, text, &what);
+            }
+            for text in &case.neither_says {
+                assert!(!stderr(out).contains(text.as_str()), "{what}: {}", stderr(out));
+            }
+        }
+    }
+    assert_eq!(file_names(&data), before, "failed restores wrote nothing");
+    assert!(!Path::new(&missing_dir).exists());
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+
+    // The restore that must work does, with both tools.
+    let label = object_text(&snap.dest, &format!("srv/base/{id}/backup_label"));
+    let mounts = good();
+    let mut env = snap.world.env();
+    env.extend(mounts.env());
+    let options = with_instance(&recovery.name);
+    for (tool, command) in [
+        (
+            "ours",
+            ours_command(&snap.dest, "barman-cloud-restore", &strs(&options), &strs(&rest(&data_text))),
+        ),
+        (
+            "Barman",
+            barman_command(&snap.dest, "barman-cloud-restore", &strs(&options), &strs(&rest(&data_text))),
+        ),
+    ] {
+        let out = run(with_env(command, &env));
+        assert_success(&out, &format!("{tool} restore"));
+        assert_eq!(
+            std::fs::read_to_string(data.join("backup_label")).unwrap(),
+            label,
+            "{tool}"
+        );
+        std::fs::remove_file(data.join("backup_label")).unwrap();
+    }
+    eprintln!("restore failures: {:?}", started.elapsed());
+}
