@@ -1792,3 +1792,94 @@ fn restore_failures_as_barman() {
     }
     eprintln!("restore failures: {:?}", started.elapsed());
 }
+
+// ---------------------------------------------------------------------------------------------
+// 5. Retention
+// ---------------------------------------------------------------------------------------------
+
+/// Two snapshot backups of a cluster archiving its WAL with our wal-archive: the dry run of
+/// `-r "REDUNDANCY 1"` prints Barman's lines exactly and deletes nothing; the real run
+/// deletes the older backup's snapshot, objects (manifest included) and the WAL before the
+/// newer backup, and nothing of the newer backup.
+#[test]
+fn retention_deletes_the_older_snapshots() {
+    let started = Instant::now();
+    let snap = Snap::new("snapretain", 1, 0, Service::S3);
+    let volume = snap.world.volume(0).clone();
+    let scripts = temp_dir("snapretainscripts");
+    let source = Cluster::archiving("snapretain", &snap.dest, scripts.path(), "");
+    snap.mounts
+        .mount(&volume.device, source.root.path(), DEFAULT_MOUNT_OPTIONS);
+    source.psql("create table t as select generate_series(1, 1000) as i");
+
+    let out = snap.backup_ours(&source, &[&volume.name], &[]);
+    assert_success(&out, "our first snapshot backup");
+    let older = snap.single_done_backup();
+    let older_snapshot = only_snapshot(&snap.world, &volume).id;
+    source.psql("insert into t select generate_series(1, 1000)");
+    source.psql("select pg_switch_wal()");
+    let out = snap.backup_ours(&source, &[&volume.name], &[]);
+    assert_success(&out, "our second snapshot backup");
+    let ids = backup_ids(&snap.dest);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let newer = ids[1].0.clone();
+    let newer_snapshot = snapshots_named(&snap.world, &volume, &volume.name, &newer)
+        .pop()
+        .expect("the newer backup's snapshot")
+        .id;
+    source.archive_everything();
+    let newer_info = object_text(&snap.dest, &format!("srv/base/{newer}/backup.info"));
+    let begin_wal = info_field(&newer_info, "begin_wal").unwrap();
+    let wal_names = |keys: &[String]| -> Vec<String> {
+        keys.iter()
+            .filter_map(|k| k.strip_prefix("srv/wals/"))
+            .filter_map(|k| k.rsplit('/').next())
+            .map(|name| name[..24].to_string())
+            .collect()
+    };
+    let keys_before = keys(&snap.dest);
+    assert!(
+        wal_names(&keys_before).iter().any(|w| *w < begin_wal),
+        "no WAL before {begin_wal}: {keys_before:?}"
+    );
+
+    // The dry run: Barman's lines, nothing deleted.
+    let policy = ["-r", "REDUNDANCY 1", "--dry-run"];
+    let outputs = run_all(vec![
+        snap.ours("barman-cloud-backup-delete", &policy, &["srv"]),
+        snap.barman("barman-cloud-backup-delete", &policy, &["srv"]),
+    ]);
+    assert_success(&outputs[1], "Barman's dry run");
+    assert_success(&outputs[0], "our dry run");
+    assert_eq!(stdout(&outputs[0]), stdout(&outputs[1]), "dry runs differ");
+    let printed = stdout(&outputs[0]);
+    assert!(
+        printed.starts_with(&format!(
+            "Skipping deletion of snapshots due to --dry-run option\nSkipping deletion of pg/srv/base/{older}/backup_label due to --dry-run option\n"
+        )),
+        "{printed}"
+    );
+    assert!(printed.contains("wals/"), "{printed}");
+    assert_eq!(keys(&snap.dest), keys_before, "the dry run deleted objects");
+    assert!(snap.world.snapshot(&older_snapshot).is_some());
+
+    // The real run.
+    let out = snap.run_ours("barman-cloud-backup-delete", &["-r", "REDUNDANCY 1"], &["srv"]);
+    assert_success(&out, "our retention run");
+    assert!(snap.world.snapshot(&older_snapshot).is_none(), "older snapshot kept");
+    assert!(snap.world.snapshot(&newer_snapshot).is_some(), "newer snapshot deleted");
+    assert_eq!(backup_keys(&snap.dest, &older), Vec::<String>::new());
+    assert_eq!(
+        backup_keys(&snap.dest, &newer),
+        ["backup.info", "backup_label", "barman-rs.manifest"]
+    );
+    assert_eq!(backup_ids(&snap.dest), [(newer.clone(), "DONE".to_string())]);
+    let left = keys(&snap.dest);
+    let old_wals: Vec<String> = wal_names(&left)
+        .into_iter()
+        .filter(|w| *w < begin_wal)
+        .collect();
+    assert!(old_wals.is_empty(), "WAL before {begin_wal} kept: {old_wals:?}");
+    assert!(wal_names(&left).contains(&begin_wal), "{left:?}");
+    eprintln!("retention: {:?}", started.elapsed());
+}
