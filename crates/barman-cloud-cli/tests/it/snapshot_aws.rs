@@ -378,7 +378,7 @@ fn full_cycle_one_disk() {
     let out = snap.backup_ours(
         &source,
         &[&volume.name],
-        &["--tag", "env,snaptest", "--tag", "team,dba"],
+        &["--tag", "env,snaptest", "--tag", "team,dba", "--name", "cycle"],
     );
     let took = began.elapsed();
     assert_success(&out, "our snapshot backup");
@@ -528,9 +528,25 @@ fn full_cycle_one_disk() {
         std::fs::remove_file(data.join("backup_label")).unwrap();
     }
 
-    // -- delete ----------------------------------------------------------------------------
+    // -- delete, by name --------------------------------------------------------------------
+    let dry = run_all(vec![
+        snap.ours("barman-cloud-backup-delete", &["--dry-run"], &["srv", "-b", "cycle"]),
+        snap.barman("barman-cloud-backup-delete", &["--dry-run"], &["srv", "-b", "cycle"]),
+    ]);
+    assert_success(&dry[1], "Barman's dry run");
+    assert_success(&dry[0], "our dry run");
+    assert_eq!(stdout(&dry[0]), stdout(&dry[1]), "dry runs differ");
+    assert_eq!(
+        stdout(&dry[0]),
+        format!(
+            "Skipping deletion of snapshots due to --dry-run option\n\
+             Skipping deletion of pg/srv/base/{id}/backup_label due to --dry-run option\n\
+             Skipping deletion of objects ['pg/srv/base/{id}/backup.info'] due to --dry-run option\n"
+        )
+    );
+    assert!(snap.world.snapshot(&snapshot.id).is_some());
     let last = snap.last_seq();
-    let out = snap.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &id]);
+    let out = snap.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", "cycle"]);
     assert_success(&out, "our delete of the snapshot backup");
     assert_eq!(stdout(&out), "");
     assert!(
@@ -579,16 +595,29 @@ fn four_disks_snapshotted_at_once_in_the_order_given() {
         snap.world.set_create_latency(&volume.id, 1.0);
     }
 
+    // The instance by ID, disks 2 and 1 by volume ID, 0 and 3 by Name tag.
     let order = [2usize, 0, 3, 1];
-    let disks: Vec<&str> = order.iter().map(|&i| volumes[i].name.as_str()).collect();
+    let disks: Vec<&str> = order
+        .iter()
+        .map(|&i| match i {
+            1 | 2 => volumes[i].id.as_str(),
+            _ => volumes[i].name.as_str(),
+        })
+        .collect();
     let first = snap.last_seq();
-    let out = snap.backup_ours(&source, &disks, &[]);
+    let options = backup_options(
+        &source,
+        snap.world.instance_id(),
+        &disks,
+        &["--name", "four disks"],
+    );
+    let out = snap.run_ours("barman-cloud-backup", &strs(&options), &["srv"]);
     assert_success(&out, "our snapshot backup of four disks");
     let id = snap.single_done_backup();
 
     let mut snapshot_ids = Vec::new();
-    for &i in &order {
-        let found = snapshots_named(&snap.world, &volumes[i], &volumes[i].name, &id);
+    for (&i, disk) in order.iter().zip(&disks) {
+        let found = snapshots_named(&snap.world, &volumes[i], disk, &id);
         assert_eq!(found.len(), 1, "disk {i}: {found:?}");
         assert_eq!(snap.world.snapshots_of_volume(&volumes[i].id).len(), 1);
         snapshot_ids.push(found[0].id.clone());
@@ -626,11 +655,12 @@ fn four_disks_snapshotted_at_once_in_the_order_given() {
     assert_eq!(snapshot_fields(&shown, "snapshot_id"), snapshot_ids);
     assert_eq!(
         snapshot_fields(&shown, "snapshot_name"),
-        order
+        disks
             .iter()
-            .map(|&i| format!("{}-{}", volumes[i].name, id.to_lowercase()))
+            .map(|disk| format!("{disk}-{}", id.to_lowercase()))
             .collect::<Vec<_>>()
     );
+    assert_eq!(shown["backup_name"], "four disks");
     let disk_path = |i: usize| {
         if i == 0 {
             source.root.path().display().to_string()
@@ -962,6 +992,39 @@ fn preconditions_as_barman() {
             barman_says: vec![],
             ours_say: vec![],
         },
+        Case {
+            name: "disks without instance",
+            options: owned(&["--snapshot-disk", &disk]),
+            mounts: mounted(),
+            exit: 4,
+            both_say: owned(&[
+                "Incomplete options for snapshot backup - missing: snapshot_instance\n",
+            ]),
+            barman_says: vec![],
+            ours_say: vec![],
+        },
+        Case {
+            name: "instance without disks",
+            options: owned(&["--snapshot-instance", &instance]),
+            mounts: mounted(),
+            exit: 4,
+            both_say: owned(&["Incomplete options for snapshot backup - missing: snapshot_disks\n"]),
+            barman_says: vec![],
+            ours_say: vec![],
+        },
+        Case {
+            name: "compression",
+            options: {
+                let mut options = target(&instance, &[&disk]);
+                options.push("--gzip".into());
+                options
+            },
+            mounts: mounted(),
+            exit: 4,
+            both_say: owned(&["Compression options cannot be used with snapshot backups\n"]),
+            barman_says: vec![],
+            ours_say: vec![],
+        },
     ];
     run_backup_cases(&world, &dest, &cluster, &cases);
 
@@ -1178,12 +1241,61 @@ fn failed_snapshots_are_deleted() {
         .collect();
     assert_eq!(deleted, [Some(200)], "the first disk's snapshot is deleted");
     failure_of(&theirs, &their_id);
-    only_snapshot(&theirs.world, theirs.world.volume(0));
+    let left = only_snapshot(&theirs.world, theirs.world.volume(0));
     assert!(theirs.world.snapshots_of_volume(&theirs.world.volume(1).id).is_empty());
+    theirs.world.delete_snapshot(&left.id).unwrap();
     for side in [&ours, &theirs] {
         side.world.set_create_error(&side.world.volume(1).id, None);
     }
     assert_eq!(backup_ids(&ours.dest).len(), 3);
+
+    // -- a lock AWS refuses (a mode without duration nor date): ours locks only complete
+    // snapshots, and deletes this one; Barman leaves it ------------------------------------
+    let (outputs, (our_id, their_id)) = both(&[0], &["--aws-snapshot-lock-mode", "governance"]);
+    assert_exit(&outputs[0], 1, "ours, lock refused");
+    assert_exit(&outputs[1], 1, "Barman, lock refused");
+    let (error, _) = failure_of(&ours, &our_id);
+    assert!(error.contains("MissingParameter"), "{error}");
+    assert!(ours.world.snapshots_of_volume(&ours.world.volume(0).id).is_empty());
+    failure_of(&theirs, &their_id);
+    let left = only_snapshot(&theirs.world, theirs.world.volume(0));
+    assert!(theirs.world.lock_of(&left.id).is_none());
+    let lock_failure_output = outputs[0].clone();
+    theirs.world.delete_snapshot(&left.id).unwrap();
+
+    // -- a missing bucket: nothing is snapshotted, by either ---------------------------------
+    let options = |side: &Snap| {
+        let disks = [side.world.volume(0).name.as_str()];
+        backup_options(&cluster, side.world.instance_name(), &disks, &[])
+    };
+    let (our_options, their_options) = (options(&ours), options(&theirs));
+    let nowhere = Destination::new(Service::S3, "snapnobucket");
+    let outputs = run_all(vec![
+        with_env(
+            ours_command(&nowhere, "barman-cloud-backup", &strs(&our_options), &["srv"]),
+            &ours.env,
+        ),
+        with_env(
+            barman_command(&nowhere, "barman-cloud-backup", &strs(&their_options), &["srv"]),
+            &theirs.env,
+        ),
+    ]);
+    for (out, side, tool) in [(&outputs[0], &ours, "ours"), (&outputs[1], &theirs, "Barman")] {
+        assert_exit(out, 1, &format!("{tool}, missing bucket"));
+        assert_mentions(out, "NoSuchBucket", &format!("{tool}, missing bucket"));
+        assert!(side.world.snapshots_of_volume(&side.world.volume(0).id).is_empty());
+    }
+
+    // Barman logs the failure once (`ERROR: Backup failed uploading data (...)`).
+    let reported = stderr(&lock_failure_output)
+        .matches("ERROR: Backup failed uploading data (")
+        .count();
+    assert_eq!(
+        reported,
+        1,
+        "ours, lock refused: the failure is logged {reported} times\n{}",
+        stderr(&lock_failure_output)
+    );
     eprintln!("failed snapshots: {:?}", started.elapsed());
 }
 
@@ -1790,6 +1902,28 @@ fn restore_failures_as_barman() {
         );
         std::fs::remove_file(data.join("backup_label")).unwrap();
     }
+
+    // Ours only: a label that is not the one our manifest records is refused (Barman
+    // restores whatever the object holds).
+    let tampered = label.replace("START TIMELINE: 1", "START TIMELINE: 2");
+    assert_ne!(tampered, label);
+    snap.dest.bucket_tool(&[
+        "put",
+        &snap.dest.bucket(),
+        &format!("pg/srv/base/{id}/backup_label"),
+        &tampered,
+    ]);
+    let out = run(with_env(
+        ours_command(&snap.dest, "barman-cloud-restore", &strs(&options), &strs(&rest(&data_text))),
+        &env,
+    ));
+    assert_exit(&out, 1, "ours, a label the manifest does not record");
+    assert_mentions(
+        &out,
+        &format!("srv/base/{id}/backup_label is not the backup label the integrity manifest records"),
+        "ours, a label the manifest does not record",
+    );
+    assert_eq!(file_names(&data), before, "the refused label was written");
     eprintln!("restore failures: {:?}", started.elapsed());
 }
 
@@ -1882,4 +2016,86 @@ fn retention_deletes_the_older_snapshots() {
     assert!(old_wals.is_empty(), "WAL before {begin_wal} kept: {old_wals:?}");
     assert!(wal_names(&left).contains(&begin_wal), "{left:?}");
     eprintln!("retention: {:?}", started.elapsed());
+}
+
+/// Ours only (Barman dies at once, leaving its snapshots): SIGTERM while CreateSnapshot is
+/// in flight, then while waiting for a pending snapshot: the creation is awaited, the
+/// snapshot deleted, the backup FAILED, exit 1. On a `file://` destination.
+#[test]
+fn sigterm_deletes_the_snapshots() {
+    let started = Instant::now();
+    let snap = Snap::new("snapterm", 1, 0, Service::Local);
+    let volume = snap.world.volume(0).clone();
+    let source = cluster_on(&snap, "snapterm", &volume);
+    let options = backup_options(&source, snap.world.instance_name(), &[&volume.name], &[]);
+
+    // Starts our backup, waits for a call `until` matches, sends SIGTERM; returns the output.
+    let terminated = |until: &dyn Fn(&Call) -> bool, what: &str| -> Output {
+        let since = snap.last_seq();
+        let mut child = snap
+            .ours("barman-cloud-backup", &strs(&options), &["srv"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !snap.calls_since(since).iter().any(until) {
+            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!("{what}: the call never came\nstderr: {}", stderr(&out));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        child.wait_with_output().unwrap()
+    };
+    let check = |out: &Output, what: &str, count: usize| {
+        assert_exit(out, 1, what);
+        let ids = backup_ids(&snap.dest);
+        assert_eq!(ids.len(), count, "{what}: {ids:?}");
+        let (id, status) = ids.last().unwrap().clone();
+        assert_eq!(status, "FAILED", "{what}");
+        let shown = show_json(&snap, &id);
+        assert_eq!(
+            shown["error"],
+            "failure uploading data (terminated by SIGTERM)",
+            "{what}"
+        );
+        assert!(
+            snap.world.snapshots_of_volume(&volume.id).is_empty(),
+            "{what}: snapshot left"
+        );
+        let deletes: Vec<Option<u16>> = snap
+            .world
+            .tool_calls()
+            .iter()
+            .filter(|c| c.action == "DeleteSnapshot")
+            .map(|c| c.status)
+            .collect();
+        assert_eq!(deletes, vec![Some(200); count], "{what}");
+    };
+
+    // CreateSnapshot answers 3 s late: the signal comes while it is in flight.
+    snap.world.set_create_latency(&volume.id, 3.0);
+    let out = terminated(
+        &|c: &Call| c.action == "CreateSnapshot" && c.status.is_none(),
+        "SIGTERM during CreateSnapshot",
+    );
+    check(&out, "SIGTERM during CreateSnapshot", 1);
+    snap.world.set_create_latency(&volume.id, 0.0);
+
+    // The snapshot stays pending: the signal comes during the wait.
+    snap.world.set_pending_seconds(&volume.id, 120.0);
+    let out = terminated(
+        &|c: &Call| c.action == "DescribeSnapshots",
+        "SIGTERM during the wait",
+    );
+    check(&out, "SIGTERM during the wait", 2);
+    eprintln!("sigterm: {:?}", started.elapsed());
 }
