@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,8 @@ use crate::support::*;
 type Env = Vec<(String, String)>;
 
 /// The advice Barman prints after `Locked snapshot: <id>.`
-const LOCK_ADVICE: &str = "Before deleting a snapshot, please ensure that it is not locked or that the lock has expired.";
+const LOCK_ADVICE: &str =
+    "Before deleting a snapshot, please ensure that it is not locked or that the lock has expired.";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -140,7 +141,12 @@ fn strs(v: &[String]) -> Vec<&str> {
 }
 
 /// barman-cloud-backup's options for a snapshot backup of `cluster` (either tool's).
-fn backup_options(cluster: &Cluster, instance: &str, disks: &[&str], extra: &[&str]) -> Vec<String> {
+fn backup_options(
+    cluster: &Cluster,
+    instance: &str,
+    disks: &[&str],
+    extra: &[&str],
+) -> Vec<String> {
     let mut options = cluster.backup_options();
     options.extend(["--snapshot-instance".to_string(), instance.to_string()]);
     for disk in disks {
@@ -220,7 +226,11 @@ fn backup_mode_seconds(dest: &Destination, id: &str) -> f64 {
 
 /// `barman-cloud-backup-show --format json` of ours: the backup's entry.
 fn show_json(snap: &Snap, id: &str) -> Value {
-    let out = snap.run_ours("barman-cloud-backup-show", &["--format", "json"], &["srv", id]);
+    let out = snap.run_ours(
+        "barman-cloud-backup-show",
+        &["--format", "json"],
+        &["srv", id],
+    );
     assert_success(&out, "backup-show --format json");
     let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
     shown["srv"].clone()
@@ -241,9 +251,17 @@ fn label_of(shown: &Value) -> String {
 fn assert_same_catalog_views(snap: &Snap, id: &str) -> String {
     let views: [(&str, &[&str], Vec<&str>); 4] = [
         ("barman-cloud-backup-show", &[], vec!["srv", id]),
-        ("barman-cloud-backup-show", &["--format", "json"], vec!["srv", id]),
+        (
+            "barman-cloud-backup-show",
+            &["--format", "json"],
+            vec!["srv", id],
+        ),
         ("barman-cloud-backup-list", &[], vec!["srv"]),
-        ("barman-cloud-backup-list", &["--format", "json"], vec!["srv"]),
+        (
+            "barman-cloud-backup-list",
+            &["--format", "json"],
+            vec!["srv"],
+        ),
     ];
     let mut commands = Vec::new();
     for (command, options, rest) in &views {
@@ -304,7 +322,12 @@ fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// The snapshots of `volume_id` whose Name is `<disk>-<id lowercase>`.
-fn snapshots_named(world: &Ec2World, volume: &Ec2Volume, disk: &str, id: &str) -> Vec<SnapshotInfo> {
+fn snapshots_named(
+    world: &Ec2World,
+    volume: &Ec2Volume,
+    disk: &str,
+    id: &str,
+) -> Vec<SnapshotInfo> {
     let name = format!("{disk}-{}", id.to_lowercase());
     world
         .snapshots_of_volume(&volume.id)
@@ -378,7 +401,14 @@ fn full_cycle_one_disk() {
     let out = snap.backup_ours(
         &source,
         &[&volume.name],
-        &["--tag", "env,snaptest", "--tag", "team,dba", "--name", "cycle"],
+        &[
+            "--tag",
+            "env,snaptest",
+            "--tag",
+            "team,dba",
+            "--name",
+            "cycle",
+        ],
     );
     let took = began.elapsed();
     assert_success(&out, "our snapshot backup");
@@ -530,8 +560,16 @@ fn full_cycle_one_disk() {
 
     // -- delete, by name --------------------------------------------------------------------
     let dry = run_all(vec![
-        snap.ours("barman-cloud-backup-delete", &["--dry-run"], &["srv", "-b", "cycle"]),
-        snap.barman("barman-cloud-backup-delete", &["--dry-run"], &["srv", "-b", "cycle"]),
+        snap.ours(
+            "barman-cloud-backup-delete",
+            &["--dry-run"],
+            &["srv", "-b", "cycle"],
+        ),
+        snap.barman(
+            "barman-cloud-backup-delete",
+            &["--dry-run"],
+            &["srv", "-b", "cycle"],
+        ),
     ]);
     assert_success(&dry[1], "Barman's dry run");
     assert_success(&dry[0], "our dry run");
@@ -694,7 +732,8 @@ fn restore_through_clones(
     let from: Vec<(&str, &str)> = snapshots.iter().map(|(s, d, _)| (*s, *d)).collect();
     let recovery = snap.world.recovery_instance("snaprec", &from);
     for (volume, (_, _, point)) in recovery.volumes.iter().zip(snapshots) {
-        snap.mounts.mount(&volume.device, point, DEFAULT_MOUNT_OPTIONS);
+        snap.mounts
+            .mount(&volume.device, point, DEFAULT_MOUNT_OPTIONS);
     }
     let before = file_names(data);
     assert!(!before.contains(&"backup_label".to_string()));
@@ -762,11 +801,18 @@ fn interoperability_with_barman() {
         &snap,
         "ours",
         &barman_id,
-        &[(&snap1.id, "/dev/sdk", &disk1), (&snap0.id, "/dev/sdl", &root)],
+        &[
+            (&snap1.id, "/dev/sdk", &disk1),
+            (&snap0.id, "/dev/sdl", &root),
+        ],
         &data,
         &label,
     );
-    let out = snap.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &barman_id]);
+    let out = snap.run_ours(
+        "barman-cloud-backup-delete",
+        &[],
+        &["srv", "-b", &barman_id],
+    );
     assert_success(&out, "our delete of Barman's snapshot backup");
     assert!(snap.world.snapshot(&snap0.id).is_none());
     assert!(snap.world.snapshot(&snap1.id).is_none());
@@ -784,7 +830,10 @@ fn interoperability_with_barman() {
         &snap,
         "Barman",
         &our_id,
-        &[(&snap0.id, "/dev/sdm", &root), (&snap1.id, "/dev/sdn", &disk1)],
+        &[
+            (&snap0.id, "/dev/sdm", &root),
+            (&snap1.id, "/dev/sdn", &disk1),
+        ],
         &data,
         &label,
     );
@@ -1041,7 +1090,10 @@ fn preconditions_as_barman() {
     assert_exit(&out, 4, "ours, the same volume twice");
     assert_mentions(
         &out,
-        &format!("Disks {disk} and {} are the same volume {}", volume.id, volume.id),
+        &format!(
+            "Disks {disk} and {} are the same volume {}",
+            volume.id, volume.id
+        ),
         "ours, the same volume twice",
     );
 
@@ -1073,17 +1125,34 @@ fn data_outside_the_listed_disks_is_refused() {
     let refused = |disks: &[&str], path: &str, what: &str| {
         let out = snap.backup_ours(&source, disks, &[]);
         assert_exit(&out, 4, what);
-        assert_mentions(&out, &format!("{what} ({path}) is on the filesystem mounted at"), what);
-        assert!(snap.world.snapshots_of_volume(&vol0.id).is_empty(), "{what}");
-        assert!(snap.world.snapshots_of_volume(&vol1.id).is_empty(), "{what}");
+        assert_mentions(
+            &out,
+            &format!("{what} ({path}) is on the filesystem mounted at"),
+            what,
+        );
+        assert!(
+            snap.world.snapshots_of_volume(&vol0.id).is_empty(),
+            "{what}"
+        );
+        assert!(
+            snap.world.snapshots_of_volume(&vol1.id).is_empty(),
+            "{what}"
+        );
         assert_eq!(keys(&snap.dest), Vec::<String>::new(), "{what}");
     };
 
     // PGDATA on the disk not listed.
     refused(&[&vol0.name], &data, "PGDATA");
     // A tablespace on the disk not listed.
-    source.psql(&format!("create tablespace ts1 location '{}'", disk0.display()));
-    refused(&[&vol1.name], &disk0.display().to_string(), "tablespace ts1");
+    source.psql(&format!(
+        "create tablespace ts1 location '{}'",
+        disk0.display()
+    ));
+    refused(
+        &[&vol1.name],
+        &disk0.display().to_string(),
+        "tablespace ts1",
+    );
     // A tablespace whose location, on the listed disk, is a link to the other one.
     source.psql("drop tablespace ts1");
     let real = disk0.join("real");
@@ -1091,11 +1160,18 @@ fn data_outside_the_listed_disks_is_refused() {
     chown_postgres(&real);
     let link = source.root.path().join("link");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    source.psql(&format!("create tablespace ts2 location '{}'", link.display()));
+    source.psql(&format!(
+        "create tablespace ts2 location '{}'",
+        link.display()
+    ));
     source.psql("create table t2 tablespace ts2 as select 1 as i");
     refused(&[&vol1.name], &link.display().to_string(), "tablespace ts2");
     assert!(
-        !snap.world.tool_actions().iter().any(|a| a == "CreateSnapshot"),
+        !snap
+            .world
+            .tool_actions()
+            .iter()
+            .any(|a| a == "CreateSnapshot"),
         "{:?}",
         snap.world.tool_actions()
     );
@@ -1107,7 +1183,10 @@ fn data_outside_the_listed_disks_is_refused() {
     let snap0 = only_snapshot(&snap.world, &vol0);
     let snap1 = only_snapshot(&snap.world, &vol1);
     let shown = show_json(&snap, &id);
-    assert_eq!(snapshot_fields(&shown, "snapshot_id"), [snap1.id.clone(), snap0.id.clone()]);
+    assert_eq!(
+        snapshot_fields(&shown, "snapshot_id"),
+        [snap1.id.clone(), snap0.id.clone()]
+    );
     assert_eq!(
         backup_keys(&snap.dest, &id),
         ["backup.info", "backup_label", "barman-rs.manifest"]
@@ -1136,8 +1215,11 @@ fn failed_snapshots_are_deleted() {
     let cluster = Cluster::initdb("snapfail");
     cluster.start();
     for side in [&ours, &theirs] {
-        side.mounts
-            .mount(&side.world.volume(0).device, cluster.root.path(), DEFAULT_MOUNT_OPTIONS);
+        side.mounts.mount(
+            &side.world.volume(0).device,
+            cluster.root.path(),
+            DEFAULT_MOUNT_OPTIONS,
+        );
         side.mounts.mount(
             &side.world.volume(1).device,
             &side.mounts.disk(0),
@@ -1188,35 +1270,51 @@ fn failed_snapshots_are_deleted() {
         .tool_calls()
         .iter()
         .filter(|c| c.action == "CreateSnapshot")
-        .flat_map(|c| c.resources.iter().filter(|r| r.starts_with("snap-")).cloned())
+        .flat_map(|c| {
+            c.resources
+                .iter()
+                .filter(|r| r.starts_with("snap-"))
+                .cloned()
+        })
         .collect();
     assert_eq!(created.len(), 1, "{created:?}");
     let (error, shown) = failure_of(&ours, &our_id);
     assert!(error.contains(&created[0]), "{error}");
     assert!(shown["snapshots_info"].is_null(), "{shown}");
-    assert!(ours.world.snapshots_of_volume(&ours.world.volume(0).id).is_empty());
+    assert!(
+        ours.world
+            .snapshots_of_volume(&ours.world.volume(0).id)
+            .is_empty()
+    );
     failure_of(&theirs, &their_id);
     let left = only_snapshot(&theirs.world, theirs.world.volume(0));
     assert_eq!(left.state, "error", "Barman leaves the snapshot in error");
     for side in [&ours, &theirs] {
-        side.world.set_snapshot_state(&side.world.volume(0).id, None);
+        side.world
+            .set_snapshot_state(&side.world.volume(0).id, None);
     }
     theirs.world.delete_snapshot(&left.id).unwrap();
 
     // -- the wait times out ----------------------------------------------------------------
     for side in [&ours, &theirs] {
-        side.world.set_pending_seconds(&side.world.volume(0).id, 5.0);
+        side.world
+            .set_pending_seconds(&side.world.volume(0).id, 5.0);
     }
     let (outputs, (our_id, their_id)) = both(&[0], &["--aws-await-snapshots-timeout", "1"]);
     assert_exit(&outputs[0], 1, "ours, timeout");
     assert_exit(&outputs[1], 1, "Barman, timeout");
     let (error, _) = failure_of(&ours, &our_id);
     assert!(error.contains("not completed within 1 seconds"), "{error}");
-    assert!(ours.world.snapshots_of_volume(&ours.world.volume(0).id).is_empty());
+    assert!(
+        ours.world
+            .snapshots_of_volume(&ours.world.volume(0).id)
+            .is_empty()
+    );
     failure_of(&theirs, &their_id);
     let left = only_snapshot(&theirs.world, theirs.world.volume(0));
     for side in [&ours, &theirs] {
-        side.world.set_pending_seconds(&side.world.volume(0).id, 0.0);
+        side.world
+            .set_pending_seconds(&side.world.volume(0).id, 0.0);
     }
     theirs.world.delete_snapshot(&left.id).unwrap();
 
@@ -1231,8 +1329,16 @@ fn failed_snapshots_are_deleted() {
     assert_exit(&outputs[1], 1, "Barman, CreateSnapshot error");
     let (error, _) = failure_of(&ours, &our_id);
     assert!(error.contains("IncorrectState"), "{error}");
-    assert!(ours.world.snapshots_of_volume(&ours.world.volume(0).id).is_empty());
-    assert!(ours.world.snapshots_of_volume(&ours.world.volume(1).id).is_empty());
+    assert!(
+        ours.world
+            .snapshots_of_volume(&ours.world.volume(0).id)
+            .is_empty()
+    );
+    assert!(
+        ours.world
+            .snapshots_of_volume(&ours.world.volume(1).id)
+            .is_empty()
+    );
     let deleted: Vec<Option<u16>> = ours
         .calls_since(first)
         .iter()
@@ -1242,7 +1348,12 @@ fn failed_snapshots_are_deleted() {
     assert_eq!(deleted, [Some(200)], "the first disk's snapshot is deleted");
     failure_of(&theirs, &their_id);
     let left = only_snapshot(&theirs.world, theirs.world.volume(0));
-    assert!(theirs.world.snapshots_of_volume(&theirs.world.volume(1).id).is_empty());
+    assert!(
+        theirs
+            .world
+            .snapshots_of_volume(&theirs.world.volume(1).id)
+            .is_empty()
+    );
     theirs.world.delete_snapshot(&left.id).unwrap();
     for side in [&ours, &theirs] {
         side.world.set_create_error(&side.world.volume(1).id, None);
@@ -1256,7 +1367,11 @@ fn failed_snapshots_are_deleted() {
     assert_exit(&outputs[1], 1, "Barman, lock refused");
     let (error, _) = failure_of(&ours, &our_id);
     assert!(error.contains("MissingParameter"), "{error}");
-    assert!(ours.world.snapshots_of_volume(&ours.world.volume(0).id).is_empty());
+    assert!(
+        ours.world
+            .snapshots_of_volume(&ours.world.volume(0).id)
+            .is_empty()
+    );
     failure_of(&theirs, &their_id);
     let left = only_snapshot(&theirs.world, theirs.world.volume(0));
     assert!(theirs.world.lock_of(&left.id).is_none());
@@ -1272,18 +1387,35 @@ fn failed_snapshots_are_deleted() {
     let nowhere = Destination::new(Service::S3, "snapnobucket");
     let outputs = run_all(vec![
         with_env(
-            ours_command(&nowhere, "barman-cloud-backup", &strs(&our_options), &["srv"]),
+            ours_command(
+                &nowhere,
+                "barman-cloud-backup",
+                &strs(&our_options),
+                &["srv"],
+            ),
             &ours.env,
         ),
         with_env(
-            barman_command(&nowhere, "barman-cloud-backup", &strs(&their_options), &["srv"]),
+            barman_command(
+                &nowhere,
+                "barman-cloud-backup",
+                &strs(&their_options),
+                &["srv"],
+            ),
             &theirs.env,
         ),
     ]);
-    for (out, side, tool) in [(&outputs[0], &ours, "ours"), (&outputs[1], &theirs, "Barman")] {
+    for (out, side, tool) in [
+        (&outputs[0], &ours, "ours"),
+        (&outputs[1], &theirs, "Barman"),
+    ] {
         assert_exit(out, 1, &format!("{tool}, missing bucket"));
         assert_mentions(out, "NoSuchBucket", &format!("{tool}, missing bucket"));
-        assert!(side.world.snapshots_of_volume(&side.world.volume(0).id).is_empty());
+        assert!(
+            side.world
+                .snapshots_of_volume(&side.world.volume(0).id)
+                .is_empty()
+        );
     }
 
     // Barman logs the failure once (`ERROR: Backup failed uploading data (...)`).
@@ -1453,7 +1585,11 @@ fn locks() {
         })
         .collect();
     run_backup_cases(&snap.world, &snap.dest, &source, &cases);
-    assert!(snap.world.tool_actions().is_empty(), "{:?}", snap.world.tool_actions());
+    assert!(
+        snap.world.tool_actions().is_empty(),
+        "{:?}",
+        snap.world.tool_actions()
+    );
     assert!(backup_ids(&snap.dest).is_empty());
 
     // -- compliance, with a cool-off period and an expiration date -------------------------
@@ -1476,7 +1612,10 @@ fn locks() {
     let compliance_snapshot = only_snapshot(&snap.world, &volume).id;
     let calls = snap.calls_since(first);
     let create = calls.iter().find(|c| c.action == "CreateSnapshot").unwrap();
-    let locks: Vec<&Call> = calls.iter().filter(|c| c.action == "LockSnapshot").collect();
+    let locks: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.action == "LockSnapshot")
+        .collect();
     assert_eq!(locks.len(), 1, "{calls:#?}");
     let lock = locks[0];
     assert_eq!(lock.status, Some(200));
@@ -1563,7 +1702,10 @@ fn locks() {
 
     // -- a locked snapshot stops the deletion, with Barman's message -------------------------
     let intact = |what: &str| {
-        assert!(snap.world.snapshot(&compliance_snapshot).is_some(), "{what}");
+        assert!(
+            snap.world.snapshot(&compliance_snapshot).is_some(),
+            "{what}"
+        );
         assert_eq!(
             backup_keys(&snap.dest, &compliance_id),
             ["backup.info", "backup_label", "barman-rs.manifest"],
@@ -1576,21 +1718,36 @@ fn locks() {
         );
     };
     let locked_text = format!("Locked snapshot: {compliance_snapshot}.\n{LOCK_ADVICE}\n");
-    let out = snap.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &compliance_id]);
+    let out = snap.run_ours(
+        "barman-cloud-backup-delete",
+        &[],
+        &["srv", "-b", &compliance_id],
+    );
     assert_exit(&out, 1, "our delete of a locked snapshot");
     assert_mentions(&out, &locked_text, "our delete of a locked snapshot");
     intact("after our delete");
-    let out = snap.run_barman("barman-cloud-backup-delete", &[], &["srv", "-b", &compliance_id]);
+    let out = snap.run_barman(
+        "barman-cloud-backup-delete",
+        &[],
+        &["srv", "-b", &compliance_id],
+    );
     assert_exit(&out, 1, "Barman's delete of a locked snapshot");
     assert_mentions(&out, &locked_text, "Barman's delete of a locked snapshot");
     intact("after Barman's delete");
 
     // Unlocked (possible during the cool-off period), it goes.
     snap.world.unlock_snapshot(&compliance_snapshot).unwrap();
-    let out = snap.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &compliance_id]);
+    let out = snap.run_ours(
+        "barman-cloud-backup-delete",
+        &[],
+        &["srv", "-b", &compliance_id],
+    );
     assert_success(&out, "our delete once unlocked");
     assert!(snap.world.snapshot(&compliance_snapshot).is_none());
-    assert_eq!(backup_keys(&snap.dest, &compliance_id), Vec::<String>::new());
+    assert_eq!(
+        backup_keys(&snap.dest, &compliance_id),
+        Vec::<String>::new()
+    );
     assert_eq!(
         backup_ids(&snap.dest),
         [(governance_id.clone(), "DONE".to_string())]
@@ -1628,7 +1785,11 @@ fn renamed_snapshot_refuses_deletion() {
         snap1.id
     );
     let all_there = |what: &str, first_too: bool| {
-        assert_eq!(snap.world.snapshot(&snap0.id).is_some(), first_too, "{what}");
+        assert_eq!(
+            snap.world.snapshot(&snap0.id).is_some(),
+            first_too,
+            "{what}"
+        );
         assert!(snap.world.snapshot(&snap1.id).is_some(), "{what}");
         assert_eq!(
             backup_keys(&snap.dest, &id),
@@ -1657,7 +1818,11 @@ fn renamed_snapshot_refuses_deletion() {
     }
     all_there("after our delete and dry run", true);
     assert!(
-        !snap.world.tool_actions().iter().any(|a| a == "DeleteSnapshot"),
+        !snap
+            .world
+            .tool_actions()
+            .iter()
+            .any(|a| a == "DeleteSnapshot"),
         "{:?}",
         snap.world.tool_actions()
     );
@@ -1869,7 +2034,11 @@ fn restore_failures_as_barman() {
                 assert_mentions(out, text, &what);
             }
             for text in &case.neither_says {
-                assert!(!stderr(out).contains(text.as_str()), "{what}: {}", stderr(out));
+                assert!(
+                    !stderr(out).contains(text.as_str()),
+                    "{what}: {}",
+                    stderr(out)
+                );
             }
         }
     }
@@ -1886,11 +2055,21 @@ fn restore_failures_as_barman() {
     for (tool, command) in [
         (
             "ours",
-            ours_command(&snap.dest, "barman-cloud-restore", &strs(&options), &strs(&rest(&data_text))),
+            ours_command(
+                &snap.dest,
+                "barman-cloud-restore",
+                &strs(&options),
+                &strs(&rest(&data_text)),
+            ),
         ),
         (
             "Barman",
-            barman_command(&snap.dest, "barman-cloud-restore", &strs(&options), &strs(&rest(&data_text))),
+            barman_command(
+                &snap.dest,
+                "barman-cloud-restore",
+                &strs(&options),
+                &strs(&rest(&data_text)),
+            ),
         ),
     ] {
         let out = run(with_env(command, &env));
@@ -1914,13 +2093,20 @@ fn restore_failures_as_barman() {
         &tampered,
     ]);
     let out = run(with_env(
-        ours_command(&snap.dest, "barman-cloud-restore", &strs(&options), &strs(&rest(&data_text))),
+        ours_command(
+            &snap.dest,
+            "barman-cloud-restore",
+            &strs(&options),
+            &strs(&rest(&data_text)),
+        ),
         &env,
     ));
     assert_exit(&out, 1, "ours, a label the manifest does not record");
     assert_mentions(
         &out,
-        &format!("srv/base/{id}/backup_label is not the backup label the integrity manifest records"),
+        &format!(
+            "srv/base/{id}/backup_label is not the backup label the integrity manifest records"
+        ),
         "ours, a label the manifest does not record",
     );
     assert_eq!(file_names(&data), before, "the refused label was written");
@@ -1998,22 +2184,38 @@ fn retention_deletes_the_older_snapshots() {
     assert!(snap.world.snapshot(&older_snapshot).is_some());
 
     // The real run.
-    let out = snap.run_ours("barman-cloud-backup-delete", &["-r", "REDUNDANCY 1"], &["srv"]);
+    let out = snap.run_ours(
+        "barman-cloud-backup-delete",
+        &["-r", "REDUNDANCY 1"],
+        &["srv"],
+    );
     assert_success(&out, "our retention run");
-    assert!(snap.world.snapshot(&older_snapshot).is_none(), "older snapshot kept");
-    assert!(snap.world.snapshot(&newer_snapshot).is_some(), "newer snapshot deleted");
+    assert!(
+        snap.world.snapshot(&older_snapshot).is_none(),
+        "older snapshot kept"
+    );
+    assert!(
+        snap.world.snapshot(&newer_snapshot).is_some(),
+        "newer snapshot deleted"
+    );
     assert_eq!(backup_keys(&snap.dest, &older), Vec::<String>::new());
     assert_eq!(
         backup_keys(&snap.dest, &newer),
         ["backup.info", "backup_label", "barman-rs.manifest"]
     );
-    assert_eq!(backup_ids(&snap.dest), [(newer.clone(), "DONE".to_string())]);
+    assert_eq!(
+        backup_ids(&snap.dest),
+        [(newer.clone(), "DONE".to_string())]
+    );
     let left = keys(&snap.dest);
     let old_wals: Vec<String> = wal_names(&left)
         .into_iter()
         .filter(|w| *w < begin_wal)
         .collect();
-    assert!(old_wals.is_empty(), "WAL before {begin_wal} kept: {old_wals:?}");
+    assert!(
+        old_wals.is_empty(),
+        "WAL before {begin_wal} kept: {old_wals:?}"
+    );
     assert!(wal_names(&left).contains(&begin_wal), "{left:?}");
     eprintln!("retention: {:?}", started.elapsed());
 }
@@ -2063,8 +2265,7 @@ fn sigterm_deletes_the_snapshots() {
         assert_eq!(status, "FAILED", "{what}");
         let shown = show_json(&snap, &id);
         assert_eq!(
-            shown["error"],
-            "failure uploading data (terminated by SIGTERM)",
+            shown["error"], "failure uploading data (terminated by SIGTERM)",
             "{what}"
         );
         assert!(
