@@ -245,14 +245,17 @@ async fn check_data_on_disks(
         match holder {
             Some(point) if mount_points.contains(&point.as_str()) => {}
             other => {
+                let holder = match other {
+                    Some(point) => format!("is on the filesystem mounted at {point}"),
+                    None => "is on a filesystem findmnt cannot tell".into(),
+                };
                 return Err(Error::Config(format!(
-                    "{what} ({path}) is on the filesystem mounted at {}, which is not on any \
-                     of the disks to snapshot ({}): it would be missing from the backup. \
-                     List every disk holding PostgreSQL data with --snapshot-disk",
-                    other.as_deref().unwrap_or("(unknown)"),
+                    "{what} ({path}) {holder}, which is none of the disks to snapshot ({}): \
+                     it would be missing from the backup. List every disk holding PostgreSQL \
+                     data with --snapshot-disk",
                     disks
                         .iter()
-                        .map(|(d, m)| format!("{} at {}", d.identifier, m.mount_point))
+                        .map(|(d, m)| format!("{} mounted at {}", d.identifier, m.mount_point))
                         .collect::<Vec<_>>()
                         .join(", ")
                 )));
