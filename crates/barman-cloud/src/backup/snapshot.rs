@@ -177,11 +177,7 @@ pub async fn check_preconditions(
         )));
     }
     let attached = provider.attached_disks(instance, Some(disks)).await?;
-    let missing: Vec<&str> = disks
-        .iter()
-        .filter(|d| !attached.iter().any(|a| &a.identifier == *d))
-        .map(String::as_str)
-        .collect();
+    let missing = not_attached(disks, &attached);
     if !missing.is_empty() {
         return Err(Error::Provider(format!(
             "Cannot find disks attached to compute instance {instance}: {}",
@@ -222,6 +218,15 @@ pub async fn check_preconditions(
         }
     }
     Ok(ordered)
+}
+
+/// The disks of `disks` that `attached` lacks.
+fn not_attached<'a>(disks: &'a [String], attached: &[AttachedDisk]) -> Vec<&'a str> {
+    disks
+        .iter()
+        .filter(|d| !attached.iter().any(|a| &a.identifier == *d))
+        .map(String::as_str)
+        .collect()
 }
 
 /// Not in Barman: PGDATA and every tablespace must be on the filesystem of one of the
@@ -298,12 +303,7 @@ impl SnapshotRun<'_> {
         let attached = provider
             .attached_disks(&request.instance, Some(&request.disks))
             .await?;
-        let missing: Vec<&str> = request
-            .disks
-            .iter()
-            .filter(|d| !attached.iter().any(|a| &a.identifier == *d))
-            .map(String::as_str)
-            .collect();
+        let missing = not_attached(&request.disks, &attached);
         if !missing.is_empty() {
             return Err(Error::Provider(format!(
                 "Disks not attached to instance {}: {}",
