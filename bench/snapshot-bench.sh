@@ -168,17 +168,7 @@ REPORT_PY=/usr/bin/python3
 
 RS_VERSION='' GIT_REV=''
 if [[ " ${TOOL_LIST[*]} " == *" rs "* ]]; then
-    # bench/lib.sh's build_barman_rs, with the binary where cargo puts it ($CARGO_TARGET_DIR).
-    t0=$SECONDS
-    say "building the release binary (cargo build --release -p barman-cloud-cli)"
-    (cd "$REPO" && "${CARGO:-cargo}" build --release -p barman-cloud-cli) >>"$LOG" 2>&1 || die "cargo build failed"
-    say "build done in $((SECONDS - t0)) s"
-    RS=${CARGO_TARGET_DIR:-$REPO/target}/release/barman-rs
-    [ -x "$RS" ] || die "$RS missing after the build"
-    GIT_REV=$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-    if [ -n "$(cd "$REPO" && git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null)" ]; then
-        GIT_REV="$GIT_REV + uncommitted changes in crates/"
-    fi
+    build_barman_rs
     # with CARGO=true the binary may be older than the tree GIT_REV describes
     GIT_REV="$GIT_REV (binary built $(date -u -r "$RS" '+%Y-%m-%d %H:%M UTC'))"
     RS_VERSION=$("$RS" barman-cloud-backup --version 2>&1 | head -n1)
