@@ -137,7 +137,7 @@ build_barman_rs() { # cargo build (CARGO=true skips it); sets RS and GIT_REV
     say "building the release binary (cargo build --release -p barman-cloud-cli)"
     (cd "$REPO" && "${CARGO:-cargo}" build --release -p barman-cloud-cli) >>"$LOG" 2>&1 || die "cargo build failed"
     say "build done in $((SECONDS - t0)) s"
-    RS=$REPO/target/release/barman-rs
+    RS=${CARGO_TARGET_DIR:-$REPO/target}/release/barman-rs
     [ -x "$RS" ] || die "$RS missing after the build"
     GIT_REV=$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
     if [ -n "$(cd "$REPO" && git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null)" ]; then

@@ -336,23 +336,33 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
     restore_backup(&storage, &request).await
 }
 
-/// `barman-cloud-backup --snapshot-instance I --snapshot-disk D...`.
-async fn snapshot_backup(args: BackupArgs, tags: Vec<(String, String)>) -> Result<()> {
-    use barman_cloud::backup::snapshot::{SnapshotBackupRequest, take_snapshot_backup};
-    use barman_cloud::snapshot::aws::{AwsSnapshotSettings, AwsSnapshots, SnapshotLock};
-    use barman_cloud::snapshot::host::LocalHost;
+/// The destination of a backup, or `None` after a `-t` test.
+async fn open_backup_destination(args: &BackupArgs) -> Result<Option<CloudStorage>> {
     let mut options: StorageOptions = args.common.storage_options();
     args.encryption.apply(&mut options);
     let Some(mut storage) =
         open_or_test(&args.url, options, &args.sse_customer_key, args.common.test).await?
     else {
-        return Ok(());
+        return Ok(None);
     };
+    // A local destination is ours, not Barman's: create it rather than fail. Cloud
+    // buckets are never created by a backup, as in Barman.
     if storage.location().provider == Provider::Local
         && storage.bucket_state().await? == BucketState::Missing
     {
         storage.create_bucket().await?;
     }
+    Ok(Some(storage))
+}
+
+/// `barman-cloud-backup --snapshot-instance I --snapshot-disk D...`.
+async fn snapshot_backup(args: BackupArgs, tags: Vec<(String, String)>) -> Result<()> {
+    use barman_cloud::backup::snapshot::{SnapshotBackupRequest, take_snapshot_backup};
+    use barman_cloud::snapshot::aws::{AwsSnapshotSettings, AwsSnapshots, SnapshotLock};
+    use barman_cloud::snapshot::host::LocalHost;
+    let Some(storage) = open_backup_destination(&args).await? else {
+        return Ok(());
+    };
     let session =
         PgSession::connect_with(&args.connection_options(), "barman_cloud_backup").await?;
     // The provider follows --cloud-provider, as in Barman (a file:// destination keeps the
@@ -443,20 +453,9 @@ pub async fn backup(args: BackupArgs) -> Result<()> {
         // The part size still follows the requested value, as in Barman.
         tracing::warn!("max-archive-size too big. Capping it to to 1.0 TiB");
     }
-    let mut options: StorageOptions = args.common.storage_options();
-    args.encryption.apply(&mut options);
-    let Some(mut storage) =
-        open_or_test(&args.url, options, &args.sse_customer_key, args.common.test).await?
-    else {
+    let Some(storage) = open_backup_destination(&args).await? else {
         return Ok(());
     };
-    // A local destination is ours, not Barman's: create it rather than fail. Cloud
-    // buckets are never created by a backup, as in Barman.
-    if storage.location().provider == Provider::Local
-        && storage.bucket_state().await? == BucketState::Missing
-    {
-        storage.create_bucket().await?;
-    }
     let session =
         PgSession::connect_with(&args.connection_options(), "barman_cloud_backup").await?;
     let request = BackupRequest {

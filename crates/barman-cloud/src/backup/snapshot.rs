@@ -177,11 +177,7 @@ pub async fn check_preconditions(
         )));
     }
     let attached = provider.attached_disks(instance, Some(disks)).await?;
-    let missing: Vec<&str> = disks
-        .iter()
-        .filter(|d| !attached.iter().any(|a| &a.identifier == *d))
-        .map(String::as_str)
-        .collect();
+    let missing = not_attached(disks, &attached);
     if !missing.is_empty() {
         return Err(Error::Provider(format!(
             "Cannot find disks attached to compute instance {instance}: {}",
@@ -224,6 +220,15 @@ pub async fn check_preconditions(
     Ok(ordered)
 }
 
+/// The disks of `disks` that `attached` lacks.
+fn not_attached<'a>(disks: &'a [String], attached: &[AttachedDisk]) -> Vec<&'a str> {
+    disks
+        .iter()
+        .filter(|d| !attached.iter().any(|a| &a.identifier == *d))
+        .map(String::as_str)
+        .collect()
+}
+
 /// Not in Barman: PGDATA and every tablespace must be on the filesystem of one of the
 /// disks to snapshot, or the backup would silently miss them.
 async fn check_data_on_disks(
@@ -245,14 +250,17 @@ async fn check_data_on_disks(
         match holder {
             Some(point) if mount_points.contains(&point.as_str()) => {}
             other => {
+                let holder = match other {
+                    Some(point) => format!("is on the filesystem mounted at {point}"),
+                    None => "is on a filesystem findmnt cannot tell".into(),
+                };
                 return Err(Error::Config(format!(
-                    "{what} ({path}) is on the filesystem mounted at {}, which is not on any \
-                     of the disks to snapshot ({}): it would be missing from the backup. \
-                     List every disk holding PostgreSQL data with --snapshot-disk",
-                    other.as_deref().unwrap_or("(unknown)"),
+                    "{what} ({path}) {holder}, which is none of the disks to snapshot ({}): \
+                     it would be missing from the backup. List every disk holding PostgreSQL \
+                     data with --snapshot-disk",
                     disks
                         .iter()
-                        .map(|(d, m)| format!("{} at {}", d.identifier, m.mount_point))
+                        .map(|(d, m)| format!("{} mounted at {}", d.identifier, m.mount_point))
                         .collect::<Vec<_>>()
                         .join(", ")
                 )));
@@ -295,12 +303,7 @@ impl SnapshotRun<'_> {
         let attached = provider
             .attached_disks(&request.instance, Some(&request.disks))
             .await?;
-        let missing: Vec<&str> = request
-            .disks
-            .iter()
-            .filter(|d| !attached.iter().any(|a| &a.identifier == *d))
-            .map(String::as_str)
-            .collect();
+        let missing = not_attached(&request.disks, &attached);
         if !missing.is_empty() {
             return Err(Error::Provider(format!(
                 "Disks not attached to instance {}: {}",

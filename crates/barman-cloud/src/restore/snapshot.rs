@@ -298,70 +298,44 @@ mod tests {
     #[tokio::test]
     async fn each_check_refuses_with_barmans_message() {
         let (storage, cloud, info, dir) = world(None).await;
-        let good = mounted(dir.path(), "/opt/disk0 rw,noatime\n");
-        let error = |r: Result<()>| r.unwrap_err().to_string();
-
-        let e = error(restore(&storage, &cloud, &info, dir.path(), &good, None).await);
+        let refusal = |host: FakeHost, instance: Option<&'static str>| {
+            let (storage, cloud, info, dir) = (&storage, &cloud, &info, &dir);
+            async move {
+                restore(storage, cloud, info, dir.path(), &host, instance)
+                    .await
+                    .unwrap_err()
+                    .to_string()
+            }
+        };
+        let good = || mounted(dir.path(), "/opt/disk0 rw,noatime\n");
         assert_eq!(
-            e,
+            refusal(good(), None).await,
             "Incomplete options for snapshot restore - missing: snapshot_recovery_instance"
         );
-        let e = error(restore(&storage, &cloud, &info, dir.path(), &good, Some("i-other")).await);
-        assert_eq!(e, "Cannot find instance i-other");
-        cloud.add_instance("i-other");
-        let e = error(restore(&storage, &cloud, &info, dir.path(), &good, Some("i-other")).await);
         assert_eq!(
-            e,
+            refusal(good(), Some("i-other")).await,
+            "Cannot find instance i-other"
+        );
+        cloud.add_instance("i-other");
+        assert_eq!(
+            refusal(good(), Some("i-other")).await,
             "The following snapshots are not attached to recovery instance i-other: snap-1"
         );
         let elsewhere = mounted(dir.path(), "/mnt/x rw,noatime\n");
-        let e = error(
-            restore(
-                &storage,
-                &cloud,
-                &info,
-                dir.path(),
-                &elsewhere,
-                Some("i-recovery"),
-            )
-            .await,
-        );
         assert_eq!(
-            e,
+            refusal(elsewhere, Some("i-recovery")).await,
             "Error checking mount points: Disk vol-clone cloned from snapshot snap-1 is \
              mounted at /mnt/x but /opt/disk0 was expected."
         );
         let options = mounted(dir.path(), "/opt/disk0 ro\n");
-        let e = error(
-            restore(
-                &storage,
-                &cloud,
-                &info,
-                dir.path(),
-                &options,
-                Some("i-recovery"),
-            )
-            .await,
-        );
         assert_eq!(
-            e,
+            refusal(options, Some("i-recovery")).await,
             "Error checking mount options: Disk vol-clone cloned from snapshot snap-1 is \
              mounted with ro but rw,noatime was expected."
         );
         let unmounted = FakeHost::default().answer("ls /sys/block", true, "");
-        let e = error(
-            restore(
-                &storage,
-                &cloud,
-                &info,
-                dir.path(),
-                &unmounted,
-                Some("i-recovery"),
-            )
-            .await,
-        );
         assert_eq!(
-            e,
+            refusal(unmounted, Some("i-recovery")).await,
             "Error checking mount points: Error finding mount point for disk vol-clone: Could \
              not find device /dev/sdf at any mount point"
         );
@@ -372,32 +346,22 @@ mod tests {
                 true,
                 "/opt/disk0 rw,noatime\n",
             );
-        let e = error(
-            restore(
-                &storage,
-                &cloud,
-                &info,
-                dir.path(),
-                &no_dir,
-                Some("i-recovery"),
-            )
-            .await,
-        );
+        let e = refusal(no_dir, Some("i-recovery")).await;
         assert!(e.starts_with("Recovery directory '"), "{e}");
-        let e = error(
-            restore_snapshot_backup(
-                &storage,
-                "srv",
-                ID,
-                &info,
-                dir.path(),
-                &[("t".into(), "/x".into())],
-                Some("i-recovery"),
-                &cloud,
-                &good,
-            )
-            .await,
-        );
+        let e = restore_snapshot_backup(
+            &storage,
+            "srv",
+            ID,
+            &info,
+            dir.path(),
+            &[("t".into(), "/x".into())],
+            Some("i-recovery"),
+            &cloud,
+            &good(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             e,
             format!(

@@ -88,6 +88,9 @@ pub struct AwsSnapshots {
     /// `MaxResults` of filtered `Describe*` calls; `None` (EC2 answers everything at once)
     /// except in tests of paging.
     page_size: Option<u32>,
+    /// The instance as described for the first snapshot of a backup: the snapshots of its
+    /// other disks, created concurrently, reuse it (Barman describes it once per backup).
+    snapshot_instance: tokio::sync::Mutex<Option<(String, Instance)>>,
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
@@ -134,6 +137,7 @@ impl AwsSnapshots {
             settings,
             client,
             page_size: None,
+            snapshot_instance: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -402,7 +406,17 @@ impl SnapshotProvider for AwsSnapshots {
         name: &str,
         mount: &Mount,
     ) -> Result<CreatedSnapshot> {
-        let metadata = self.instance(instance).await?;
+        let metadata = {
+            let mut described = self.snapshot_instance.lock().await;
+            match described.as_ref() {
+                Some((identifier, metadata)) if identifier == instance => metadata.clone(),
+                _ => {
+                    let metadata = self.instance(instance).await?;
+                    *described = Some((instance.to_string(), metadata.clone()));
+                    metadata
+                }
+            }
+        };
         let outpost = metadata.outpost();
         if let (Some(arn), Some(_)) = (outpost, &self.settings.lock) {
             return Err(Error::Provider(format!(

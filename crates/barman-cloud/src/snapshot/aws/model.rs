@@ -229,26 +229,8 @@ impl LockSnapshotResult {
 
 /// A JSON string as Python's `json.dumps` writes it (non-ASCII escaped).
 fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    crate::catalog::json::dumps(&crate::catalog::pyliteral::PyValue::str(text))
+        .expect("a string is always JSON")
 }
 
 /// An EC2 timestamp (`2025-01-02T03:04:05.000Z`) as Python prints the datetime boto3
