@@ -372,6 +372,22 @@ fn assert_mentions(out: &Output, text: &str, what: &str) {
     );
 }
 
+/// The message of a failed command's first ERROR line, without Barman's `Barman cloud
+/// <command> exception: ` prefix (ours has none): the text both tools must agree on.
+fn error_message(out: &Output) -> String {
+    let err = stderr(out);
+    let start = err
+        .find(" ERROR: ")
+        .unwrap_or_else(|| panic!("no ERROR line in {err}"))
+        + " ERROR: ".len();
+    let line = err[start..].lines().next().unwrap_or_default();
+    ["Barman cloud restore exception: ", "Barman cloud backup exception: "]
+        .iter()
+        .find_map(|p| line.strip_prefix(p))
+        .unwrap_or(line)
+        .to_string()
+}
+
 /// A cluster whose PGDATA (`<root>/data`) lies on `volume`, mounted at the cluster's root.
 fn cluster_on(snap: &Snap, tag: &str, volume: &Ec2Volume) -> Cluster {
     let cluster = Cluster::initdb(tag);
@@ -721,6 +737,8 @@ fn four_disks_snapshotted_at_once_in_the_order_given() {
 /// Restores `id` with `tool` ("ours" or "Barman") into `data`, through a recovery instance
 /// whose volumes are clones of `snapshots` (snapshot ID, clone device, mount point); checks
 /// that only `backup_label` was written, with `label`, and removes it.
+/// With `swapped_first`, both tools first refuse the clones mounted at each other's
+/// places, with the same message.
 fn restore_through_clones(
     snap: &Snap,
     tool: &str,
@@ -728,17 +746,55 @@ fn restore_through_clones(
     snapshots: &[(&str, &str, &Path)],
     data: &Path,
     label: &str,
+    swapped_first: bool,
 ) {
     let from: Vec<(&str, &str)> = snapshots.iter().map(|(s, d, _)| (*s, *d)).collect();
     let recovery = snap.world.recovery_instance("snaprec", &from);
-    for (volume, (_, _, point)) in recovery.volumes.iter().zip(snapshots) {
-        snap.mounts
-            .mount(&volume.device, point, DEFAULT_MOUNT_OPTIONS);
-    }
     let before = file_names(data);
     assert!(!before.contains(&"backup_label".to_string()));
     let options = ["--snapshot-recovery-instance", recovery.name.as_str()];
     let rest = ["srv", id, data.to_str().unwrap()];
+    if swapped_first {
+        let n = snapshots.len();
+        for (i, volume) in recovery.volumes.iter().enumerate() {
+            let point = snapshots[(i + 1) % n].2;
+            snap.mounts
+                .mount(&volume.device, point, DEFAULT_MOUNT_OPTIONS);
+        }
+        let outputs = run_all(vec![
+            snap.ours("barman-cloud-restore", &options, &rest),
+            snap.barman("barman-cloud-restore", &options, &rest),
+        ]);
+        assert_exit(&outputs[0], 4, "ours, clones swapped");
+        assert_exit(&outputs[1], 4, "Barman, clones swapped");
+        let message = error_message(&outputs[1]);
+        assert_eq!(error_message(&outputs[0]), message, "clones swapped");
+        // One error per clone, in the order of the clones' volume IDs.
+        let mut clones: Vec<(&Ec2Volume, usize)> =
+            recovery.volumes.iter().zip(0..n).collect();
+        clones.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        let expected: Vec<String> = clones
+            .iter()
+            .map(|(volume, i)| {
+                format!(
+                    "Disk {} cloned from snapshot {} is mounted at {} but {} was expected.",
+                    volume.id,
+                    snapshots[*i].0,
+                    snapshots[(i + 1) % n].2.display(),
+                    snapshots[*i].2.display()
+                )
+            })
+            .collect();
+        assert_eq!(
+            message,
+            format!("Error checking mount points: {}", expected.join(", "))
+        );
+        assert_eq!(file_names(data), before, "a refused restore wrote");
+    }
+    for (volume, (_, _, point)) in recovery.volumes.iter().zip(snapshots) {
+        snap.mounts
+            .mount(&volume.device, point, DEFAULT_MOUNT_OPTIONS);
+    }
     let out = if tool == "ours" {
         snap.run_ours("barman-cloud-restore", &options, &rest)
     } else {
@@ -807,6 +863,7 @@ fn interoperability_with_barman() {
         ],
         &data,
         &label,
+        true,
     );
     let out = snap.run_ours(
         "barman-cloud-backup-delete",
@@ -836,6 +893,7 @@ fn interoperability_with_barman() {
         ],
         &data,
         &label,
+        false,
     );
     let out = snap.run_barman("barman-cloud-backup-delete", &[], &["srv", "-b", &our_id]);
     assert_success(&out, "Barman's delete of our snapshot backup");
@@ -900,6 +958,14 @@ fn run_backup_cases(world: &Ec2World, dest: &Destination, cluster: &Cluster, cas
         for text in &case.both_say {
             assert_mentions(barman, text, &format!("Barman, {}", case.name));
             assert_mentions(ours, text, &format!("ours, {}", case.name));
+        }
+        if case.exit == 4 {
+            assert_eq!(
+                error_message(ours),
+                error_message(barman),
+                "{}: the messages differ",
+                case.name
+            );
         }
         for text in &case.barman_says {
             assert_mentions(barman, text, &format!("Barman, {}", case.name));
@@ -2027,6 +2093,12 @@ fn restore_failures_as_barman() {
     }
     let outputs = run_all(commands);
     for (i, case) in cases.iter().enumerate() {
+        assert_eq!(
+            error_message(&outputs[2 * i]),
+            error_message(&outputs[2 * i + 1]),
+            "{}: the messages differ",
+            case.name
+        );
         for (out, tool) in [(&outputs[2 * i], "ours"), (&outputs[2 * i + 1], "Barman")] {
             let what = format!("{tool}, {}", case.name);
             assert_exit(out, case.exit, &what);
@@ -2046,30 +2118,22 @@ fn restore_failures_as_barman() {
     assert!(!Path::new(&missing_dir).exists());
     assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
 
-    // The restore that must work does, with both tools.
+    // The restore that must work does, with both tools (the recovery instance by ID, the
+    // backup as `latest`).
     let label = object_text(&snap.dest, &format!("srv/base/{id}/backup_label"));
     let mounts = good();
     let mut env = snap.world.env();
     env.extend(mounts.env());
-    let options = with_instance(&recovery.name);
+    let options = with_instance(&recovery.id);
+    let latest = ["srv", "latest", data_text.as_str()];
     for (tool, command) in [
         (
             "ours",
-            ours_command(
-                &snap.dest,
-                "barman-cloud-restore",
-                &strs(&options),
-                &strs(&rest(&data_text)),
-            ),
+            ours_command(&snap.dest, "barman-cloud-restore", &strs(&options), &latest),
         ),
         (
             "Barman",
-            barman_command(
-                &snap.dest,
-                "barman-cloud-restore",
-                &strs(&options),
-                &strs(&rest(&data_text)),
-            ),
+            barman_command(&snap.dest, "barman-cloud-restore", &strs(&options), &latest),
         ),
     ] {
         let out = run(with_env(command, &env));
