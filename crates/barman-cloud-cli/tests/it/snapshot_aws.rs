@@ -2296,7 +2296,7 @@ fn sigterm_deletes_the_snapshots() {
     let options = backup_options(&source, snap.world.instance_name(), &[&volume.name], &[]);
 
     // Starts our backup, waits for a call `until` matches, sends SIGTERM; returns the output.
-    let terminated = |until: &dyn Fn(&Call) -> bool, what: &str| -> Output {
+    let terminated = |until: &dyn Fn(&Call) -> bool, what: &str, before: &dyn Fn()| -> Output {
         let since = snap.last_seq();
         let mut child = snap
             .ours("barman-cloud-backup", &strs(&options), &["srv"])
@@ -2314,6 +2314,7 @@ fn sigterm_deletes_the_snapshots() {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        before();
         let status = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
@@ -2351,6 +2352,7 @@ fn sigterm_deletes_the_snapshots() {
     let out = terminated(
         &|c: &Call| c.action == "CreateSnapshot" && c.status.is_none(),
         "SIGTERM during CreateSnapshot",
+        &|| {},
     );
     check(&out, "SIGTERM during CreateSnapshot", 1);
     snap.world.set_create_latency(&volume.id, 0.0);
@@ -2360,7 +2362,93 @@ fn sigterm_deletes_the_snapshots() {
     let out = terminated(
         &|c: &Call| c.action == "DescribeSnapshots",
         "SIGTERM during the wait",
+        // The backup in progress is listed as such.
+        &|| {
+            let ids = backup_ids(&snap.dest);
+            assert_eq!(ids.len(), 2, "{ids:?}");
+            assert_eq!(ids[1].1, "STARTED", "{ids:?}");
+        },
     );
     check(&out, "SIGTERM during the wait", 2);
     eprintln!("sigterm: {:?}", started.elapsed());
+}
+
+/// Credentials and region from a profile (`-P`, no AWS_* keys in the environment), and
+/// throttled EC2 calls (two `RequestLimitExceeded` answers before each success): Barman's
+/// backup, ours, and our delete of both all get through, with one snapshot per backup.
+#[test]
+fn profile_and_throttling_as_barman() {
+    let started = Instant::now();
+    let snap = Snap::new("snapprofile", 1, 0, Service::S3);
+    let volume = snap.world.volume(0).clone();
+    let source = cluster_on(&snap, "snapprofile", &volume);
+    let profiles = temp_dir("snapprofile");
+    let credentials = profiles.path().join("credentials");
+    let config = profiles.path().join("config");
+    std::fs::write(
+        &credentials,
+        "[snapprofile]\naws_access_key_id = test\naws_secret_access_key = test\n",
+    )
+    .unwrap();
+    std::fs::write(&config, "[profile snapprofile]\nregion = us-east-1\n").unwrap();
+    let profiled = |mut command: Command| {
+        for key in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_DEFAULT_REGION",
+            "AWS_REGION",
+            "AWS_PROFILE",
+        ] {
+            command.env_remove(key);
+        }
+        command
+            .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+            .env("AWS_CONFIG_FILE", &config);
+        run(command)
+    };
+    let options = backup_options(
+        &source,
+        snap.world.instance_name(),
+        &[&volume.name],
+        &["-P", "snapprofile"],
+    );
+    let creates_since = |since: u64| -> Vec<Option<u16>> {
+        snap.calls_since(since)
+            .iter()
+            .filter(|c| c.action == "CreateSnapshot")
+            .map(|c| c.status)
+            .collect()
+    };
+
+    let first = snap.last_seq();
+    snap.world.throttle_next(&volume.id, 2);
+    let out = profiled(snap.barman("barman-cloud-backup", &strs(&options), &["srv"]));
+    assert_success(&out, "Barman's backup, throttled");
+    assert_eq!(creates_since(first), [Some(503), Some(503), Some(200)]);
+    let barman_id = snap.single_done_backup();
+    wait_past(&barman_id);
+
+    let first = snap.last_seq();
+    snap.world.throttle_next(&volume.id, 2);
+    let out = profiled(snap.ours("barman-cloud-backup", &strs(&options), &["srv"]));
+    assert_success(&out, "our backup, throttled");
+    assert_eq!(creates_since(first), [Some(503), Some(503), Some(200)]);
+    let ids = backup_ids(&snap.dest);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.iter().all(|(_, status)| status == "DONE"), "{ids:?}");
+    let snapshots = snap.world.snapshots_of_volume(&volume.id);
+    assert_eq!(snapshots.len(), 2, "one snapshot per backup: {snapshots:?}");
+
+    for (id, _) in &ids {
+        snap.world.throttle_next(&volume.id, 2);
+        let out = profiled(snap.ours(
+            "barman-cloud-backup-delete",
+            &["-P", "snapprofile"],
+            &["srv", "-b", id],
+        ));
+        assert_success(&out, &format!("our delete of {id}, throttled"));
+    }
+    assert!(snap.world.snapshots_of_volume(&volume.id).is_empty());
+    assert!(backup_ids(&snap.dest).is_empty());
+    eprintln!("profile and throttling: {:?}", started.elapsed());
 }
