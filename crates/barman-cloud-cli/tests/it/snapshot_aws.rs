@@ -381,11 +381,14 @@ fn error_message(out: &Output) -> String {
         .unwrap_or_else(|| panic!("no ERROR line in {err}"))
         + " ERROR: ".len();
     let line = err[start..].lines().next().unwrap_or_default();
-    ["Barman cloud restore exception: ", "Barman cloud backup exception: "]
-        .iter()
-        .find_map(|p| line.strip_prefix(p))
-        .unwrap_or(line)
-        .to_string()
+    [
+        "Barman cloud restore exception: ",
+        "Barman cloud backup exception: ",
+    ]
+    .iter()
+    .find_map(|p| line.strip_prefix(p))
+    .unwrap_or(line)
+    .to_string()
 }
 
 /// A cluster whose PGDATA (`<root>/data`) lies on `volume`, mounted at the cluster's root.
@@ -540,6 +543,23 @@ fn full_cycle_one_disk() {
             label.len()
         )
     );
+
+    // The user tags are on the objects too, as Barman puts them on every upload.
+    for name in ["backup.info", "backup_label", "barman-rs.manifest"] {
+        let out = snap
+            .dest
+            .sdk_script("object_tags.py")
+            .arg(snap.dest.bucket())
+            .arg(format!("pg/srv/base/{id}/{name}"))
+            .output()
+            .unwrap();
+        assert_success(&out, "object_tags.py");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+            json!({"env": "snaptest", "team": "dba"}),
+            "{name}"
+        );
+    }
 
     // -- restore by both tools onto a recovery instance ------------------------------------
     pg_ctl(&source, "stop");
@@ -770,8 +790,7 @@ fn restore_through_clones(
         let message = error_message(&outputs[1]);
         assert_eq!(error_message(&outputs[0]), message, "clones swapped");
         // One error per clone, in the order of the clones' volume IDs.
-        let mut clones: Vec<(&Ec2Volume, usize)> =
-            recovery.volumes.iter().zip(0..n).collect();
+        let mut clones: Vec<(&Ec2Volume, usize)> = recovery.volumes.iter().zip(0..n).collect();
         clones.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         let expected: Vec<String> = clones
             .iter()
@@ -1425,6 +1444,32 @@ fn failed_snapshots_are_deleted() {
         side.world.set_create_error(&side.world.volume(1).id, None);
     }
     assert_eq!(backup_ids(&ours.dest).len(), 3);
+    // Our FAILED backups, as both tools show them.
+    let views = run_all(vec![
+        ours.ours(
+            "barman-cloud-backup-show",
+            &["--format", "json"],
+            &["srv", &our_id],
+        ),
+        ours.barman(
+            "barman-cloud-backup-show",
+            &["--format", "json"],
+            &["srv", &our_id],
+        ),
+        ours.ours("barman-cloud-backup-show", &[], &["srv", &our_id]),
+        ours.barman("barman-cloud-backup-show", &[], &["srv", &our_id]),
+        ours.ours("barman-cloud-backup-list", &[], &["srv"]),
+        ours.barman("barman-cloud-backup-list", &[], &["srv"]),
+    ]);
+    for pair in views.chunks(2) {
+        assert_success(&pair[1], "Barman's view of our FAILED backups");
+        assert_same_exit(&pair[0], &pair[1], "views of FAILED backups");
+        assert_eq!(
+            stdout(&pair[0]),
+            stdout(&pair[1]),
+            "views of FAILED backups differ"
+        );
+    }
 
     // -- a lock AWS refuses (a mode without duration nor date): ours locks only complete
     // snapshots, and deletes this one; Barman leaves it ------------------------------------
