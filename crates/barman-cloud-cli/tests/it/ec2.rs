@@ -295,34 +295,84 @@ impl SnapshotInfo {
 /// An EC2 error answer: (code, message).
 pub type Ec2Error = (String, String);
 
-/// Runs `ec2_world.py <command>` with `request` on stdin.
+/// A running `ec2_world.py serve`: one Python start-up (about 0.3 s of CPU with boto3) for
+/// many calls. Idle servers wait in [`IDLE_SERVERS`]; each ends when the test binary exits
+/// (its stdin closes).
+struct WorldServer {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+static IDLE_SERVERS: Mutex<Vec<WorldServer>> = Mutex::new(Vec::new());
+
+impl WorldServer {
+    fn spawn() -> WorldServer {
+        let python = Path::new(&required_env("BARMAN_RS_TEST_BARMAN_BIN")).join("python");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/ec2_world.py");
+        let mut child = Command::new(python)
+            .arg(script)
+            .arg("serve")
+            .envs(ec2_env())
+            .env("EC2_ENDPOINT", ec2_endpoint())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run ec2_world.py serve");
+        WorldServer {
+            stdin: child.stdin.take().unwrap(),
+            stdout: std::io::BufReader::new(child.stdout.take().unwrap()),
+            child,
+        }
+    }
+
+    /// The answer line to one request, or why there is none.
+    fn ask(&mut self, command: &str, request: &Value) -> Result<Value, String> {
+        use std::io::BufRead;
+        let line = json!({"command": command, "request": request}).to_string() + "\n";
+        self.stdin
+            .write_all(line.as_bytes())
+            .and_then(|()| self.stdin.flush())
+            .map_err(|e| format!("writing to ec2_world.py serve: {e}"))?;
+        let mut answer = String::new();
+        match self.stdout.read_line(&mut answer) {
+            Ok(0) => Err("ec2_world.py serve ended".into()),
+            Ok(_) => serde_json::from_str(&answer).map_err(|e| format!("{e}: {answer}")),
+            Err(e) => Err(format!("reading from ec2_world.py serve: {e}")),
+        }
+    }
+}
+
+impl Drop for WorldServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `ec2_world.py`'s `command` with `request` (through an idle server, or a new one).
 fn world_script(command: &str, request: &Value) -> Value {
-    let python = Path::new(&required_env("BARMAN_RS_TEST_BARMAN_BIN")).join("python");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/ec2_world.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .arg(command)
-        .envs(ec2_env())
-        .env("EC2_ENDPOINT", ec2_endpoint())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run ec2_world.py");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_success(&out, &format!("ec2_world.py {command} {request}"));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "ec2_world.py {command}: {e}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    let idle = IDLE_SERVERS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let mut server = idle.unwrap_or_else(WorldServer::spawn);
+    let answer = server.ask(command, request);
+    match answer {
+        Ok(mut answer) => {
+            IDLE_SERVERS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(server);
+            match answer.get_mut("ok") {
+                Some(ok) => ok.take(),
+                None => panic!(
+                    "ec2_world.py {command} {request} failed:\n{}",
+                    answer["fail"].as_str().unwrap_or_default()
+                ),
+            }
+        }
+        // The server is in an unknown state: it goes (dropped: killed).
+        Err(e) => panic!("ec2_world.py {command} {request}: {e}"),
+    }
 }
 
 /// A boto3 EC2 call (`op` is the boto3 method name, `params` its keyword arguments) through

@@ -19,10 +19,14 @@ suffix ``barman-rs-ec2-world``, so the fake's call records tell these calls from
         drops the fake's locks of the snapshots and of every snapshot of the volumes, deletes
         those snapshots, detaches the volumes, terminates the instances, deletes the volumes; every
         error is collected, none stops the clean-up -> {"errors": [...]}
+    serve     (no stdin object) reads one {"command", "request"} object per line and answers
+        each with one line, {"ok": <the command's answer>} or {"fail": "<traceback>"}, until
+        stdin closes: one Python start-up for many calls (ec2.rs keeps a few such servers)
 """
 import json
 import os
 import sys
+import traceback
 import urllib.request
 
 import boto3
@@ -116,12 +120,29 @@ def cleanup(ec2, req):
     return {"errors": errors}
 
 
+HANDLERS = {"instance": instance, "call": call, "cleanup": cleanup}
+
+
+def serve(ec2):
+    """One request per stdin line, one answer per stdout line, until stdin closes."""
+    for line in sys.stdin:
+        msg = json.loads(line)
+        try:
+            answer = {"ok": HANDLERS[msg["command"]](ec2, msg["request"])}
+        except BaseException:  # SystemExit too: report it, keep serving
+            answer = {"fail": traceback.format_exc()}
+        sys.stdout.write(json.dumps(answer, default=str) + "\n")
+        sys.stdout.flush()
+
+
 def main():
     command = sys.argv[1]
-    req = json.load(sys.stdin)
     ec2 = client()
-    handler = {"instance": instance, "call": call, "cleanup": cleanup}[command]
-    json.dump(handler(ec2, req), sys.stdout, default=str)
+    if command == "serve":
+        serve(ec2)
+        return
+    req = json.load(sys.stdin)
+    json.dump(HANDLERS[command](ec2, req), sys.stdout, default=str)
 
 
 if __name__ == "__main__":
