@@ -669,20 +669,30 @@ fn four_disks_snapshotted_at_once_in_the_order_given() {
         snap.world.set_create_latency(&volume.id, 1.0);
     }
 
-    // The instance by ID, disks 2 and 1 by volume ID, 0 and 3 by Name tag.
+    // The instance by ID, disks 2 and 1 by volume ID, 0 and 3 by Name tag (3's in mixed
+    // case, kept as given in the snapshot's name); disk 0 named twice counts once.
+    let mixed_case = format!("PgData-{}", volumes[3].name);
+    ec2_call(
+        "create_tags",
+        json!({"Resources": [volumes[3].id], "Tags": [{"Key": "Name", "Value": mixed_case}]}),
+    )
+    .unwrap();
     let order = [2usize, 0, 3, 1];
     let disks: Vec<&str> = order
         .iter()
         .map(|&i| match i {
             1 | 2 => volumes[i].id.as_str(),
+            3 => mixed_case.as_str(),
             _ => volumes[i].name.as_str(),
         })
         .collect();
+    let mut given = disks.clone();
+    given.push(&volumes[0].name);
     let first = snap.last_seq();
     let options = backup_options(
         &source,
         snap.world.instance_id(),
-        &disks,
+        &given,
         &["--name", "four disks"],
     );
     let out = snap.run_ours("barman-cloud-backup", &strs(&options), &["srv"]);
@@ -747,6 +757,13 @@ fn four_disks_snapshotted_at_once_in_the_order_given() {
         order.iter().map(|&i| disk_path(i)).collect::<Vec<_>>()
     );
     assert_same_catalog_views(&snap, &id);
+
+    let out = snap.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &id]);
+    assert_success(&out, "our delete of the four-disk backup");
+    for snapshot in &snapshot_ids {
+        assert!(snap.world.snapshot(snapshot).is_none(), "{snapshot} kept");
+    }
+    assert_eq!(keys(&snap.dest), Vec::<String>::new());
     eprintln!("four_disks: {:?}", started.elapsed());
 }
 
