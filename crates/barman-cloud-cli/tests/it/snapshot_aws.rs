@@ -2514,3 +2514,57 @@ fn profile_and_throttling_as_barman() {
     assert!(backup_ids(&snap.dest).is_empty());
     eprintln!("profile and throttling: {:?}", started.elapsed());
 }
+
+/// EC2 unreachable (its endpoint a closed port): backup, restore and delete fail as Barman's
+/// do (same exit codes), and nothing is created or deleted.
+#[test]
+fn ec2_unreachable_as_barman() {
+    let started = Instant::now();
+    let snap = Snap::new("snapnoec2", 1, 0, Service::S3);
+    let volume = snap.world.volume(0).clone();
+    let source = cluster_on(&snap, "snapnoec2", &volume);
+    let out = snap.backup_ours(&source, &[&volume.name], &[]);
+    assert_success(&out, "our snapshot backup");
+    let id = snap.single_done_backup();
+    let snapshot = only_snapshot(&snap.world, &volume).id;
+    let recovery = snap
+        .world
+        .recovery_instance("snapnoec2rec", &[(&snapshot, "/dev/sdk")]);
+    snap.mounts
+        .mount("/dev/sdk", source.root.path(), DEFAULT_MOUNT_OPTIONS);
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let unreachable = |mut command: Command| {
+        command.env("AWS_ENDPOINT_URL_EC2", format!("http://127.0.0.1:{port}"));
+        command
+    };
+    let backup = backup_options(&source, snap.world.instance_name(), &[&volume.name], &[]);
+    let restore_options = ["--snapshot-recovery-instance", recovery.name.as_str()];
+    let data = source.data().display().to_string();
+    let restore_rest = ["srv", id.as_str(), data.as_str()];
+    let delete_rest = ["srv", "-b", id.as_str()];
+    let before = file_names(&source.data());
+    let outputs = run_all(vec![
+        unreachable(snap.ours("barman-cloud-backup", &strs(&backup), &["srv"])),
+        unreachable(snap.barman("barman-cloud-backup", &strs(&backup), &["srv"])),
+        unreachable(snap.ours("barman-cloud-restore", &restore_options, &restore_rest)),
+        unreachable(snap.barman("barman-cloud-restore", &restore_options, &restore_rest)),
+        unreachable(snap.ours("barman-cloud-backup-delete", &[], &delete_rest)),
+        unreachable(snap.barman("barman-cloud-backup-delete", &[], &delete_rest)),
+    ]);
+    for (pair, what) in outputs.chunks(2).zip(["backup", "restore", "delete"]) {
+        assert_exit(&pair[1], 4, &format!("Barman's {what}"));
+        assert_exit(&pair[0], 4, &format!("our {what}"));
+        assert_mentions(&pair[0], "Connection refused", &format!("our {what}"));
+    }
+    assert_eq!(backup_ids(&snap.dest), [(id.clone(), "DONE".to_string())]);
+    assert_eq!(
+        backup_keys(&snap.dest, &id),
+        ["backup.info", "backup_label", "barman-rs.manifest"]
+    );
+    assert_eq!(only_snapshot(&snap.world, &volume).id, snapshot);
+    assert_eq!(file_names(&source.data()), before);
+    eprintln!("ec2 unreachable: {:?}", started.elapsed());
+}
