@@ -2432,6 +2432,43 @@ fn sigterm_deletes_the_snapshots() {
         },
     );
     check(&out, "SIGTERM during the wait", 2);
+
+    // A snapshot the cleanup cannot delete (locked by someone during the wait) stays listed
+    // in the FAILED backup.info, and deleting that backup deletes it once it can.
+    let locked = std::cell::RefCell::new(String::new());
+    let out = terminated(
+        &|c: &Call| c.action == "DescribeSnapshots",
+        "SIGTERM with a locked snapshot",
+        &|| {
+            let pending = only_snapshot(&snap.world, &volume);
+            snap.world
+                .lock_snapshot(&pending.id, "governance", 1)
+                .unwrap();
+            *locked.borrow_mut() = pending.id;
+        },
+    );
+    let locked = locked.into_inner();
+    assert_exit(&out, 1, "SIGTERM with a locked snapshot");
+    let ids = backup_ids(&snap.dest);
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    let (id, status) = ids[2].clone();
+    assert_eq!(status, "FAILED");
+    assert!(snap.world.snapshot(&locked).is_some());
+    let shown = show_json(&snap, &id);
+    assert_eq!(snapshot_fields(&shown, "snapshot_id"), [locked.clone()]);
+    let out = snap.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &id]);
+    assert_exit(&out, 1, "our delete of the FAILED backup, still locked");
+    assert_mentions(
+        &out,
+        &format!("Locked snapshot: {locked}.\n{LOCK_ADVICE}\n"),
+        "our delete of the FAILED backup, still locked",
+    );
+    assert_eq!(backup_ids(&snap.dest).len(), 3);
+    snap.world.unlock_snapshot(&locked).unwrap();
+    let out = snap.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &id]);
+    assert_success(&out, "our delete of the FAILED backup");
+    assert!(snap.world.snapshot(&locked).is_none());
+    assert_eq!(backup_ids(&snap.dest).len(), 2);
     eprintln!("sigterm: {:?}", started.elapsed());
 }
 
