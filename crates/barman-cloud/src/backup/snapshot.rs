@@ -118,11 +118,10 @@ pub async fn take_snapshot_backup(
             info.backup_name = request.backup_name.clone();
             if let Err(e) = upload_backup_info(&catalog, &info, &request.tags).await {
                 let reason = first_line(&e);
-                tracing::error!("Backup failed uploading backup.info file ({reason})");
                 let kept = delete_snapshots(provider, &created).await;
                 record_failure(&catalog, &mut info, request, &reason, provider, &kept).await;
                 return Err(Error::Failed(format!(
-                    "failure uploading backup.info file ({reason})"
+                    "Backup failed uploading backup.info file ({reason})"
                 )));
             }
             tracing::info!(
@@ -153,7 +152,6 @@ pub async fn take_snapshot_backup(
         }
         Err(error) => {
             let reason = first_line(&error);
-            tracing::error!("Backup failed uploading data ({reason})");
             let kept = delete_snapshots(provider, &created).await;
             record_failure(&catalog, &mut info, request, &reason, provider, &kept).await;
             Err(Error::Failed(format!(
