@@ -380,7 +380,10 @@ async fn scenarios(endpoint: String, base: String) {
     assert!(matches!(err, Error::Failed(_)), "{err:?}");
     assert!(
         err.to_string()
-            .starts_with(&format!("Snapshot '{failing}' failed with error code 400")),
+            == format!(
+                "Snapshot '{failing}' failed with error code 400: BAD REQUEST \
+             RESOURCE_OPERATION_RATE_EXCEEDED: Injected by gcp_compute_fake"
+            ),
         "{err}"
     );
 

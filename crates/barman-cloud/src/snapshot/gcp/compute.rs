@@ -169,20 +169,17 @@ impl Operation {
             Some(c) if c >= 400 => c.to_string(),
             _ => first.map(|e| e.code.clone()).unwrap_or_default(),
         };
-        let message = self
-            .http_error_message
-            .clone()
-            .filter(|m| !m.is_empty())
-            .or_else(|| {
-                (!errors.is_empty()).then(|| {
-                    errors
-                        .iter()
-                        .map(|e| format!("{}: {}", e.code, e.message))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-            })
-            .unwrap_or_default();
+        // As google-api-core words the exception Barman shows: "BAD REQUEST CODE: message".
+        let details = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.code, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let message = match self.http_error_message.as_deref().filter(|m| !m.is_empty()) {
+            Some(http) if !details.is_empty() => format!("{http} {details}"),
+            Some(http) => http.to_string(),
+            None => details,
+        };
         Some((code, message))
     }
 
@@ -685,7 +682,10 @@ mod tests {
         assert!(op.is_done());
         assert_eq!(
             op.failure(),
-            Some(("400".to_string(), "BAD REQUEST".to_string()))
+            Some((
+                "400".to_string(),
+                "BAD REQUEST RESOURCE_NOT_READY: disk busy".to_string()
+            ))
         );
         assert_eq!(op.warnings_text().as_deref(), Some("W:careful"));
         let only_errors: Operation = serde_json::from_str(
