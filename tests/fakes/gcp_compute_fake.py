@@ -59,6 +59,16 @@ Control API (no authentication; JSON in and out)::
     GET  /_fake/state      instances, disks, snapshots (with their current status), operations
     POST /_fake/reset      forget everything
 
+Barman 3.20.1 against this fake: its ``GcpCloudSnapshotInterface`` needs google-cloud-compute
+(not in the ``barman[cloud,azure,google,...]`` venv; checked with 1.57.0 in a scratch venv) and
+has no endpoint option, and google-cloud-compute reads no endpoint variable. A test-only
+``sitecustomize.py`` on ``PYTHONPATH`` that wraps ``__init__`` of ``compute_v1.SnapshotsClient``,
+``DisksClient``, ``InstancesClient`` and ``GlobalOperationsClient`` to default
+``client_options={"api_endpoint": "http://127.0.0.1:<port>"}`` is enough (the operations
+client is built by the library itself, so it must be covered too). With a service-account key
+file, google-auth sends self-signed JWTs as bearer tokens and never calls ``token_uri``; this
+fake accepts them.
+
 Usage (any Python 3.9+, standard library only)::
 
     python tests/fakes/gcp_compute_fake.py [--host 127.0.0.1] [--port 0] [--port-file FILE]
