@@ -28,6 +28,7 @@
 #   BARMAN_RS_TEST_GCS_ENDPOINT             http://127.0.0.1:PORT            (STORAGE_EMULATOR_HOST)
 #   BARMAN_RS_TEST_EC2_ENDPOINT             http://127.0.0.1:PORT            (AWS_ENDPOINT_URL_EC2)
 #   BARMAN_RS_TEST_BARMAN_BIN               $ROOT/barman-venv/bin
+#   BARMAN_RS_TEST_GCP_COMPUTE_ENDPOINT     http://127.0.0.1:PORT/compute/v1/  (gcp-compute fake)
 # The EC2 endpoint is tests/fakes/ec2_fake.py (standard library only, run with the moto venv's
 # Python): a recording proxy in front of moto's EC2 that adds LockSnapshot/UnlockSnapshot, the
 # SnapshotLocked refusal and per-volume injected behaviour (pending/error snapshots, latency,
@@ -50,6 +51,9 @@ AZURITE_ACCOUNT=devstoreaccount1
 AZURITE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
 
 SERVICES=(s3 azure gcs ec2)
+# --- gcp-compute fake (tests/fakes/gcp_compute_fake.py): Compute Engine snapshots + tokens ---
+SERVICES+=(gcp-compute)
+# --- end gcp-compute fake ---
 declare -A LAUNCHED
 START_TIMEOUT=${BARMAN_RS_SERVICE_TIMEOUT:-60}
 
@@ -338,6 +342,13 @@ cmd_start() {
     launch ec2 "$ec2_port" "$ROOT/moto-venv/bin/python" "$REPO/tests/fakes/ec2_fake.py" \
         --host 127.0.0.1 --port "$ec2_port" --upstream "http://127.0.0.1:$s3_port"
 
+    # --- gcp-compute fake ---
+    local gcp_compute_port
+    gcp_compute_port=$(free_ports 1)
+    launch gcp-compute "$gcp_compute_port" "$ROOT/moto-venv/bin/python" "$REPO/tests/fakes/gcp_compute_fake.py" \
+        --host 127.0.0.1 --port "$gcp_compute_port"
+    wait_ready gcp-compute "http://127.0.0.1:$gcp_compute_port/_fake/calls"
+    # --- end gcp-compute fake ---
     wait_ready s3 "http://127.0.0.1:$s3_port/" \
         azure "http://127.0.0.1:$az_port/$AZURITE_ACCOUNT?comp=list" \
         gcs "http://127.0.0.1:$gcs_port/storage/v1/b" \
@@ -352,6 +363,8 @@ cmd_start() {
         printf "export BARMAN_RS_TEST_GCS_ENDPOINT='http://127.0.0.1:%s'\n" "$gcs_port"
         printf "export BARMAN_RS_TEST_EC2_ENDPOINT='http://127.0.0.1:%s'\n" "$ec2_port"
         printf "export BARMAN_RS_TEST_BARMAN_BIN='%s'\n" "$ROOT/barman-venv/bin"
+        # gcp-compute fake
+        printf "export BARMAN_RS_TEST_GCP_COMPUTE_ENDPOINT='http://127.0.0.1:%s/compute/v1/'\n" "$gcp_compute_port"
     } >"$STATE/env.tmp"
     mv "$STATE/env.tmp" "$STATE/env"
     trap - EXIT

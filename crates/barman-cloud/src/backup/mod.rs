@@ -198,7 +198,7 @@ pub async fn take_backup(
             info.backup_name = request.backup_name.clone();
             if let Err(e) = upload_backup_info(&catalog, &info, &request.tags).await {
                 return Err(Error::Failed(format!(
-                    "failure uploading backup.info file ({})",
+                    "Backup failed uploading backup.info file ({})",
                     first_line(&e)
                 )));
             }
@@ -231,7 +231,6 @@ pub async fn take_backup(
         }
         Err(error) => {
             let reason = first_line(&error);
-            tracing::error!("Backup failed uploading data ({reason})");
             info.status = Some(BackupStatus::Failed);
             info.error = Some(format!("failure uploading data ({reason})"));
             info.backup_name = request.backup_name.clone();

@@ -118,11 +118,11 @@ pub async fn take_snapshot_backup(
             info.backup_name = request.backup_name.clone();
             if let Err(e) = upload_backup_info(&catalog, &info, &request.tags).await {
                 let reason = first_line(&e);
-                tracing::error!("Backup failed uploading backup.info file ({reason})");
                 let kept = delete_snapshots(provider, &created).await;
-                record_failure(&catalog, &mut info, request, &reason, provider, &kept).await;
+                let failure = format!("failure uploading backup.info file ({reason})");
+                record_failure(&catalog, &mut info, request, failure, provider, &kept).await;
                 return Err(Error::Failed(format!(
-                    "failure uploading backup.info file ({reason})"
+                    "Backup failed uploading backup.info file ({reason})"
                 )));
             }
             tracing::info!(
@@ -153,9 +153,9 @@ pub async fn take_snapshot_backup(
         }
         Err(error) => {
             let reason = first_line(&error);
-            tracing::error!("Backup failed uploading data ({reason})");
             let kept = delete_snapshots(provider, &created).await;
-            record_failure(&catalog, &mut info, request, &reason, provider, &kept).await;
+            let failure = format!("failure uploading data ({reason})");
+            record_failure(&catalog, &mut info, request, failure, provider, &kept).await;
             Err(Error::Failed(format!(
                 "Backup failed uploading data ({reason})"
             )))
@@ -434,12 +434,12 @@ async fn record_failure(
     catalog: &BucketCatalog<'_>,
     info: &mut BackupInfo,
     request: &SnapshotBackupRequest,
-    reason: &str,
+    error: String,
     provider: &dyn SnapshotProvider,
     kept: &[CreatedSnapshot],
 ) {
     info.status = Some(BackupStatus::Failed);
-    info.error = Some(format!("failure uploading data ({reason})"));
+    info.error = Some(error);
     info.backup_name = request.backup_name.clone();
     info.snapshots_info = (!kept.is_empty()).then(|| provider.snapshots_info(kept));
     if let Err(e) = upload_backup_info(catalog, info, &request.tags).await {

@@ -15,6 +15,7 @@
 pub mod aws;
 #[cfg(test)]
 pub(crate) mod fake;
+pub mod gcp;
 pub mod host;
 pub mod mounts;
 
