@@ -2455,7 +2455,7 @@ fn sigterm_deletes_the_snapshots() {
     assert_eq!(status, "FAILED");
     assert!(snap.world.snapshot(&locked).is_some());
     let shown = show_json(&snap, &id);
-    assert_eq!(snapshot_fields(&shown, "snapshot_id"), [locked.clone()]);
+    assert_eq!(snapshot_fields(&shown, "snapshot_id"), [locked.as_str()]);
     let out = snap.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &id]);
     assert_exit(&out, 1, "our delete of the FAILED backup, still locked");
     assert_mentions(
