@@ -1938,7 +1938,19 @@ fn renamed_snapshot_refuses_deletion() {
             &["--dry-run"],
             &["srv", "-b", &id],
         ),
+        snap.barman(
+            "barman-cloud-backup-delete",
+            &["--dry-run"],
+            &["srv", "-b", &id],
+        ),
     ]);
+    // Barman's dry run never asks EC2 (README: ours reports the refusal as the run would).
+    assert_success(&outputs[2], "Barman's dry run");
+    assert!(
+        stdout(&outputs[2]).starts_with("Skipping deletion of snapshots due to --dry-run option\n"),
+        "{}",
+        stdout(&outputs[2])
+    );
     for (out, what) in outputs.iter().zip(["our delete", "our dry run"]) {
         assert_exit(out, 4, what);
         assert_mentions(out, &refusal, what);
