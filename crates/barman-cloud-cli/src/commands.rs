@@ -226,6 +226,7 @@ fn delete_snapshot_providers(
             profile: common.aws_profile.clone(),
             ..Default::default()
         },
+        ..Default::default()
     }
 }
 
@@ -324,12 +325,15 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
         backup_id,
         destination: args.recovery_dir,
         relocations: args.tablespace,
-        recovery_instance: args.snapshot_recovery_instance,
-        provider_options: barman_cloud::snapshot::ProviderOptions {
-            aws: barman_cloud::snapshot::aws::AwsSnapshotSettings {
-                profile: args.common.aws_profile.clone(),
-                region: args.aws_region.clone(),
-                ..Default::default()
+        snapshot_recovery: barman_cloud::restore::snapshot::SnapshotRecovery {
+            instance: args.snapshot_recovery_instance,
+            options: barman_cloud::snapshot::ProviderOptions {
+                aws: barman_cloud::snapshot::aws::AwsSnapshotSettings {
+                    profile: args.common.aws_profile.clone(),
+                    region: args.aws_region.clone(),
+                    ..Default::default()
+                },
+                gcp_zone: args.gcp_zone.clone(),
             },
         },
     };
@@ -358,7 +362,9 @@ async fn open_backup_destination(args: &BackupArgs) -> Result<Option<CloudStorag
 /// `barman-cloud-backup --snapshot-instance I --snapshot-disk D...`.
 async fn snapshot_backup(args: BackupArgs, tags: Vec<(String, String)>) -> Result<()> {
     use barman_cloud::backup::snapshot::{SnapshotBackupRequest, take_snapshot_backup};
+    use barman_cloud::snapshot::SnapshotProvider;
     use barman_cloud::snapshot::aws::{AwsSnapshotSettings, AwsSnapshots, SnapshotLock};
+    use barman_cloud::snapshot::gcp::{GcpSnapshotSettings, GcpSnapshots};
     use barman_cloud::snapshot::host::LocalHost;
     let Some(storage) = open_backup_destination(&args).await? else {
         return Ok(());
@@ -367,33 +373,50 @@ async fn snapshot_backup(args: BackupArgs, tags: Vec<(String, String)>) -> Resul
         PgSession::connect_with(&args.connection_options(), "barman_cloud_backup").await?;
     // The provider follows --cloud-provider, as in Barman (a file:// destination keeps the
     // default, aws-s3).
-    let provider = match args.common.cloud_provider {
-        Provider::GoogleCloudStorage | Provider::AzureBlobStorage => {
-            return Err(Error::Unsupported(
-                "snapshot backups on GCP and Azure are not supported yet by barman-rs".into(),
-            ));
-        }
-        _ => {
-            AwsSnapshots::new(AwsSnapshotSettings {
-                profile: args.common.aws_profile.clone(),
-                region: args.aws_region.clone(),
-                await_timeout: std::time::Duration::from_secs(
-                    args.aws_await_snapshots_timeout.into(),
-                ),
-                lock: args.aws_snapshot_lock_mode.map(|mode| SnapshotLock {
-                    mode,
-                    duration: args.aws_snapshot_lock_duration,
-                    cool_off_period: args.aws_snapshot_lock_cool_off_period,
-                    expiration_date: args.aws_snapshot_lock_expiration_date.clone(),
-                }),
-                tags: tags.clone(),
-            })
-            .await?
-        }
-    };
+    // The provider follows --cloud-provider, as in Barman (a file:// destination keeps the
+    // default, aws-s3); then the options it needs, by Barman's names and in its order.
+    let (provider, zone_needed): (Box<dyn SnapshotProvider>, bool) =
+        match args.common.cloud_provider {
+            Provider::AzureBlobStorage => {
+                return Err(Error::Unsupported(
+                    "snapshot backups on Azure are not supported yet by barman-rs".into(),
+                ));
+            }
+            Provider::GoogleCloudStorage => {
+                let Some(project) = args.gcp_project.clone() else {
+                    return Err(Error::Config(
+                        "--gcp-project option must be set for snapshot backups when cloud \
+                         provider is google-cloud-storage"
+                            .into(),
+                    ));
+                };
+                let zone = args.gcp_zone.clone().or_else(|| args.snapshot_zone.clone());
+                let settings = GcpSnapshotSettings { project, zone };
+                (Box::new(GcpSnapshots::new(settings).await?), true)
+            }
+            _ => {
+                let settings = AwsSnapshotSettings {
+                    profile: args.common.aws_profile.clone(),
+                    region: args.aws_region.clone(),
+                    await_timeout: std::time::Duration::from_secs(
+                        args.aws_await_snapshots_timeout.into(),
+                    ),
+                    lock: args.aws_snapshot_lock_mode.map(|mode| SnapshotLock {
+                        mode,
+                        duration: args.aws_snapshot_lock_duration,
+                        cool_off_period: args.aws_snapshot_lock_cool_off_period,
+                        expiration_date: args.aws_snapshot_lock_expiration_date.clone(),
+                    }),
+                    tags: tags.clone(),
+                };
+                (Box::new(AwsSnapshots::new(settings).await?), false)
+            }
+        };
+    let zone_missing = zone_needed && args.gcp_zone.is_none() && args.snapshot_zone.is_none();
     let missing: Vec<&str> = [
         ("snapshot_disks", args.snapshot_disks.is_empty()),
         ("snapshot_instance", args.snapshot_instance.is_none()),
+        ("gcp_zone", zone_missing),
     ]
     .into_iter()
     .filter_map(|(name, missing)| missing.then_some(name))
@@ -413,8 +436,14 @@ async fn snapshot_backup(args: BackupArgs, tags: Vec<(String, String)>) -> Resul
         instance: args.snapshot_instance.clone().unwrap_or_default(),
         disks: args.snapshot_disks.clone(),
     };
-    let outcome =
-        take_snapshot_backup(Arc::new(storage), session, &provider, &LocalHost, &request).await?;
+    let outcome = take_snapshot_backup(
+        Arc::new(storage),
+        session,
+        provider.as_ref(),
+        &LocalHost,
+        &request,
+    )
+    .await?;
     tracing::debug!(
         "backup {}: {} snapshots",
         outcome.backup_id,
@@ -446,6 +475,15 @@ pub async fn backup(args: BackupArgs) -> Result<()> {
     }
     let tags = effective_tags(&args.tag, &args.tags);
     backup::check_tags(&tags)?;
+    // Barman refuses it while building the GCS client, only with --snapshot-instance.
+    if args.common.cloud_provider == Provider::GoogleCloudStorage
+        && args.encryption.kms_key_name.is_some()
+        && args.snapshot_instance.is_some()
+    {
+        return Err(Error::Config(
+            "KMS key cannot be specified for snapshot backups".into(),
+        ));
+    }
     if args.is_snapshot_backup() {
         return snapshot_backup(args, tags).await;
     }

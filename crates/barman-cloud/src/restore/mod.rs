@@ -45,11 +45,8 @@ pub struct RestoreRequest {
     pub destination: PathBuf,
     /// `--tablespace NAME:LOCATION` rules; rules for unknown tablespaces are ignored.
     pub relocations: Vec<(String, PathBuf)>,
-    /// Snapshot backups: `--snapshot-recovery-instance`.
-    pub recovery_instance: Option<String>,
-    /// Snapshot backups: what completes the backup's `snapshots_info` (AWS profile and
-    /// region).
-    pub provider_options: crate::snapshot::ProviderOptions,
+    /// Snapshot backups: the recovery instance and provider options.
+    pub snapshot_recovery: snapshot::SnapshotRecovery,
 }
 
 /// One archive object and where it goes.
@@ -202,8 +199,8 @@ pub async fn restore_backup(storage: &CloudStorage, request: &RestoreRequest) ->
             &info,
             &request.destination,
             &request.relocations,
-            request.recovery_instance.as_deref(),
-            &request.provider_options,
+            &request.snapshot_recovery,
+            &request.snapshot_recovery.options,
             &crate::snapshot::host::LocalHost,
         )
         .await;
@@ -721,8 +718,7 @@ mod tests {
             backup_id: ID.into(),
             destination: destination.to_path_buf(),
             relocations: Vec::new(),
-            recovery_instance: None,
-            provider_options: Default::default(),
+            snapshot_recovery: Default::default(),
         }
     }
 

@@ -17,8 +17,18 @@ use crate::error::{Error, Result};
 use crate::layout::ServerLayout;
 use crate::snapshot::host::Host;
 use crate::snapshot::mounts::resolve_mount;
-use crate::snapshot::{AttachedDisk, ProviderSource};
+use crate::snapshot::{AttachedDisk, ProviderOptions, ProviderSource};
 use crate::storage::CloudStorage;
+
+/// What the command line says about a recovery onto cloned disks.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotRecovery {
+    /// `--snapshot-recovery-instance`.
+    pub instance: Option<String>,
+    /// What completes the backup's `snapshots_info` (AWS profile and region, GCP zone,
+    /// Azure resource group and credential).
+    pub options: ProviderOptions,
+}
 
 /// Checks the recovery instance and writes `backup_label` into `destination`.
 #[allow(clippy::too_many_arguments)]
@@ -29,7 +39,7 @@ pub async fn restore_snapshot_backup(
     info: &BackupInfo,
     destination: &Path,
     relocations: &[(String, std::path::PathBuf)],
-    recovery_instance: Option<&str>,
+    recovery: &SnapshotRecovery,
     providers: &dyn ProviderSource,
     host: &dyn Host,
 ) -> Result<()> {
@@ -45,10 +55,16 @@ pub async fn restore_snapshot_backup(
         )));
     }
     let provider = providers.for_backup(snapshots).await?;
-    let Some(instance) = recovery_instance else {
-        return Err(Error::Config(
-            "Incomplete options for snapshot restore - missing: snapshot_recovery_instance".into(),
-        ));
+    let mut missing = Vec::new();
+    if recovery.instance.is_none() {
+        missing.push("snapshot_recovery_instance");
+    }
+    missing.extend(recovery.options.missing_for_restore(snapshots.provider()));
+    let Some(instance) = recovery.instance.as_deref().filter(|_| missing.is_empty()) else {
+        return Err(Error::Config(format!(
+            "Incomplete options for snapshot restore - missing: {}",
+            missing.join(", ")
+        )));
     };
 
     // Each snapshot of the backup must be the source of a disk of the recovery instance.
@@ -255,6 +271,10 @@ mod tests {
         host: &FakeHost,
         instance: Option<&str>,
     ) -> Result<()> {
+        let recovery = SnapshotRecovery {
+            instance: instance.map(str::to_string),
+            options: ProviderOptions::default(),
+        };
         restore_snapshot_backup(
             storage,
             "srv",
@@ -262,7 +282,7 @@ mod tests {
             info,
             destination,
             &[],
-            instance,
+            &recovery,
             cloud,
             host,
         )
@@ -355,7 +375,10 @@ mod tests {
             &info,
             dir.path(),
             &[("t".into(), "/x".into())],
-            Some("i-recovery"),
+            &SnapshotRecovery {
+                instance: Some("i-recovery".into()),
+                options: ProviderOptions::default(),
+            },
             &cloud,
             &good(),
         )

@@ -169,6 +169,18 @@ mod tests {
 #[derive(Debug, Clone, Default)]
 pub struct ProviderOptions {
     pub aws: aws::AwsSnapshotSettings,
+    /// `--gcp-zone` (`--snapshot-recovery-zone`): where the recovery instance is.
+    pub gcp_zone: Option<String>,
+}
+
+impl ProviderOptions {
+    /// The options a recovery preparation on `cloud` needs and lacks, by Barman's names.
+    pub fn missing_for_restore(&self, cloud: SnapshotCloud) -> Vec<&'static str> {
+        match cloud {
+            SnapshotCloud::Gcp if self.gcp_zone.is_none() => vec!["gcp_zone"],
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Where the flows get providers from: [`ProviderOptions`] builds real ones; tests give
@@ -203,6 +215,23 @@ pub async fn provider_for_backup(
                     .map(str::to_string);
             }
             Ok(Box::new(aws::AwsSnapshots::new(settings).await?))
+        }
+        SnapshotCloud::Gcp => {
+            let project = info
+                .info("project")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| {
+                    crate::Error::Config(
+                        "backup_info has snapshot provider 'gcp' but project is not set".into(),
+                    )
+                })?;
+            Ok(Box::new(
+                gcp::GcpSnapshots::new(gcp::GcpSnapshotSettings {
+                    project: project.to_string(),
+                    zone: options.gcp_zone.clone(),
+                })
+                .await?,
+            ))
         }
         cloud => Err(crate::Error::Unsupported(format!(
             "snapshots of provider {} are not supported yet by barman-rs",
