@@ -108,7 +108,8 @@ pub async fn take_snapshot_backup(
 
     match outcome {
         Ok(()) => {
-            let elapsed = copy_started.elapsed().as_secs_f64();
+            // Whole microseconds, as Python's total_seconds() gives them.
+            let elapsed = copy_started.elapsed().as_micros() as f64 / 1e6;
             let mut stats = PyDict::new();
             stats.set("copy_time", PyValue::Float(elapsed));
             stats.set("total_time", PyValue::Float(elapsed));

@@ -151,7 +151,11 @@ pub enum Ec2Error {
         attempts: u32,
     },
     /// EC2 could not be reached (refused, reset, timed out), after retries.
-    Unreachable { action: String, detail: String },
+    Unreachable {
+        action: String,
+        endpoint: String,
+        detail: String,
+    },
     /// No usable credentials.
     Credentials(String),
     /// The request could not be built, or the answer not read.
@@ -201,8 +205,12 @@ impl std::fmt::Display for Ec2Error {
                 }
                 write!(f, ": {message}")
             }
-            Ec2Error::Unreachable { action, detail } => {
-                write!(f, "cannot reach EC2 for {action}: {detail}")
+            Ec2Error::Unreachable {
+                action,
+                endpoint,
+                detail,
+            } => {
+                write!(f, "cannot reach EC2 at {endpoint} for {action}: {detail}")
             }
             Ec2Error::Credentials(detail) => write!(f, "cannot sign EC2 requests: {detail}"),
             Ec2Error::Invalid { action, detail } => write!(f, "EC2 {action}: {detail}"),
@@ -441,6 +449,7 @@ impl Ec2Client {
                         | HttpErrorKind::Request
                         | HttpErrorKind::Interrupted => Ec2Error::Unreachable {
                             action: action.to_string(),
+                            endpoint: self.endpoint.clone(),
                             detail,
                         },
                         _ => Ec2Error::Invalid {
@@ -863,6 +872,7 @@ mod tests {
         );
         let unreachable = Ec2Error::Unreachable {
             action: "DescribeInstances".into(),
+            endpoint: "http://127.0.0.1:1/".into(),
             detail: "connection refused".into(),
         };
         assert!(matches!(Error::from(unreachable), Error::Connectivity(_)));
