@@ -50,6 +50,22 @@ AZURITE_ACCOUNT=devstoreaccount1
 AZURITE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
 
 SERVICES=(s3 azure gcs ec2)
+# --- Azure Resource Manager fake (Azure managed-disk snapshots) ---------------------------------
+# tests/fakes/azure_compute_fake.py (standard library only, run with the moto venv's Python): VMs,
+# managed disks and incremental snapshots with long-running operations, injected latency, failures
+# and throttling per disk, and an Entra ID token endpoint; see its docstring. Started by cmd_start
+# after the other services; exports
+#   BARMAN_RS_TEST_AZURE_ARM_ENDPOINT       http://127.0.0.1:PORT            (AZURE_RESOURCE_MANAGER_ENDPOINT)
+SERVICES+=(azure-arm)
+start_azure_arm() {
+    local port
+    port=$(free_ports 1)
+    launch azure-arm "$port" "$ROOT/moto-venv/bin/python" "$REPO/tests/fakes/azure_compute_fake.py" \
+        --host 127.0.0.1 --port "$port"
+    wait_ready azure-arm "http://127.0.0.1:$port/_fake/health"
+    printf "export BARMAN_RS_TEST_AZURE_ARM_ENDPOINT='http://127.0.0.1:%s'\n" "$port" >>"$STATE/env.tmp"
+}
+# --- end of the Azure Resource Manager fake -----------------------------------------------------
 declare -A LAUNCHED
 START_TIMEOUT=${BARMAN_RS_SERVICE_TIMEOUT:-60}
 
@@ -353,6 +369,7 @@ cmd_start() {
         printf "export BARMAN_RS_TEST_EC2_ENDPOINT='http://127.0.0.1:%s'\n" "$ec2_port"
         printf "export BARMAN_RS_TEST_BARMAN_BIN='%s'\n" "$ROOT/barman-venv/bin"
     } >"$STATE/env.tmp"
+    start_azure_arm # the Azure Resource Manager fake (its block is below SERVICES)
     mv "$STATE/env.tmp" "$STATE/env"
     trap - EXIT
     say "env: $STATE/env"

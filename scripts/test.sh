@@ -45,6 +45,8 @@ step "Unit tests"
 cargo test --workspace --lib --bins --locked
 # The EC2 client against moto's EC2 (its own binary: it sets the EC2 endpoint for itself).
 cargo test --locked -p barman-cloud --test ec2_moto
+# The Azure snapshot provider against tests/fakes/azure_compute_fake.py.
+cargo test --locked -p barman-cloud --test azure_compute_fake
 
 step "Integration tests"
 shift_args=()
