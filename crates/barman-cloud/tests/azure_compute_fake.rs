@@ -279,7 +279,10 @@ async fn scenarios(endpoint: String) {
             _ => {}
         }
     }
-    azure.await_snapshots(&[meta.clone()]).await.unwrap();
+    azure
+        .await_snapshots(std::slice::from_ref(meta))
+        .await
+        .unwrap();
 
     // A background copy under way is waited for.
     fake.behaviour(&wal, json!({"completion_seconds": 2}));

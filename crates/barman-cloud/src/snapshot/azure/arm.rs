@@ -709,7 +709,7 @@ mod tests {
             "https://management.azure.com/subscriptions/sub%201/resourceGroups/rg/providers/Microsoft.Compute/snapshots/a%2Fb%3F?api-version=2026-03-02"
         );
         assert!(ArmClient::new("ftp://x", "s", Arc::new(StaticToken("t".into()))).is_err());
-        assert_eq!(format!("{client:?}").contains("StaticToken"), false);
+        assert!(!format!("{client:?}").contains("StaticToken"));
     }
 
     #[test]

@@ -503,25 +503,26 @@ pub fn credential(kind: AzureCredentialKind) -> Result<Arc<dyn TokenCredential>>
     })
 }
 
+/// One credential of [`DefaultChain`]: its name, and the credential or why it cannot be
+/// used here.
+type ChainLink = (
+    &'static str,
+    std::result::Result<Arc<dyn TokenCredential>, String>,
+);
+
 /// Python's `DefaultAzureCredential`, as far as `azure_identity` 1.x goes: an environment
 /// service principal (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`),
 /// workload identity (`AZURE_FEDERATED_TOKEN_FILE`), managed identity, Azure CLI; the first
 /// that gives a token is kept for the next ones.
 #[derive(Debug)]
 pub struct DefaultChain {
-    sources: Vec<(
-        &'static str,
-        std::result::Result<Arc<dyn TokenCredential>, String>,
-    )>,
+    sources: Vec<ChainLink>,
     chosen: std::sync::Mutex<Option<usize>>,
 }
 
 impl DefaultChain {
     pub fn from_environment() -> Self {
-        let mut sources: Vec<(
-            &'static str,
-            std::result::Result<Arc<dyn TokenCredential>, String>,
-        )> = Vec::new();
+        let mut sources: Vec<ChainLink> = Vec::new();
         let service_principal = match (
             env_nonempty("AZURE_TENANT_ID"),
             env_nonempty("AZURE_CLIENT_ID"),
