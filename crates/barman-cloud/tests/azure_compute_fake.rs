@@ -3,7 +3,9 @@
 //!
 //! One test function running every scenario in order, in a subscription named per run so
 //! that runs against a long-lived fake do not meet. Without the variable it is skipped,
-//! unless `CI=true`, where it fails.
+//! unless `CI=true`, where it fails. The service principal scenario needs the fake's HTTPS
+//! instance (`BARMAN_RS_TEST_AZURE_ARM_TLS_ENDPOINT`, its CA in `..._TLS_CA`, given to the
+//! TLS stack as `SSL_CERT_FILE`).
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -148,12 +150,55 @@ fn azure_snapshots_on_the_fake() {
     let Some(endpoint) = endpoint() else {
         return;
     };
+    let tls = tls_endpoint();
+    // SAFETY: the only test of this binary; no other thread runs yet.
+    unsafe {
+        for name in [
+            "AZURE_TENANT_ID",
+            "AZURE_CLIENT_ID",
+            "AZURE_CLIENT_SECRET",
+            "AZURE_AUTHORITY_HOST",
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "AZURE_RESOURCE_MANAGER_ENDPOINT",
+        ] {
+            std::env::remove_var(name);
+        }
+        // Should the default chain ever fall through to managed identity, it must ask a
+        // loopback address (App Service style), never the instance metadata service.
+        std::env::set_var("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi/token");
+        std::env::set_var("IDENTITY_HEADER", "test");
+        if let Some((_, ca)) = &tls {
+            std::env::set_var("SSL_CERT_FILE", ca);
+        }
+    }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime")
-        .block_on(scenarios(endpoint));
+        .block_on(async {
+            scenarios(endpoint.clone()).await;
+            service_principal_over_plain_http(&endpoint);
+            if let Some((tls, _)) = tls {
+                service_principal_over_tls(tls).await;
+            }
+        });
+}
+
+/// The HTTPS instance of the fake and the CA file that certifies it, when test-services.sh
+/// started one.
+fn tls_endpoint() -> Option<(String, String)> {
+    let endpoint = std::env::var("BARMAN_RS_TEST_AZURE_ARM_TLS_ENDPOINT").unwrap_or_default();
+    let ca = std::env::var("BARMAN_RS_TEST_AZURE_ARM_TLS_CA").unwrap_or_default();
+    if endpoint.is_empty() || ca.is_empty() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "BARMAN_RS_TEST_AZURE_ARM_TLS_ENDPOINT/_CA are not set: start scripts/test-services.sh"
+        );
+        eprintln!("note: skipping the service principal over TLS: no TLS instance of the fake");
+        return None;
+    }
+    Some((endpoint, ca))
 }
 
 async fn scenarios(endpoint: String) {
@@ -396,19 +441,118 @@ async fn scenarios(endpoint: String) {
         .await
         .unwrap();
     assert!(fake.snapshot_state(&wal_name).is_none());
+}
 
-    // The default chain's service principal: azure_identity refuses a plain-HTTP authority
-    // host, so it cannot use this fake's token endpoint unless it is served over HTTPS.
-    // SAFETY: no other thread reads these variables (the runtime's workers read none).
+/// The default chain's service principal: azure_identity refuses a plain-HTTP authority host,
+/// so the token endpoint of the fake can only serve it over HTTPS.
+fn service_principal_over_plain_http(endpoint: &str) {
+    // SAFETY: set while no other thread reads the environment (the runtime's workers read
+    // none), and removed at once.
     unsafe {
         std::env::set_var("AZURE_TENANT_ID", "tenant-1");
         std::env::set_var("AZURE_CLIENT_ID", "client-1");
         std::env::set_var("AZURE_CLIENT_SECRET", "not-a-secret");
-        std::env::set_var("AZURE_AUTHORITY_HOST", &fake.endpoint);
-        std::env::remove_var("AZURE_FEDERATED_TOKEN_FILE");
+        std::env::set_var("AZURE_AUTHORITY_HOST", endpoint);
     }
     let chain = DefaultChain::from_environment();
     let text = format!("{chain:?}");
     assert!(!text.contains("not-a-secret"), "{text}");
     assert!(text.contains("doesn't use HTTPS scheme"), "{text}");
+    unsafe {
+        std::env::remove_var("AZURE_AUTHORITY_HOST");
+    }
+}
+
+/// `--azure-credential default` end to end over HTTPS: a service principal from the
+/// environment gets its token from the fake's Entra ID endpoint (`AZURE_AUTHORITY_HOST`) and
+/// the provider reaches ARM at `AZURE_RESOURCE_MANAGER_ENDPOINT`.
+async fn service_principal_over_tls(endpoint: String) {
+    let endpoint = endpoint.trim_end_matches('/').to_string();
+    let sub = format!("sub-tls-{}", std::process::id());
+    let tenant = format!("tenant-{}", std::process::id());
+    tls_control(
+        &endpoint,
+        "/_fake/service-principal",
+        json!({"tenant": tenant, "client_id": "client-1", "client_secret": "right"}),
+    );
+    tls_control(
+        &endpoint,
+        "/_fake/vm",
+        json!({"subscription": sub, "resource_group": "rg", "name": "pg", "data_disks": [{"name": "tlsdisk", "lun": 0}]}),
+    );
+    // SAFETY: as above.
+    unsafe {
+        std::env::set_var("AZURE_TENANT_ID", &tenant);
+        std::env::set_var("AZURE_CLIENT_ID", "client-1");
+        std::env::set_var("AZURE_CLIENT_SECRET", "right");
+        std::env::set_var("AZURE_AUTHORITY_HOST", &endpoint);
+        std::env::set_var("AZURE_RESOURCE_MANAGER_ENDPOINT", &endpoint);
+    }
+    let azure = AzureSnapshots::new(AzureSnapshotSettings {
+        subscription_id: sub.clone(),
+        resource_group: Some("rg".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert!(azure.instance_exists("pg").await.unwrap());
+    let disks = azure.attached_disks("pg", None).await.unwrap();
+    assert_eq!(disks.len(), 1);
+    // A wrong secret is a configuration error that shows no secret (asked of the service
+    // principal credential alone: the chain would go on to managed identity).
+    let wrong = azure_identity::ClientSecretCredential::new(
+        &tenant,
+        "client-1".into(),
+        azure_core::credentials::Secret::new("wrong-secret-value"),
+        None,
+    )
+    .unwrap();
+    let refused = AzureSnapshots::with_credential(
+        AzureSnapshotSettings {
+            subscription_id: sub,
+            resource_group: Some("rg".into()),
+            ..Default::default()
+        },
+        &endpoint,
+        wrong,
+    )
+    .unwrap();
+    let err = refused.instance_exists("pg").await.unwrap_err();
+    assert!(!err.to_string().contains("wrong-secret-value"), "{err}");
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(err.to_string().contains("AADSTS7000215"), "{err}");
+    unsafe {
+        for name in [
+            "AZURE_TENANT_ID",
+            "AZURE_CLIENT_ID",
+            "AZURE_CLIENT_SECRET",
+            "AZURE_AUTHORITY_HOST",
+            "AZURE_RESOURCE_MANAGER_ENDPOINT",
+        ] {
+            std::env::remove_var(name);
+        }
+    }
+}
+
+/// A control call to the HTTPS instance, through curl (the test has no TLS client of its own).
+fn tls_control(endpoint: &str, path: &str, body: Value) {
+    let ca = std::env::var("BARMAN_RS_TEST_AZURE_ARM_TLS_CA").unwrap();
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sSf",
+            "--cacert",
+            &ca,
+            "-X",
+            "POST",
+            "-d",
+            &body.to_string(),
+        ])
+        .arg(format!("{endpoint}{path}"))
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -56,9 +56,17 @@ pub fn endpoint_url(configured: Option<&str>) -> String {
 
 /// The token scope of an ARM endpoint: the endpoint's origin followed by `/.default`
 /// (`https://management.azure.com/.default`; `https://management.chinacloudapi.cn/.default`
-/// for Azure China). Entra ID issues ARM tokens for the endpoint URL as audience.
+/// for Azure China), except Azure US Government's. The Python SDK keeps its cloud's scope
+/// whatever `base_url` it is given; deriving it from the endpoint serves sovereign clouds
+/// and Azure Stack without a second setting.
 pub fn token_scope(endpoint: &str) -> String {
-    format!("{}/.default", endpoint.trim_end_matches('/'))
+    let endpoint = endpoint.trim_end_matches('/');
+    // The one public cloud whose ARM audience differs from its endpoint (as
+    // azure-mgmt-core's `get_arm_endpoints` lists them).
+    if endpoint.eq_ignore_ascii_case("https://management.usgovcloudapi.net") {
+        return "https://management.core.usgovcloudapi.net/.default".into();
+    }
+    format!("{endpoint}/.default")
 }
 
 /// What went wrong with an ARM call. No variant holds a token: messages come from ARM's
@@ -693,6 +701,10 @@ mod tests {
         assert_eq!(
             token_scope("https://management.azure.com"),
             "https://management.azure.com/.default"
+        );
+        assert_eq!(
+            token_scope("https://management.usgovcloudapi.net/"),
+            "https://management.core.usgovcloudapi.net/.default"
         );
         let client = ArmClient::new(
             "https://management.azure.com/",
