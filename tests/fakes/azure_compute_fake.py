@@ -82,6 +82,33 @@ With ``--port 0`` a free port is chosen; it is printed on stdout ("listening on
 http(s)://HOST:PORT") and, with ``--port-file``, written to FILE. With ``--tls-cert`` the
 server speaks HTTPS only (for clients that refuse plain-HTTP authority hosts).
 
+Python Barman 3.20.1 against this fake (checked with azure-mgmt-compute 39.0.0, which sends
+the api-versions above; the barman venv of test-services.sh lacks it: Barman's extra
+``azure-snapshots``), Barman's code unchanged. Both azure-identity and azure-core refuse
+plain HTTP (authority host; bearer tokens over ``http://``), so use the ``--tls-cert``
+instance, trust its CA with ``REQUESTS_CA_BUNDLE``, and put this test-only
+``sitecustomize.py`` first on ``PYTHONPATH``::
+
+    import os
+    if os.environ.get("ARM_FAKE"):
+        import azure.identity, azure.mgmt.compute as compute
+        init = compute.ComputeManagementClient.__init__
+        def client(self, credential, subscription_id, base_url=None, **kw):
+            kw.setdefault("polling_interval", 1)
+            init(self, credential, subscription_id, base_url=os.environ["ARM_FAKE"], **kw)
+        compute.ComputeManagementClient.__init__ = client
+        # MSAL checks unknown authority hosts with login.microsoftonline.com otherwise.
+        secret = azure.identity.ClientSecretCredential.__init__
+        def principal(self, *args, **kw):
+            kw.setdefault("disable_instance_discovery", True)
+            secret(self, *args, **kw)
+        azure.identity.ClientSecretCredential.__init__ = principal
+
+with ``ARM_FAKE=https://127.0.0.1:<port>``, ``AZURE_AUTHORITY_HOST`` the same URL and
+``AZURE_TENANT_ID``/``AZURE_CLIENT_ID``/``AZURE_CLIENT_SECRET`` set (``--azure-credential
+default``: EnvironmentCredential). ``AzureCloudSnapshotInterface`` then finds the VM, its
+disks and LUNs, snapshots, names and deletes (twice) as against Azure.
+
 Known gaps: no RBAC, no tags, no list calls, no ``CopyStart``, snapshots hold no data, a
 resource group's name is matched case-insensitively but a VM's or disk's must match exactly.
 """
