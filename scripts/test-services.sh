@@ -54,6 +54,54 @@ SERVICES=(s3 azure gcs ec2)
 # --- gcp-compute fake (tests/fakes/gcp_compute_fake.py): Compute Engine snapshots + tokens ---
 SERVICES+=(gcp-compute)
 # --- end gcp-compute fake ---
+# --- Azure Resource Manager fake (Azure managed-disk snapshots) ---------------------------------
+# tests/fakes/azure_compute_fake.py (standard library only, run with the moto venv's Python): VMs,
+# managed disks and incremental snapshots with long-running operations, injected latency, failures
+# and throttling per disk, and an Entra ID token endpoint; see its docstring. Started by cmd_start
+# after the other services; exports
+#   BARMAN_RS_TEST_AZURE_ARM_ENDPOINT       http://127.0.0.1:PORT            (AZURE_RESOURCE_MANAGER_ENDPOINT)
+#   BARMAN_RS_TEST_AZURE_ARM_TLS_ENDPOINT   https://127.0.0.1:PORT           (a second instance, over TLS:
+#                                           azure_identity refuses a plain-HTTP AZURE_AUTHORITY_HOST)
+#   BARMAN_RS_TEST_AZURE_ARM_TLS_CA         the PEM CA certificate that signed its certificate (a throw-away
+#                                           CA made here with openssl; give it as SSL_CERT_FILE)
+SERVICES+=(azure-arm azure-arm-tls)
+start_azure_arm() {
+    local ports port tls_port tls="$STATE/azure-arm-tls" i
+    ports=$(free_ports 2)
+    read -r port tls_port <<<"$ports"
+    launch azure-arm "$port" "$ROOT/moto-venv/bin/python" "$REPO/tests/fakes/azure_compute_fake.py" \
+        --host 127.0.0.1 --port "$port"
+    # A CA and a server certificate for 127.0.0.1 signed by it (webpki refuses a self-signed
+    # CA certificate as a server's).
+    mkdir -p "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=barman-rs-test-ca \
+        -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj /CN=localhost \
+        -keyout "$tls/key.pem" -out "$tls/server.csr" 2>/dev/null
+    printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' 'basicConstraints=CA:FALSE' \
+        'keyUsage=digitalSignature,keyEncipherment' 'extendedKeyUsage=serverAuth' >"$tls/ext"
+    openssl x509 -req -days 2 -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+        -CAcreateserial -extfile "$tls/ext" -out "$tls/cert.pem" 2>/dev/null
+    rm -f "$tls/port"
+    launch azure-arm-tls "$tls_port" "$ROOT/moto-venv/bin/python" "$REPO/tests/fakes/azure_compute_fake.py" \
+        --host 127.0.0.1 --port "$tls_port" --port-file "$tls/port" \
+        --tls-cert "$tls/cert.pem" --tls-key "$tls/key.pem"
+    wait_ready azure-arm "http://127.0.0.1:$port/_fake/health"
+    # http_answers speaks plain HTTP only: the TLS instance is ready once it wrote its port.
+    for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+        [ -s "$tls/port" ] && break
+        group_alive "$STATE/azure-arm-tls.pid" || die "azure-arm-tls died: $(tail -n 20 "$STATE/azure-arm-tls.log")"
+        sleep 0.1
+    done
+    [ -s "$tls/port" ] || die "azure-arm-tls: not listening within $START_TIMEOUT s"
+    say "azure-arm-tls: ready on https://127.0.0.1:$tls_port"
+    {
+        printf "export BARMAN_RS_TEST_AZURE_ARM_ENDPOINT='http://127.0.0.1:%s'\n" "$port"
+        printf "export BARMAN_RS_TEST_AZURE_ARM_TLS_ENDPOINT='https://127.0.0.1:%s'\n" "$tls_port"
+        printf "export BARMAN_RS_TEST_AZURE_ARM_TLS_CA='%s'\n" "$tls/ca.pem"
+    } >>"$STATE/env.tmp"
+}
+# --- end of the Azure Resource Manager fake -----------------------------------------------------
 declare -A LAUNCHED
 START_TIMEOUT=${BARMAN_RS_SERVICE_TIMEOUT:-60}
 
@@ -156,8 +204,9 @@ cmd_install() {
         pip_extra=(--ignore-requires-python)
     fi
 
-    # psycopg2 (a Barman dependency) is built from source against libpq.
-    apt_install libpq-dev gcc python3-dev
+    # psycopg2 (a Barman dependency) is built from source against libpq; openssl makes the
+    # Azure Resource Manager fake's throw-away certificates.
+    apt_install libpq-dev gcc python3-dev openssl
     install_venv barman-venv "$BARMAN_SPEC" "${pip_extra[@]}"
     case "$(readlink -f "$PY")" in /root/*) let_postgres_reach "$PY" ;; esac
     let_postgres_reach "$ROOT/barman-venv/bin/barman-cloud-wal-archive"
@@ -366,6 +415,7 @@ cmd_start() {
         # gcp-compute fake
         printf "export BARMAN_RS_TEST_GCP_COMPUTE_ENDPOINT='http://127.0.0.1:%s/compute/v1/'\n" "$gcp_compute_port"
     } >"$STATE/env.tmp"
+    start_azure_arm # the Azure Resource Manager fake (its block is below SERVICES)
     mv "$STATE/env.tmp" "$STATE/env"
     trap - EXIT
     say "env: $STATE/env"

@@ -47,6 +47,8 @@ cargo test --workspace --lib --bins --locked
 cargo test --locked -p barman-cloud --test ec2_moto
 # The Compute Engine snapshot provider against tests/fakes/gcp_compute_fake.py.
 cargo test --locked -p barman-cloud --test gcp_compute_fake
+# The Azure snapshot provider against tests/fakes/azure_compute_fake.py.
+cargo test --locked -p barman-cloud --test azure_compute_fake
 
 step "Integration tests"
 shift_args=()

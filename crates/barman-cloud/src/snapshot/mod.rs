@@ -13,6 +13,7 @@
 //! resolution, as Barman does it), [`aws`] (EBS through the EC2 Query API).
 
 pub mod aws;
+pub mod azure;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod gcp;
