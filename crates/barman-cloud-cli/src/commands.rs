@@ -226,6 +226,7 @@ fn delete_snapshot_providers(
             profile: common.aws_profile.clone(),
             ..Default::default()
         },
+        azure_credential: common.azure_credential,
         ..Default::default()
     }
 }
@@ -334,6 +335,8 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
                     ..Default::default()
                 },
                 gcp_zone: args.gcp_zone.clone(),
+                azure_resource_group: args.azure_resource_group.clone(),
+                azure_credential: args.common.azure_credential,
             },
         },
     };
@@ -364,6 +367,7 @@ async fn snapshot_backup(args: BackupArgs, tags: Vec<(String, String)>) -> Resul
     use barman_cloud::backup::snapshot::{SnapshotBackupRequest, take_snapshot_backup};
     use barman_cloud::snapshot::SnapshotProvider;
     use barman_cloud::snapshot::aws::{AwsSnapshotSettings, AwsSnapshots, SnapshotLock};
+    use barman_cloud::snapshot::azure::{AzureSnapshotSettings, AzureSnapshots};
     use barman_cloud::snapshot::gcp::{GcpSnapshotSettings, GcpSnapshots};
     use barman_cloud::snapshot::host::LocalHost;
     let Some(storage) = open_backup_destination(&args).await? else {
@@ -374,13 +378,31 @@ async fn snapshot_backup(args: BackupArgs, tags: Vec<(String, String)>) -> Resul
     // The provider follows --cloud-provider, as in Barman (a file:// destination keeps the
     // default, aws-s3).
     // The provider follows --cloud-provider, as in Barman (a file:// destination keeps the
-    // default, aws-s3); then the options it needs, by Barman's names and in its order.
-    let (provider, zone_needed): (Box<dyn SnapshotProvider>, bool) =
+    // default, aws-s3), with where the instance is (GCP: the zone, Azure: the resource
+    // group; AWS: the region, which has defaults) and whether that is missing.
+    let (provider, location): (Box<dyn SnapshotProvider>, Option<(&str, bool)>) =
         match args.common.cloud_provider {
             Provider::AzureBlobStorage => {
-                return Err(Error::Unsupported(
-                    "snapshot backups on Azure are not supported yet by barman-rs".into(),
-                ));
+                let Some(subscription_id) = args.azure_subscription_id.clone() else {
+                    return Err(Error::Config(
+                        "--azure-subscription-id option must be set for snapshot backups when \
+                         cloud provider is azure-blob-storage"
+                            .into(),
+                    ));
+                };
+                let mut settings = AzureSnapshotSettings {
+                    subscription_id,
+                    resource_group: args.azure_resource_group.clone(),
+                    ..Default::default()
+                };
+                if let Some(credential) = args.common.azure_credential {
+                    settings.credential = credential;
+                }
+                let group_missing = settings.resource_group.is_none();
+                (
+                    Box::new(AzureSnapshots::new(settings).await?),
+                    Some(("azure_resource_group", group_missing)),
+                )
             }
             Provider::GoogleCloudStorage => {
                 let Some(project) = args.gcp_project.clone() else {
@@ -392,7 +414,11 @@ async fn snapshot_backup(args: BackupArgs, tags: Vec<(String, String)>) -> Resul
                 };
                 let zone = args.gcp_zone.clone().or_else(|| args.snapshot_zone.clone());
                 let settings = GcpSnapshotSettings { project, zone };
-                (Box::new(GcpSnapshots::new(settings).await?), true)
+                let zone_missing = settings.zone.is_none();
+                (
+                    Box::new(GcpSnapshots::new(settings).await?),
+                    Some(("gcp_zone", zone_missing)),
+                )
             }
             _ => {
                 let settings = AwsSnapshotSettings {
@@ -409,14 +435,13 @@ async fn snapshot_backup(args: BackupArgs, tags: Vec<(String, String)>) -> Resul
                     }),
                     tags: tags.clone(),
                 };
-                (Box::new(AwsSnapshots::new(settings).await?), false)
+                (Box::new(AwsSnapshots::new(settings).await?), None)
             }
         };
-    let zone_missing = zone_needed && args.gcp_zone.is_none() && args.snapshot_zone.is_none();
     let missing: Vec<&str> = [
         ("snapshot_disks", args.snapshot_disks.is_empty()),
         ("snapshot_instance", args.snapshot_instance.is_none()),
-        ("gcp_zone", zone_missing),
+        location.unwrap_or(("", false)),
     ]
     .into_iter()
     .filter_map(|(name, missing)| missing.then_some(name))

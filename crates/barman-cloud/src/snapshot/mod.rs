@@ -172,6 +172,11 @@ pub struct ProviderOptions {
     pub aws: aws::AwsSnapshotSettings,
     /// `--gcp-zone` (`--snapshot-recovery-zone`): where the recovery instance is.
     pub gcp_zone: Option<String>,
+    /// `--azure-resource-group`: where the recovery VM and its disks are (deletion uses the
+    /// one `snapshots_info` recorded).
+    pub azure_resource_group: Option<String>,
+    /// `--azure-credential` (default: the default chain).
+    pub azure_credential: Option<crate::storage::AzureCredentialKind>,
 }
 
 impl ProviderOptions {
@@ -179,6 +184,9 @@ impl ProviderOptions {
     pub fn missing_for_restore(&self, cloud: SnapshotCloud) -> Vec<&'static str> {
         match cloud {
             SnapshotCloud::Gcp if self.gcp_zone.is_none() => vec!["gcp_zone"],
+            SnapshotCloud::Azure if self.azure_resource_group.is_none() => {
+                vec!["azure_resource_group"]
+            }
             _ => Vec::new(),
         }
     }
@@ -234,9 +242,28 @@ pub async fn provider_for_backup(
                 .await?,
             ))
         }
-        cloud => Err(crate::Error::Unsupported(format!(
-            "snapshots of provider {} are not supported yet by barman-rs",
-            cloud.as_str()
-        ))),
+        SnapshotCloud::Azure => {
+            // The subscription is always the backup's; the resource group and credential
+            // come from the options (Barman: recovery resources may be elsewhere).
+            let subscription = info
+                .info("subscription_id")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| {
+                    crate::Error::Config(
+                        "backup_info has snapshot provider 'azure' but subscription_id is not \
+                         set"
+                        .into(),
+                    )
+                })?;
+            let mut settings = azure::AzureSnapshotSettings {
+                subscription_id: subscription.to_string(),
+                resource_group: options.azure_resource_group.clone(),
+                ..Default::default()
+            };
+            if let Some(credential) = options.azure_credential {
+                settings.credential = credential;
+            }
+            Ok(Box::new(azure::AzureSnapshots::new(settings).await?))
+        }
     }
 }
