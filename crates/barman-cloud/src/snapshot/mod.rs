@@ -19,6 +19,7 @@ pub(crate) mod fake;
 pub mod gcp;
 pub mod host;
 pub mod mounts;
+pub mod rest;
 
 use async_trait::async_trait;
 

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use object_store::aws::{AwsAuthorizer, AwsCredentialProvider};
-use object_store::client::{HttpClient, HttpConnector, HttpErrorKind, HttpRequest};
+use object_store::client::{HttpClient, HttpErrorKind, HttpRequest};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
 use super::SnapshotLock;
@@ -230,43 +230,13 @@ impl From<Ec2Error> for Error {
     }
 }
 
-/// How often and how long a call is retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Sends at most, the first one included.
-    pub max_attempts: u32,
-    /// Delay before the second send; doubled for each further one...
-    pub base_delay: Duration,
-    /// ...up to this.
-    pub max_delay: Duration,
-}
+pub use crate::snapshot::rest::RetryPolicy;
 
-impl Default for RetryPolicy {
-    /// Five sends, waiting about 0.5, 1, 2 and 4 s between them (botocore's legacy mode
-    /// also sends five times).
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(8),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait after the `attempt`th send failed: exponential, capped, with the upper
-    /// half randomized so that parallel clients spread out.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-        let capped = exp.min(self.max_delay);
-        // std's randomly keyed hasher is random enough to spread clients out.
-        use std::hash::{BuildHasher, Hasher};
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u32(attempt);
-        let jitter = (hasher.finish() % 1000) as f64 / 1000.0; // 0..1
-        capped.mul_f64(0.5 + jitter / 2.0)
+/// EC2's retries: botocore's five sends, at most 8 s apart.
+fn ec2_retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_delay: Duration::from_secs(8),
+        ..RetryPolicy::default()
     }
 }
 
@@ -370,26 +340,13 @@ impl Ec2Client {
     /// A client of `endpoint` (`https://ec2.<region>.amazonaws.com`, or an emulator's URL)
     /// signing for `region` with `credentials`. Contacts nothing.
     pub fn new(endpoint: &str, region: &str, credentials: AwsCredentialProvider) -> Result<Self> {
-        let endpoint = endpoint.trim_end_matches('/').to_string();
-        let url = url::Url::parse(&endpoint)
-            .map_err(|e| Error::Config(format!("invalid EC2 endpoint URL '{endpoint}': {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(Error::Config(format!(
-                "invalid EC2 endpoint URL '{endpoint}': not an http(s) URL"
-            )));
-        }
-        let allow_http = url.scheme() == "http";
-        let options =
-            crate::storage::client_options(&crate::storage::StorageOptions::default(), allow_http);
-        let http = object_store::client::ReqwestConnector::default()
-            .connect(&options)
-            .map_err(|e| Error::Config(format!("cannot build HTTP client: {}", error_chain(&e))))?;
+        let (endpoint, http) = crate::snapshot::rest::endpoint_client(endpoint, "EC2")?;
         Ok(Ec2Client {
             http,
             credentials,
             region: region.to_string(),
             endpoint,
-            retry: RetryPolicy::default(),
+            retry: ec2_retry_policy(),
         })
     }
 
@@ -463,7 +420,7 @@ impl Ec2Client {
             if attempt >= self.retry.max_attempts || !is_retryable(&failure, kind) {
                 return Err(error);
             }
-            let delay = self.retry.delay(attempt);
+            let delay = self.retry.jittered(attempt);
             tracing::debug!(
                 "EC2 {action} failed (attempt {attempt}), retrying in {} ms: {error}",
                 delay.as_millis()
@@ -825,20 +782,6 @@ mod tests {
             &Failure::Transport(HttpErrorKind::Interrupted),
             CallKind::Creates
         ));
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let policy = RetryPolicy::default();
-        for attempt in 1..10 {
-            let d = policy.delay(attempt);
-            let full = policy
-                .base_delay
-                .saturating_mul(1 << (attempt - 1))
-                .min(policy.max_delay);
-            assert!(d >= full / 2 && d <= full, "{attempt}: {d:?}");
-        }
-        assert!(policy.delay(40) <= policy.max_delay);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use azure_core::credentials::TokenCredential;
-use object_store::client::{HttpClient, HttpConnector, HttpErrorKind, HttpRequest};
+use object_store::client::{HttpClient, HttpErrorKind, HttpRequest};
 use percent_encoding::{AsciiSet, CONTROLS};
 use serde::de::DeserializeOwned;
 
@@ -166,32 +166,15 @@ impl From<ArmError> for Error {
     }
 }
 
-/// How often a throttled or failed send is repeated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Sends at most, the first one included.
-    pub max_attempts: u32,
-    /// Delay before the second send without `Retry-After`; doubled for each further one...
-    pub base_delay: Duration,
-    /// ...up to this.
-    pub max_delay: Duration,
-}
+pub use crate::snapshot::rest::RetryPolicy;
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(800),
-            max_delay: Duration::from_secs(16),
-        }
-    }
-}
-
-impl RetryPolicy {
-    fn backoff(&self, attempt: u32) -> Duration {
-        self.base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-            .min(self.max_delay)
+/// ARM's retries: five sends, from 0.8 s apart up to 16 s (a `Retry-After` is honoured up
+/// to [`MAX_RETRY_AFTER`] instead).
+fn arm_retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 5,
+        base_delay: Duration::from_millis(800),
+        max_delay: Duration::from_secs(16),
     }
 }
 
@@ -250,27 +233,14 @@ impl ArmClient {
         subscription_id: &str,
         credential: Arc<dyn TokenCredential>,
     ) -> crate::Result<Self> {
-        let endpoint = endpoint.trim_end_matches('/').to_string();
-        let url = url::Url::parse(&endpoint)
-            .map_err(|e| Error::Config(format!("invalid ARM endpoint URL '{endpoint}': {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(Error::Config(format!(
-                "invalid ARM endpoint URL '{endpoint}': not an http(s) URL"
-            )));
-        }
-        let allow_http = url.scheme() == "http";
-        let options =
-            crate::storage::client_options(&crate::storage::StorageOptions::default(), allow_http);
-        let http = object_store::client::ReqwestConnector::default()
-            .connect(&options)
-            .map_err(|e| Error::Config(format!("cannot build HTTP client: {}", error_chain(&e))))?;
+        let (endpoint, http) = crate::snapshot::rest::endpoint_client(endpoint, "ARM")?;
         Ok(ArmClient {
             http,
             credential,
             scope: token_scope(&endpoint),
             endpoint,
             subscription_id: subscription_id.to_string(),
-            retry: RetryPolicy::default(),
+            retry: arm_retry_policy(),
             poll_interval: DEFAULT_POLL_INTERVAL,
             operation_timeout: Duration::from_secs(3600),
         })

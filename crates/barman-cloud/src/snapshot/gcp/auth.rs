@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use object_store::client::{HttpClient, HttpConnector, HttpRequest};
+use object_store::client::HttpRequest;
 
 use super::compute::ComputeError;
 use crate::error::{Error, Result, error_chain};
@@ -349,16 +349,7 @@ async fn token_request(
     Ok((token.to_string(), Duration::from_secs(lifetime)))
 }
 
-/// An HTTP client for `url`: plain HTTP allowed (and no trust store loaded) only for an
-/// `http://` URL.
-pub(crate) fn http_client_for(url: &str) -> Result<HttpClient> {
-    let allow_http = url.starts_with("http://");
-    let options =
-        crate::storage::client_options(&crate::storage::StorageOptions::default(), allow_http);
-    object_store::client::ReqwestConnector::default()
-        .connect(&options)
-        .map_err(|e| Error::Config(format!("cannot build HTTP client: {}", error_chain(&e))))
-}
+pub(crate) use crate::snapshot::rest::http_client_for;
 
 #[cfg(test)]
 pub(crate) mod tests {

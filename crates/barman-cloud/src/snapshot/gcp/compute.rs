@@ -11,7 +11,7 @@ use object_store::client::{HttpClient, HttpErrorKind, HttpRequest};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
-use super::auth::{Tokens, http_client_for};
+use super::auth::Tokens;
 use crate::error::{Error, Result, error_chain};
 
 pub const DEFAULT_ENDPOINT: &str = "https://compute.googleapis.com/compute/v1/";
@@ -271,39 +271,7 @@ impl From<ComputeError> for Error {
     }
 }
 
-/// How often a call is sent and how long between sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Sends at most, the first included.
-    pub max_attempts: u32,
-    /// Delay after the first failure, doubled for each further one...
-    pub base_delay: Duration,
-    /// ...up to this; also the longest `Retry-After` honoured.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait after the `attempt`th send failed: `Retry-After` when the server gave one
-    /// (capped), else exponential backoff, capped.
-    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        if let Some(d) = retry_after {
-            return d.min(self.max_delay);
-        }
-        self.base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-            .min(self.max_delay)
-    }
-}
+pub use crate::snapshot::rest::RetryPolicy;
 
 /// Whether a failed send may be sent again: throttling (429) and unavailability (503)
 /// always (the API did not run the call), other server errors and lost answers only for
@@ -380,19 +348,12 @@ enum SendError {
 impl ComputeClient {
     /// A client of `endpoint` (a base URL ending in `/compute/v1/`). Contacts nothing.
     pub fn new(endpoint: &str, tokens: Tokens) -> Result<Self> {
-        let endpoint = endpoint_url(Some(endpoint));
-        let url = url::Url::parse(&endpoint).map_err(|e| {
-            Error::Config(format!(
-                "invalid Compute Engine endpoint URL '{endpoint}': {e}"
-            ))
-        })?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(Error::Config(format!(
-                "invalid Compute Engine endpoint URL '{endpoint}': not an http(s) URL"
-            )));
-        }
+        let (endpoint, http) = crate::snapshot::rest::endpoint_client(
+            &endpoint_url(Some(endpoint)),
+            "Compute Engine",
+        )?;
         Ok(ComputeClient {
-            http: http_client_for(&endpoint)?,
+            http,
             endpoint,
             tokens,
             retry: RetryPolicy::default(),
@@ -727,18 +688,6 @@ mod tests {
         assert!(!is_retryable(Some(500), None, false));
         assert!(is_retryable(None, Some(Timeout), true));
         assert!(!is_retryable(None, Some(Timeout), false));
-        let policy = RetryPolicy::default();
-        assert_eq!(policy.delay(1, None), Duration::from_millis(500));
-        assert_eq!(policy.delay(3, None), Duration::from_secs(2));
-        assert_eq!(policy.delay(30, None), policy.max_delay);
-        assert_eq!(
-            policy.delay(1, Some(Duration::from_secs(2))),
-            Duration::from_secs(2)
-        );
-        assert_eq!(
-            policy.delay(1, Some(Duration::from_secs(3600))),
-            policy.max_delay
-        );
         assert_eq!(parse_retry_after(Some(" 3 ")), Some(Duration::from_secs(3)));
         assert_eq!(
             parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
