@@ -348,10 +348,9 @@ enum SendError {
 impl ComputeClient {
     /// A client of `endpoint` (a base URL ending in `/compute/v1/`). Contacts nothing.
     pub fn new(endpoint: &str, tokens: Tokens) -> Result<Self> {
-        let (endpoint, http) = crate::snapshot::rest::endpoint_client(
-            &endpoint_url(Some(endpoint)),
-            "Compute Engine",
-        )?;
+        // Paths are relative to the base URL, whose final `/` stays.
+        let endpoint = endpoint_url(Some(endpoint));
+        let (_, http) = crate::snapshot::rest::endpoint_client(&endpoint, "Compute Engine")?;
         Ok(ComputeClient {
             http,
             endpoint,
