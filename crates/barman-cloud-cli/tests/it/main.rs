@@ -13,6 +13,7 @@ mod restore;
 mod robustness;
 mod snapshot_aws;
 mod snapshot_barman;
+mod snapshot_gcp;
 mod support;
 mod wal_cli;
 mod wal_interop;
