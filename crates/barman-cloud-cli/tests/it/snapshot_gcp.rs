@@ -512,6 +512,29 @@ fn assert_mentions(out: &Output, text: &str, what: &str) {
     );
 }
 
+/// Neither the service-account private key nor any access token the fake saw in the calls
+/// concerning `key` after `since` appears in `out`.
+fn assert_no_credentials(world: &GcpWorld, out: &Output, key: &str, since: u64) {
+    let tokens: Vec<String> = calls(key, since)
+        .iter()
+        .filter_map(|c| c["token"].as_str().map(str::to_string))
+        .collect();
+    assert!(!tokens.is_empty(), "no token recorded for {key}");
+    let text = format!("{}{}", stdout(out), stderr(out));
+    assert!(!text.is_empty(), "-vv printed nothing");
+    assert!(
+        !text.contains(&world.key_line),
+        "the private key was printed"
+    );
+    assert!(!text.contains("PRIVATE KEY"), "the private key was printed");
+    for token in &tokens {
+        assert!(
+            !text.contains(token.as_str()),
+            "the access token was printed"
+        );
+    }
+}
+
 /// A started cluster whose PGDATA (`<root>/data`) lies on `disk`, mounted at the root.
 fn cluster_on(world: &GcpWorld, tag: &str, disk: &GcpDisk) -> Cluster {
     let cluster = Cluster::initdb(tag);
@@ -692,9 +715,12 @@ fn gcp_full_cycle() {
         "--gcp-zone",
         ZONE,
     ];
-    let out = world.run_ours("barman-cloud-restore", &restore_options, &rest);
+    let since = last_seq();
+    let verbose: Vec<&str> = restore_options.iter().copied().chain(["-vv"]).collect();
+    let out = world.run_ours("barman-cloud-restore", &verbose, &rest);
     assert_success(&out, "our GCP snapshot restore");
     assert_eq!(stdout(&out), "");
+    assert_no_credentials(&world, &out, &recovery, since);
     let mut expected = before.clone();
     expected.push("backup_label".into());
     expected.sort();
@@ -968,23 +994,7 @@ fn gcp_backup_failures() {
         "{statuses:?}"
     );
     assert!(fake_snapshot(&snapshot_name(&data, &done.0)).is_some());
-    let tokens: Vec<String> = calls(&world.instance, since)
-        .iter()
-        .filter_map(|c| c["token"].as_str().map(str::to_string))
-        .collect();
-    assert!(!tokens.is_empty(), "no token recorded");
-    let text = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(
-        !text.contains(&world.key_line),
-        "the private key was printed"
-    );
-    assert!(!text.contains("PRIVATE KEY"), "the private key was printed");
-    for token in &tokens {
-        assert!(
-            !text.contains(token.as_str()),
-            "the access token was printed"
-        );
-    }
+    assert_no_credentials(&world, &out, &world.instance, since);
 
     // Clean up the fake through our delete.
     let out = world.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &done.0]);
@@ -1077,8 +1087,10 @@ fn gcp_deletion_checks() {
     let (status, answer) = api("DELETE", &format!("global/snapshots/{name0}"), None);
     assert_eq!(status, 200, "{answer}");
     assert!(fake_snapshot(&name0).is_none());
-    let out = world.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &id]);
+    let since = last_seq();
+    let out = world.run_ours("barman-cloud-backup-delete", &["-vv"], &["srv", "-b", &id]);
     assert_success(&out, "delete with a snapshot already gone");
+    assert_no_credentials(&world, &out, &name1, since);
     assert!(fake_snapshot(&name1).is_none(), "{name1} left");
     assert_eq!(
         world.dest.object_keys(),
