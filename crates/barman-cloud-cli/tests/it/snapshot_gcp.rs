@@ -1006,7 +1006,6 @@ fn gcp_backup_failures() {
 /// The insert operation ends with an error (the fake then keeps the snapshot, FAILED): the
 /// backup fails, and the snapshot it made must not be left behind.
 #[test]
-#[ignore = "bug: a snapshot whose insert operation failed is not deleted (GcpSnapshots::create_snapshot returns the error without reporting the snapshot as created, so the backup's cleanup never sees it)"]
 fn gcp_failed_operation_leaves_no_snapshot() {
     let world = GcpWorld::new("gcpoperr", &["data"], 0);
     let data = world.disk(0).clone();

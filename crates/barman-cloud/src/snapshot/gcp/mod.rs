@@ -400,25 +400,43 @@ impl SnapshotProvider for GcpSnapshots {
                     error
                 }
             })?;
-        tracing::info!("Waiting for snapshot '{name}' completion");
-        let op = self
-            .wait_operation(op, &format!("snapshot '{name}'"))
-            .await?;
-        if let Some((code, message)) = op.failure() {
-            return Err(Error::Failed(format!(
-                "Snapshot '{name}' failed with error code {code}: {message}"
-            )));
-        }
-        if let Some(warnings) = op.warnings_text() {
-            tracing::warn!("Warnings encountered during snapshot {name}: {warnings}");
-        }
-        tracing::info!("Snapshot '{name}' completed");
         let mut meta = SnapshotMetadata::new(SnapshotCloud::Gcp);
         meta.mount_point = PyValue::str(mount.mount_point.clone());
         meta.mount_options = PyValue::str(mount.mount_options.clone());
         meta.set_field("device_name", PyValue::str(device_name.clone()));
         meta.set_field("snapshot_name", PyValue::str(name));
         meta.set_field("snapshot_project", PyValue::str(self.project()));
+        tracing::info!("Waiting for snapshot '{name}' completion");
+        let finished = async {
+            let op = self
+                .wait_operation(op, &format!("snapshot '{name}'"))
+                .await?;
+            if let Some((code, message)) = op.failure() {
+                return Err(Error::Failed(format!(
+                    "Snapshot '{name}' failed with error code {code}: {message}"
+                )));
+            }
+            Ok(op)
+        }
+        .await;
+        let op = match finished {
+            Ok(op) => op,
+            Err(error) => {
+                // The insert was accepted, so a (failed or unfinished) snapshot of that
+                // name may exist: the caller never learns of it, so it goes now.
+                if let Err(e) = self.delete_snapshot(&meta, &self.snapshots_info(&[])).await {
+                    tracing::error!(
+                        "Could not delete snapshot '{name}' after its creation failed ({e}): \
+                         delete it by hand"
+                    );
+                }
+                return Err(error);
+            }
+        };
+        if let Some(warnings) = op.warnings_text() {
+            tracing::warn!("Warnings encountered during snapshot {name}: {warnings}");
+        }
+        tracing::info!("Snapshot '{name}' completed");
         Ok(CreatedSnapshot {
             metadata: meta,
             owner: None,
