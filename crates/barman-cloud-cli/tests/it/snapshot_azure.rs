@@ -503,9 +503,22 @@ fn azure_full_cycle() {
         .collect();
     assert_eq!(puts.len(), 2, "{calls:#?}");
     let times: Vec<f64> = puts.iter().map(|c| c["time"].as_f64().unwrap()).collect();
+    // Each operation ends 2 s after its PUT: the second PUT came before the first ended.
     assert!(
-        (times[1] - times[0]).abs() < 1.5,
+        (times[1] - times[0]).abs() < 2.0,
         "the second snapshot was asked for after the first had completed: {calls:#?}"
+    );
+    let first_poll = calls
+        .iter()
+        .position(|c| c["kind"] == "operation")
+        .expect("operations polled");
+    let last_put = calls
+        .iter()
+        .rposition(|c| c["method"] == "PUT" && c["kind"] == "snapshots")
+        .unwrap();
+    assert!(
+        last_put < first_poll,
+        "both PUTs before any wait: {calls:#?}"
     );
     assert!(calls.iter().all(|c| c["bearer"] == true), "{calls:#?}");
     let json_shown = world.show_json(&second);
@@ -630,7 +643,12 @@ fn azure_backup_failures() {
         "no resource group",
     );
     let out = world.backup(&source, "no-such-vm", &[&d0], &[], &[]);
-    assert_exit_mentions(&out, 4, "no-such-vm", "unknown VM");
+    assert_exit_mentions(
+        &out,
+        4,
+        "ERROR: Cannot find compute instance no-such-vm\n",
+        "unknown VM",
+    );
     let out = world.backup(&source, &vm, &[&d0, "no-such-disk"], &[], &[]);
     assert_exit_mentions(
         &out,
@@ -648,14 +666,29 @@ fn azure_backup_failures() {
     );
     // data1 (lun 1) is mounted nowhere.
     let out = world.backup(&source, &vm, &[&d0, &d1], &[], &[]);
-    assert_exit_mentions(&out, 4, "lun 1", "a disk not mounted");
+    assert_exit_mentions(
+        &out,
+        4,
+        &format!("ERROR: Cannot find disks mounted on compute instance {vm}: {d1}\n"),
+        "a disk not mounted",
+    );
+    assert!(
+        stderr(&out).contains("Could not find volume with lun 1 at any mount point"),
+        "{}",
+        stderr(&out)
+    );
     // PGDATA outside the disks listed.
     world.mounts.unmount(&lun_device(0));
     world
         .mounts
         .mount(&lun_device(0), &world.mounts.disk(0), DEFAULT_MOUNT_OPTIONS);
     let out = world.backup(&source, &vm, &[&d0], &[], &[]);
-    assert_exit(&out, 4, "PGDATA not on a listed disk");
+    assert_exit_mentions(
+        &out,
+        4,
+        "which is none of the disks to snapshot",
+        "PGDATA not on a listed disk",
+    );
     world
         .mounts
         .mount(&lun_device(0), source.root.path(), DEFAULT_MOUNT_OPTIONS);
@@ -665,7 +698,13 @@ fn azure_backup_failures() {
     // -- throttled twice, then served --------------------------------------------------------
     arm.behaviour(&d0, json!({"throttle_next": 2, "retry_after": 1}));
     let since = arm.last_seq();
-    let out = world.backup(&source, &vm, &[&d0], &[], &["-vv"]);
+    let out = world.backup(
+        &source,
+        &vm,
+        &[&d0],
+        &[],
+        &["-vv", "--azure-credential", "default"],
+    );
     assert_success(&out, "a throttled backup");
     assert_no_credentials(&out, arm, "throttled backup -vv");
     let throttled = arm
