@@ -521,6 +521,17 @@ fn azure_full_cycle() {
         "both PUTs before any wait: {calls:#?}"
     );
     assert!(calls.iter().all(|c| c["bearer"] == true), "{calls:#?}");
+    // The api-versions of the 3.20.1 SDKs (spec §11 item 12).
+    for call in &calls {
+        let expected = match call["kind"].as_str() {
+            Some("virtualMachines") => Some("2026-04-01"),
+            Some("disks") | Some("snapshots") => Some("2026-03-02"),
+            _ => None,
+        };
+        if let Some(expected) = expected {
+            assert_eq!(call["api_version"], expected, "{call}");
+        }
+    }
     let json_shown = world.show_json(&second);
     assert_eq!(
         snapshot_fields(&json_shown, "lun"),
@@ -586,6 +597,25 @@ fn azure_full_cycle() {
         .into_iter()
         .filter(|c| c["method"] == "DELETE")
         .collect();
+    let snapshot_calls: Vec<(String, String)> = arm
+        .calls(since)
+        .into_iter()
+        .filter(|c| c["kind"] == "snapshots")
+        .map(|c| {
+            (
+                c["method"].as_str().unwrap().to_string(),
+                c["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (i, (method, name)) in snapshot_calls.iter().enumerate() {
+        if method == "DELETE" {
+            assert!(
+                snapshot_calls[..i].contains(&("GET".to_string(), name.clone())),
+                "snapshots.get before begin_delete: {snapshot_calls:?}"
+            );
+        }
+    }
     assert_eq!(deletes.len(), 3, "{deletes:#?}");
     assert!(
         deletes
