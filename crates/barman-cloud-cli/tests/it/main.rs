@@ -12,6 +12,7 @@ mod postgres;
 mod restore;
 mod robustness;
 mod snapshot_aws;
+mod snapshot_azure;
 mod snapshot_barman;
 mod snapshot_gcp;
 mod support;
