@@ -44,8 +44,9 @@ snapshot PUTs of it, and GET/DELETE of snapshots made from it)::
     POST /_fake/disk/<name>/behaviour   merge settings; a null value removes one
          {"latency": S}          operations on the disk's snapshots end S seconds after they
                                  started (default 0: at the first poll)
-         {"fail": "Code"}        they end Failed with that error code (and message
-                                 "Injected failure"), the snapshot left Failed
+         {"fail": "Code"}        snapshot creations end Failed with that error code (and
+                                 message "Injected failure"), the snapshot left Failed;
+                                 deletions are not affected
          {"throttle_next": N}    the next N calls concerning the disk answer HTTP 429
                                  TooManyRequests with Retry-After (counted down)
          {"retry_after": S}      the Retry-After of those 429s and of operation answers
@@ -272,7 +273,8 @@ class State:
             "status": "InProgress",
             "startTime": iso(now),
             "ends_at": now + float(settings.get("latency") or 0),
-            "fail": settings.get("fail"),
+            # Only creations fail: the cleanup of a failed creation must be able to run.
+            "fail": settings.get("fail") if kind == "create" else None,
         }
         self.operations[op["id"]] = op
         return op

@@ -463,6 +463,14 @@ impl SnapshotProvider for AwsSnapshots {
             if let Some(why) = snapshot.state_message.as_deref().filter(|m| !m.is_empty()) {
                 message.push_str(&format!(": {why}"));
             }
+            // It exists all the same, and the caller never learns its ID: it goes now.
+            if let Err(e) = self.client.delete_snapshot(&snapshot.snapshot_id).await {
+                tracing::error!(
+                    "Could not delete snapshot {} after its creation failed ({e}): delete it \
+                     by hand",
+                    snapshot.snapshot_id
+                );
+            }
             return Err(Error::Provider(message));
         }
         let mut meta = SnapshotMetadata::new(SnapshotCloud::Aws);

@@ -87,6 +87,17 @@ fn env_nonempty(name: &str) -> Option<String> {
 }
 
 impl AzureSnapshots {
+    /// Deletes a snapshot whose creation was accepted but failed: the backup's cleanup
+    /// never learns of it, as creation returned an error.
+    async fn discard_failed(&self, group: &str, name: &str) {
+        if let Err(e) = self.client.delete_snapshot(group, name).await {
+            tracing::error!(
+                "Could not delete snapshot '{name}' after its creation failed ({e}): delete it \
+                 by hand"
+            );
+        }
+    }
+
     /// The provider of `settings`: ARM at `AZURE_RESOURCE_MANAGER_ENDPOINT` (else the public
     /// cloud's), tokens from the credential `settings.credential` names. Contacts nothing.
     pub async fn new(settings: AzureSnapshotSettings) -> Result<Self> {
@@ -358,6 +369,7 @@ impl SnapshotProvider for AzureSnapshots {
                 message,
                 ..
             }) => {
+                self.discard_failed(&group, name).await;
                 return Err(Error::Failed(format!(
                     "Snapshot '{name}' failed with error code {status}: ({code}) {message}"
                 )));
@@ -375,6 +387,7 @@ impl SnapshotProvider for AzureSnapshots {
                 .provisioning_state()
                 .eq_ignore_ascii_case("succeeded")
         {
+            self.discard_failed(&group, name).await;
             return Err(Error::Failed(format!(
                 "Snapshot '{name}' failed with error code {status}: provisioningState {}",
                 snapshot.provisioning_state()
