@@ -77,8 +77,9 @@ pub trait SnapshotProvider: Send + Sync {
     /// failures are errors, with Barman's messages.
     async fn instance_exists(&self, instance: &str) -> Result<bool>;
 
-    /// The disks attached to `instance` that `disks` names, or every data disk (boot/root
-    /// disks never) when `disks` is `None`, in the order Barman snapshots and records them
+    /// The disks attached to `instance` that `disks` names, or every disk Barman would
+    /// consider when `disks` is `None` (AWS: never the root volume; Azure: data disks
+    /// only; GCP: every attached disk), in the order Barman snapshots and records them
     /// (AWS: the order named, else the block-device mappings'; GCP/Azure: the instance's
     /// attachment order). A named
     /// disk that is not attached is simply absent: callers decide whether that is an error.
