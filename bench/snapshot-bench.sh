@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# Snapshot backup benchmark (AWS EBS on moto): barman-rs against Python Barman 3.20.1, side by
-# side, in one run, on the same PostgreSQL cluster, EC2 instance and volumes.
+# Snapshot backup benchmark (AWS EBS on moto; GCP and Azure on local fakes): barman-rs against
+# Python Barman 3.20.1 side by side (AWS), on the same PostgreSQL cluster, instance and disks.
 #
 #   bench/snapshot-bench.sh [--runs N] [--scenarios LIST] [--tools LIST] [--pending S]
-#                           [--create-latency S] [--load TPS] [--output FILE] [--keep-workdir]
+#                           [--create-latency S] [--cloud-latency S] [--load TPS] [--output FILE]
+#                           [--keep-workdir]
 #
 #   --runs N            repetitions of every scenario and tool (default 3; the report gives
 #                       the median)
 #   --scenarios LIST    comma-separated, from 1disk, 4disks (moto: snapshots complete at once),
 #                       1disk-slow, 4disks-slow (the EC2 fake makes every snapshot "pending"
 #                       for --pending seconds and CreateSnapshot take --create-latency
-#                       seconds). Default: all four
-#   --tools LIST        barman,barman-rs (default both; barman alone tests the harness)
+#                       seconds), gcp-1disk, gcp-4disks, azure-1disk, azure-4disks (barman-rs
+#                       only, on the GCP / Azure fakes: every snapshot operation takes
+#                       --cloud-latency seconds). Default: all eight
+#   --tools LIST        barman,barman-rs (default both; barman alone tests the harness; the
+#                       GCP/Azure scenarios need barman-rs)
 #   --pending S         seconds a snapshot stays pending in the slow scenarios (default 5)
 #   --create-latency S  seconds CreateSnapshot takes in the slow scenarios (default 0.5)
+#   --cloud-latency S   seconds a GCP / Azure snapshot operation takes (default 3)
 #   --load TPS          a light pgbench write load (-R TPS, one client) during the whole
 #                       benchmark; 0 = none (default 10)
 #   --output FILE       where the Markdown report goes (default bench/snapshot-bench-results.md);
@@ -40,6 +45,14 @@
 #      time in backup mode; the snapshots), the EC2 requests it made from the fake's record
 #      (GET /_fake/calls), the snapshots' states from DescribeSnapshots, which are then
 #      deleted. A run counts when the backup is DONE with one completed snapshot per disk.
+#   4b. the gcp-*/azure-* scenarios (barman-rs only: Barman's venv lacks google-cloud-compute
+#      and azure-mgmt-compute) run on the GCP Compute Engine fake and the TLS instance of the
+#      Azure ARM fake (also started by test-services.sh), each with an instance / VM of 4
+#      disks mounted (findmnt stand-in) at the same 4 directories, credentials and endpoints
+#      as crates/barman-cloud-cli/tests/it/snapshot_gcp.rs / snapshot_azure.rs set them, a
+#      file:// bucket, and every snapshot operation taking --cloud-latency seconds; the
+#      report sets beside them the time in backup mode Barman's sequential algorithm would
+#      need, computed (not measured) from that latency and Barman's polling.
 #   5. writes the Markdown report (bench/snapshot-report.py).
 # Everything it starts is stopped and its temp dir removed on exit, also on error or ^C.
 #
@@ -53,7 +66,7 @@ umask 022
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TOOLS=${BARMAN_RS_TOOLS:-/opt/barman-rs-tools}
 PG_BIN=/usr/lib/postgresql/15/bin
-ALL_SCENARIOS=1disk,4disks,1disk-slow,4disks-slow
+ALL_SCENARIOS=1disk,4disks,1disk-slow,4disks-slow,gcp-1disk,gcp-4disks,azure-1disk,azure-4disks
 DEVICES=(/dev/sdf /dev/sdg /dev/sdh /dev/sdi)
 MOUNT_OPTIONS=rw,noatime
 WORLD_AGENT=barman-rs-ec2-world # ec2_world.py's user agent suffix: its calls are not counted
@@ -64,13 +77,16 @@ SCENARIOS=$ALL_SCENARIOS
 TOOL_NAMES=barman,barman-rs
 PENDING=5
 CREATE_LATENCY=0.5
+CLOUD_LATENCY=3
+AZURE_RETRY_AFTER=1 # the Retry-After (s) of the Azure fake's operation answers
+GCP_PROJECT=barman-rs-bench GCP_ZONE=europe-west1-b
 LOAD_TPS=10
 OUTPUT=$REPO/bench/snapshot-bench-results.md
 KEEP=0
 
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh" # say, die, install, process-group helpers and timed
-usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -84,6 +100,8 @@ while [ $# -gt 0 ]; do
     --pending=*) PENDING=${1#*=}; shift ;;
     --create-latency) CREATE_LATENCY=${2:?}; shift 2 ;;
     --create-latency=*) CREATE_LATENCY=${1#*=}; shift ;;
+    --cloud-latency) CLOUD_LATENCY=${2:?}; shift 2 ;;
+    --cloud-latency=*) CLOUD_LATENCY=${1#*=}; shift ;;
     --load) LOAD_TPS=${2:?}; shift 2 ;;
     --load=*) LOAD_TPS=${1#*=}; shift ;;
     --output) OUTPUT=${2:?}; shift 2 ;;
@@ -96,6 +114,7 @@ done
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 [[ $PENDING =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--pending must be a number of seconds"
 [[ $CREATE_LATENCY =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--create-latency must be a number of seconds"
+[[ $CLOUD_LATENCY =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--cloud-latency must be a number of seconds"
 [[ $LOAD_TPS =~ ^[0-9]+$ ]] || die "--load must be a non-negative integer"
 IFS=, read -r -a SCENARIO_LIST <<<"$SCENARIOS"
 [ ${#SCENARIO_LIST[@]} -gt 0 ] || die "--scenarios is empty"
@@ -112,6 +131,17 @@ for t in "${names[@]}"; do
     esac
 done
 [ ${#TOOL_LIST[@]} -gt 0 ] || die "--tools is empty"
+if [[ " ${TOOL_LIST[*]} " != *" rs "* ]]; then # Barman cannot run the GCP/Azure scenarios here
+    kept=()
+    for s in "${SCENARIO_LIST[@]}"; do [[ $s == gcp-* || $s == azure-* ]] || kept+=("$s"); done
+    [ ${#kept[@]} = ${#SCENARIO_LIST[@]} ] || say "GCP/Azure scenarios skipped: barman-rs only"
+    [ ${#kept[@]} -gt 0 ] || die "no scenario left to run"
+    SCENARIO_LIST=("${kept[@]}")
+fi
+GCP=0 AZURE=0
+for s in "${SCENARIO_LIST[@]}"; do
+    case $s in gcp-*) GCP=1 ;; azure-*) AZURE=1 ;; esac
+done
 [ "$(id -u)" = 0 ] || die "run as root (apt installs, runuser -u postgres)"
 id postgres >/dev/null 2>&1 || die "user postgres missing (install postgresql-15)"
 { [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pgbench" ]; } || die "PostgreSQL 15 not found in $PG_BIN"
@@ -158,7 +188,7 @@ install_traps
 # 1. install and build
 # ---------------------------------------------------------------------------------------------
 say "work dir $WORK; log $LOG"
-say "$RUNS run(s); scenarios ${SCENARIO_LIST[*]}; tools ${TOOL_LIST[*]}; slow: pending ${PENDING} s, CreateSnapshot ${CREATE_LATENCY} s; load ${LOAD_TPS} tps"
+say "$RUNS run(s); scenarios ${SCENARIO_LIST[*]}; tools ${TOOL_LIST[*]}; slow: pending ${PENDING} s, CreateSnapshot ${CREATE_LATENCY} s; GCP/Azure latency ${CLOUD_LATENCY} s; load ${LOAD_TPS} tps"
 apt_install time curl
 "$REPO/scripts/test-services.sh" install >>"$LOG" 2>&1 || die "scripts/test-services.sh install failed"
 BARMAN_BIN=$TOOLS/barman-venv/bin
@@ -289,6 +319,107 @@ export PATH=$REPO/tests/fakes:$PATH BARMAN_RS_FAKE_MOUNTS=$MOUNTS
 [ "$(findmnt -n -o TARGET -T "$PG_DATA")" = "$DISKS/disk0" ] || die "the findmnt stand-in does not put PGDATA on disk 0"
 
 # ---------------------------------------------------------------------------------------------
+# 3b. GCP and Azure worlds (barman-rs only), as crates/barman-cloud-cli/tests/it/snapshot_gcp.rs
+#     and snapshot_azure.rs set them up: same 4 directories, their own device names
+# ---------------------------------------------------------------------------------------------
+CLOUD_ENV_GCP=() CLOUD_ENV_AZURE=() GCP_BASE='' ARM=''
+if [ "$GCP" = 1 ]; then
+    GCP_BASE=${BARMAN_RS_TEST_GCP_COMPUTE_ENDPOINT%/}
+    GCP_BASE=${GCP_BASE%/compute/v1}
+    gcpfake() { # gcpfake METHOD PATH [JSON]: the GCP fake's control API
+        local args=(-sf -X "$1" "$GCP_BASE$2")
+        [ $# -lt 3 ] || args+=(-H 'Content-Type: application/json' --data "$3")
+        curl "${args[@]}"
+    }
+    say "GCP: instance $WORLD_NAME with 4 persistent disks (tests/fakes/gcp_compute_fake.py)"
+    gcpfake POST /_fake/disk "{\"project\": \"$GCP_PROJECT\", \"zone\": \"$GCP_ZONE\", \"name\": \"$WORLD_NAME-boot\"}" >/dev/null ||
+        die "GCP fake: could not create the boot disk"
+    attached="{\"name\": \"$WORLD_NAME-boot\", \"device_name\": \"persistent-disk-0\", \"boot\": true}"
+    : >"$WORK/mounts-gcp"
+    for i in 0 1 2 3; do
+        gcpfake POST /_fake/disk "{\"project\": \"$GCP_PROJECT\", \"zone\": \"$GCP_ZONE\", \"name\": \"$WORLD_NAME-d$i\"}" >/dev/null ||
+            die "GCP fake: could not create disk $i"
+        attached+=", {\"name\": \"$WORLD_NAME-d$i\", \"device_name\": \"d$i-dev\"}"
+        printf '%s %s %s\n' "/dev/disk/by-id/google-d$i-dev" "$DISKS/disk$i" "$MOUNT_OPTIONS" >>"$WORK/mounts-gcp"
+        gcpfake POST "/_fake/settings/$WORLD_NAME-d$i" "{\"creating_seconds\": $CLOUD_LATENCY, \"uploading_seconds\": 0}" >/dev/null ||
+            die "GCP fake: could not set the latency of disk $i"
+    done
+    gcpfake POST /_fake/instance "{\"project\": \"$GCP_PROJECT\", \"zone\": \"$GCP_ZONE\", \"name\": \"$WORLD_NAME\", \"disks\": [$attached]}" >/dev/null ||
+        die "GCP fake: could not create the instance"
+    # A service-account key whose token_uri is the fake's (it does not check signatures).
+    mkdir -m 700 "$WORK/gcp"
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/gcp/key.pem" 2>>"$LOG" ||
+        die "openssl genpkey failed"
+    "$REPORT_PY" -c 'import json, sys
+print(json.dumps({"type": "service_account", "project_id": sys.argv[2], "private_key_id": "bench-key",
+                  "private_key": open(sys.argv[1]).read(),
+                  "client_email": "barman@%s.iam.gserviceaccount.com" % sys.argv[2], "token_uri": sys.argv[3]}))' \
+        "$WORK/gcp/key.pem" "$GCP_PROJECT" "$GCP_BASE/token" >"$WORK/gcp/key.json"
+    unset GCE_METADATA_HOST || true # no metadata server
+    CLOUD_ENV_GCP=("CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE=$BARMAN_RS_TEST_GCP_COMPUTE_ENDPOINT"
+        "GOOGLE_APPLICATION_CREDENTIALS=$WORK/gcp/key.json" "BARMAN_RS_FAKE_MOUNTS=$WORK/mounts-gcp")
+fi
+if [ "$AZURE" = 1 ]; then
+    ARM=${BARMAN_RS_TEST_AZURE_ARM_TLS_ENDPOINT%/}
+    ARM_CA=$BARMAN_RS_TEST_AZURE_ARM_TLS_CA
+    AZ_SUB=sub-$WORLD_NAME AZ_RG=rg-$WORLD_NAME AZ_TENANT=tenant-$WORLD_NAME
+    AZ_SECRET=bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+    azfake() { # azfake METHOD PATH [JSON]: the (TLS) ARM fake's control API
+        local args=(-sf --cacert "$ARM_CA" -X "$1" "$ARM$2")
+        [ $# -lt 3 ] || args+=(-H 'Content-Type: application/json' --data "$3")
+        curl "${args[@]}"
+    }
+    say "Azure: VM $WORLD_NAME with 4 managed data disks (tests/fakes/azure_compute_fake.py, TLS)"
+    azfake POST /_fake/service-principal "{\"tenant\": \"$AZ_TENANT\", \"client_id\": \"bench\", \"client_secret\": \"$AZ_SECRET\"}" >/dev/null ||
+        die "Azure fake: could not register the service principal"
+    data_disks=''
+    : >"$WORK/mounts-azure"
+    for i in 0 1 2 3; do
+        data_disks+="${data_disks:+, }{\"name\": \"$WORLD_NAME-d$i\", \"lun\": $i}"
+        printf '%s %s %s\n' "/dev/disk/azure/scsi1/lun$i" "$DISKS/disk$i" "$MOUNT_OPTIONS" >>"$WORK/mounts-azure"
+    done
+    azfake POST /_fake/vm "{\"subscription\": \"$AZ_SUB\", \"resource_group\": \"$AZ_RG\", \"name\": \"$WORLD_NAME\", \"location\": \"westeurope\", \"os_disk\": \"$WORLD_NAME-os\", \"data_disks\": [$data_disks]}" >/dev/null ||
+        die "Azure fake: could not create the VM"
+    for i in 0 1 2 3; do
+        azfake POST "/_fake/disk/$WORLD_NAME-d$i/behaviour" "{\"latency\": $CLOUD_LATENCY, \"retry_after\": $AZURE_RETRY_AFTER}" >/dev/null ||
+            die "Azure fake: could not set the latency of disk $i"
+    done
+    # EnvironmentCredential (--azure-credential default) with the fake as authority host and
+    # ARM, its CA trusted; a loopback managed-identity endpoint so no real metadata address is asked.
+    CLOUD_ENV_AZURE=("AZURE_TENANT_ID=$AZ_TENANT" AZURE_CLIENT_ID=bench "AZURE_CLIENT_SECRET=$AZ_SECRET"
+        "AZURE_AUTHORITY_HOST=$ARM" "AZURE_RESOURCE_MANAGER_ENDPOINT=$ARM" "SSL_CERT_FILE=$ARM_CA"
+        IDENTITY_ENDPOINT=http://127.0.0.1:1/msi/token IDENTITY_HEADER=test "BARMAN_RS_FAKE_MOUNTS=$WORK/mounts-azure")
+fi
+cloud_calls() { # cloud_calls CLOUD [SINCE]: the fake's recorded calls (JSON list)
+    if [ "$1" = gcp ]; then gcpfake GET "/_fake/calls?since=${2:-0}"; else azfake GET "/_fake/calls?since=${2:-0}"; fi
+}
+cloud_seq() { # cloud_seq CLOUD: the sequence number of the fake's last recorded call
+    cloud_calls "$1" | "$REPORT_PY" -c 'import json, sys; print(max([c["seq"] for c in json.load(sys.stdin)] + [0]))'
+}
+cloud_snaps() { # cloud_snaps CLOUD BEFORE_FILE: {snapshot name: completed|state} of the world's
+    # disks' snapshots not listed in BEFORE_FILE (a JSON list of names; "-": print the names)
+    local state
+    if [ "$1" = gcp ]; then state=$(gcpfake GET /_fake/state); else state=$(azfake GET /_fake/state); fi
+    "$REPORT_PY" -c 'import json, sys
+cloud, before, world = sys.argv[1:4]
+snaps = json.loads(sys.stdin.read())["snapshots"]
+if cloud == "gcp":
+    mine = {s["name"]: s["status"] for s in snaps if "/disks/%s-d" % world in s.get("sourceDisk", "")}
+    done = "READY"
+else:
+    mine = {s["name"]: s["properties"]["provisioningState"] for s in snaps
+            if "/disks/%s-d" % world in s["properties"]["creationData"].get("sourceResourceId", "")
+            + s["properties"]["creationData"].get("sourceUri", "")}
+    done = "Succeeded"
+if before == "-":
+    print(json.dumps(sorted(mine)))
+else:
+    old = set(json.load(open(before)))
+    print(json.dumps({n: "completed" if v == done else v for n, v in mine.items() if n not in old}))' \
+        "$1" "$2" "$WORLD_NAME" <<<"$state"
+}
+
+# ---------------------------------------------------------------------------------------------
 # 4. the runs
 # ---------------------------------------------------------------------------------------------
 RESULTS=$WORK/results.tsv
@@ -308,15 +439,56 @@ next_second() { # sleeps until the wall clock's second changes (backup IDs have 
     sleep "$(awk -v us="$us" 'BEGIN { printf "%.3f", (1000000 - us) / 1000000 + 0.01 }')"
 }
 
+# run_cloud CLOUD SCENARIO NDISKS REP: one barman-rs backup on the GCP or Azure fake, into a
+# file:// bucket (the snapshot provider follows --cloud-provider)
+run_cloud() {
+    local cloud=$1 scn=$2 n=$3 rep=$4 id=$2-rs-$4 url=file://$WORK/buckets/rs-$1/run-$4-$2 seq0 i
+    local args=() envs=() cloud_args=() e
+    for ((i = 0; i < n; i++)); do args+=(--snapshot-disk "$WORLD_NAME-d$i"); done
+    if [ "$cloud" = gcp ]; then
+        envs=("${CLOUD_ENV_GCP[@]}")
+        cloud_args=(--cloud-provider google-cloud-storage)
+        args=(--gcp-project "$GCP_PROJECT" --gcp-zone "$GCP_ZONE" "${args[@]}")
+    else
+        envs=("${CLOUD_ENV_AZURE[@]}")
+        cloud_args=(--cloud-provider azure-blob-storage)
+        args=(--azure-subscription-id "$AZ_SUB" --azure-resource-group "$AZ_RG" "${args[@]}")
+    fi
+    cloud_snaps "$cloud" - >"$WORK/snaps/$id.before" || die "$cloud fake: cannot read its state"
+    next_second
+    seq0=$(cloud_seq "$cloud")
+    say "run $rep/$RUNS, $scn: barman-rs barman-cloud-backup -> $url"
+    export "${envs[@]}" # exported, not on the command line: the secret stays out of the logs
+    timed "$id" "$RS" barman-cloud-backup "${cloud_args[@]}" --immediate-checkpoint \
+        -h "$PG" -p "$PG_PORT" -U postgres --snapshot-instance "$WORLD_NAME" "${args[@]}" "$url" "$SRV"
+    cloud_calls "$cloud" "$seq0" >"$WORK/calls/$id.json" || echo '[]' >"$WORK/calls/$id.json"
+    "$RS" barman-cloud-backup-show "${cloud_args[@]}" --format json "$url" "$SRV" last \
+        >"$WORK/show/$id.json" 2>>"$LOG" || say "WARNING: $id: barman-cloud-backup-show found no DONE backup"
+    for e in "${envs[@]}"; do unset "${e%%=*}"; done
+    export BARMAN_RS_FAKE_MOUNTS=$MOUNTS
+    cloud_snaps "$cloud" "$WORK/snaps/$id.before" >"$WORK/snaps/$id.json" 2>>"$LOG" ||
+        { echo '{}' >"$WORK/snaps/$id.json"; say "WARNING: $id: could not list the snapshots"; }
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scn" rs "$rep" "$n" "$RC" \
+        "$WORK/time/$id" "$WORK/show/$id.json" "$WORK/calls/$id.json" "$WORK/snaps/$id.json" >>"$RESULTS"
+    say "exit $RC, $(awk '/Elapsed/ { print $NF }' "$WORK/time/$id") wall"
+}
+mkdir -p "$WORK/buckets"
+
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 current=''
 idx=0
 for ((rep = 1; rep <= RUNS; rep++)); do
     for scn in "${SCENARIO_LIST[@]}"; do
         case $scn in
-        1disk | 1disk-slow) ndisks=1 ;;
-        4disks | 4disks-slow) ndisks=4 ;;
+        1disk | 1disk-slow | gcp-1disk | azure-1disk) ndisks=1 ;;
+        4disks | 4disks-slow | gcp-4disks | azure-4disks) ndisks=4 ;;
         esac
+        cloud=aws
+        case $scn in gcp-*) cloud=gcp ;; azure-*) cloud=azure ;; esac
+        if [ "$cloud" != aws ]; then
+            run_cloud "$cloud" "$scn" "$ndisks" "$rep"
+            continue
+        fi
         if [ "$current" != "$scn" ]; then
             if [[ $scn == *-slow ]]; then
                 inject "{\"pending_seconds\": $PENDING, \"create_latency\": $CREATE_LATENCY}"
@@ -369,7 +541,7 @@ TOTAL_S=$(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - 
 # ---------------------------------------------------------------------------------------------
 REPORT=$WORK/report.md
 {
-    echo "### Snapshot backups (AWS EBS on moto): barman-rs vs Barman 3.20.1 (bench/snapshot-bench.sh)"
+    echo "### Snapshot backups (AWS EBS on moto; GCP and Azure on local fakes): barman-rs vs Barman 3.20.1 (bench/snapshot-bench.sh)"
     echo
     echo "- $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, $(uname -sr); load average before/after: $LOAD_BEFORE / $LOAD_AFTER"
     echo "- $([ -n "$RS_VERSION" ] && echo "barman-rs: \`$RS_VERSION\`, release build of $GIT_REV; ")Barman: \`$PY_VERSION\` ($("$PY" --version 2>&1), boto3 $("$PY" -c 'import boto3; print(boto3.__version__)' 2>/dev/null)); moto $MOTO_VERSION (S3, and EC2 behind tests/fakes/ec2_fake.py), all on 127.0.0.1"
@@ -378,9 +550,12 @@ REPORT=$WORK/report.md
     echo "- slow scenarios: the EC2 fake makes CreateSnapshot answer ${CREATE_LATENCY} s late and DescribeSnapshots show each snapshot \`pending\` until ${PENDING} s after its creation; otherwise moto completes snapshots at once"
     echo "- each run: \`barman-cloud-backup --immediate-checkpoint -h SOCKDIR -p PORT -U postgres --endpoint-url S3 --snapshot-instance NAME --snapshot-disk NAME-d0 [... NAME-d3] s3://snapbench-TOOL/run-N-SCENARIO $SRV\` under \`/usr/bin/time -v\` (wall; CPU = user + sys; peak RSS), $RUNS run(s) per scenario and tool, the tool going first alternating; medians"
     echo "- in backup mode = backup.info \`end_time - begin_time\` (PostgreSQL's \`now()\` in the pg_backup_start and pg_backup_stop transactions, so the immediate checkpoint counts) as the tool's own \`barman-cloud-backup-show --format json\` shows them (\`begin_time_iso\`, \`end_time_iso\`); a run is ok when that backup is DONE and lists one snapshot per disk, each \`completed\` in DescribeSnapshots afterwards; EC2 requests = the requests the fake recorded during the run; speed-up = Barman's median / barman-rs's median"
+    if [ "$GCP" = 1 ] || [ "$AZURE" = 1 ]; then
+        echo "- GCP / Azure (barman-rs only): the same cluster and directories, an instance / VM with 4 disks on tests/fakes/gcp_compute_fake.py (device names /dev/disk/by-id/google-d0-dev..) / the TLS instance of tests/fakes/azure_compute_fake.py (data disks at LUN 0-3, /dev/disk/azure/scsi1/lun0..); every snapshot operation takes ${CLOUD_LATENCY} s (GCP: \`creating_seconds\`; Azure: \`latency\`, Retry-After ${AZURE_RETRY_AFTER} s); each run: \`barman-cloud-backup --cloud-provider google-cloud-storage --gcp-project P --gcp-zone Z\` / \`--cloud-provider azure-blob-storage --azure-subscription-id S --azure-resource-group G\` \`--immediate-checkpoint ... --snapshot-instance NAME --snapshot-disk NAME-d0 [...] file://WORKDIR/buckets/rs-CLOUD/run-N-SCENARIO $SRV\`; ok = DONE, one snapshot per disk, each READY / Succeeded in the fake; requests = the fake's record (token calls included)"
+    fi
     echo "- whole run ${TOTAL_S} s"
     echo
-    "$REPORT_PY" "$REPO/bench/snapshot-report.py" "$RESULTS" "$WORLD_AGENT"
+    "$REPORT_PY" "$REPO/bench/snapshot-report.py" "$RESULTS" "$WORLD_AGENT" "$CLOUD_LATENCY" "$AZURE_RETRY_AFTER"
     if [ -s "$ERRORS" ]; then
         echo "#### Errors"
         echo

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Markdown tables for bench/snapshot-bench.sh (Python standard library only).
 
-    snapshot-report.py RESULTS.tsv WORLD_AGENT
+    snapshot-report.py RESULTS.tsv WORLD_AGENT [CLOUD_LATENCY AZURE_RETRY_AFTER]
 
 RESULTS.tsv, one line per measured run, tab-separated:
 
@@ -11,9 +11,15 @@ RESULTS.tsv, one line per measured run, tab-separated:
   disks       the number of --snapshot-disk given
   time_file   the `/usr/bin/time -v -o` output of the run
   show_json   `barman-cloud-backup-show --format json URL srv last` of the tool itself
-  calls_json  the EC2 fake's recorded calls during the run (GET /_fake/calls?since=SEQ);
-              calls whose User-Agent contains WORLD_AGENT are the harness's, not counted
-  snaps_json  {snapshot ID: state} of the volumes' snapshots after the run (DescribeSnapshots)
+  calls_json  the EC2 (GCP, Azure) fake's recorded calls during the run (GET
+              /_fake/calls?since=SEQ); calls whose User-Agent contains WORLD_AGENT are the
+              harness's, not counted
+  snaps_json  {snapshot ID or name: state} of the disks' snapshots after the run
+              (DescribeSnapshots; the GCP / Azure fake's state, READY / Succeeded = completed)
+
+The gcp-* and azure-* scenarios are barman-rs only (Barman cannot run there): beside them the
+report computes the time Barman's sequential algorithm would stay in backup mode waiting for
+snapshot operations that take CLOUD_LATENCY seconds each (see barman_wait).
 """
 
 import json
@@ -21,6 +27,8 @@ import os
 import statistics
 import sys
 from collections import Counter, defaultdict
+import math
+import random
 from datetime import datetime
 
 # timefile.py sits next to this script: importable whatever the current directory is; no
@@ -35,7 +43,68 @@ SCENARIOS = {
     "4disks": "4 disks",
     "1disk-slow": "1 disk, slow provider",
     "4disks-slow": "4 disks, slow provider",
+    "gcp-1disk": "GCP, 1 disk",
+    "gcp-4disks": "GCP, 4 disks",
+    "azure-1disk": "Azure, 1 disk",
+    "azure-4disks": "Azure, 4 disks",
 }
+CLOUDS = {"aws": "AWS (EC2 fake on moto)", "gcp": "GCP (Compute Engine fake)",
+          "azure": "Azure (ARM fake)"}
+# Barman 3.20.1 waiting on GCP (spec snapshots.md §11 item 11): globalOperations.get after
+# 1 s, the pause growing x1.5 up to 20 s.
+GCP_FIRST, GCP_FACTOR, GCP_MAX = 1.0, 1.5, 20.0
+
+
+def cloud_of(scn):
+    return scn.split("-")[0] if scn.startswith(("gcp-", "azure-")) else "aws"
+
+
+def poll_wait(cloud, latency, retry_after):
+    """Seconds from a snapshot's creation request to the poll that sees its operation done,
+    when the operation takes `latency` seconds: GCP polls at 1, 2.5, 4.75, 8.125... s
+    (cumulative pauses min(1.5^k, 20)); Azure every Retry-After seconds."""
+    if cloud == "azure":
+        return retry_after * max(1, math.ceil(latency / retry_after - 1e-9))
+    t, pause = 0.0, GCP_FIRST
+    while True:
+        t += pause
+        if t >= latency - 1e-9:
+            return t
+        pause = min(pause * GCP_FACTOR, GCP_MAX)
+
+
+def gcp_jitter_mean(latency, draws=100000):
+    """The same wait with google-api-core 2.44's full jitter (each pause uniform in [0, cap]),
+    mean of `draws` seeded simulations."""
+    rng = random.Random(1)
+    total = 0.0
+    for _ in range(draws):
+        t, cap = 0.0, GCP_FIRST
+        while t < latency:
+            t += rng.uniform(0.0, cap)
+            cap = min(cap * GCP_FACTOR, GCP_MAX)
+        total += t
+    return total / draws
+
+
+def action_of(call, cloud):
+    """A short name for a recorded call (the EC2 fake records the action itself)."""
+    if cloud == "aws":
+        return call.get("action", "?")
+    path = call.get("path", "")
+    method = call.get("method", "?")
+    if cloud == "gcp":
+        parts = [p for p in path.split("/") if p]
+        if path == "/token":
+            return "token"
+        for kind in ("operations", "snapshots", "disks", "instances"):
+            if kind in parts:
+                one = parts.index(kind) + 1 < len(parts)
+                verb = {"POST": "insert", "DELETE": "delete"}.get(method, "get" if one else "list")
+                return "%s.%s" % (kind, verb)
+        return "%s %s" % (method, path)
+    kind = call.get("kind") or "?"
+    return "%s %s" % (kind, method) if kind != "token" else "token"
 
 
 def load_json(path, default):
@@ -62,8 +131,9 @@ def run_of(fields, agent):
     show = load_json(show_file, {})
     info = next(iter(show.values()), {}) if isinstance(show, dict) and show else {}
     snaps = load_json(snaps_file, {})
-    calls = [c for c in load_json(calls_file, []) if agent not in c.get("agent", "")]
-    listed = [s.get("provider", {}).get("snapshot_id")
+    cloud = cloud_of(scn)
+    calls = [c for c in load_json(calls_file, []) if agent not in (c.get("agent") or "")]
+    listed = [s.get("provider", {}).get("snapshot_id") or s.get("provider", {}).get("snapshot_name")
               for s in (info.get("snapshots_info") or {}).get("snapshots", [])]
     problems = []
     if int(rc) != 0:
@@ -81,11 +151,11 @@ def run_of(fields, agent):
     extra = set(snaps) - set(listed)
     if extra:
         problems.append("%d snapshots not in the backup" % len(extra))
-    failed_calls = [c for c in calls if c.get("status") != 200]
+    failed_calls = [c for c in calls if not 200 <= (c.get("status") or 0) < 300]
     return {
-        "scn": scn, "tool": tool, "rep": int(rep), "disks": disks, "rc": int(rc),
+        "scn": scn, "cloud": cloud, "tool": tool, "rep": int(rep), "disks": disks, "rc": int(rc),
         "time": parse_time(time_file), "mode": backup_mode(info) if info else None,
-        "calls": Counter(c.get("action", "?") for c in calls),
+        "calls": Counter(action_of(c, cloud) for c in calls),
         "failed_calls": len(failed_calls), "problems": problems,
     }
 
@@ -101,6 +171,8 @@ def fmt(value, digits=2):
 
 def main():
     results, agent = sys.argv[1], sys.argv[2]
+    latency = float(sys.argv[3]) if len(sys.argv) > 3 else None
+    retry_after = float(sys.argv[4]) if len(sys.argv) > 4 else 1.0
     runs = []
     for line in open(results, encoding="utf-8"):
         fields = line.rstrip("\n").split("\t")
@@ -126,10 +198,19 @@ def main():
 
     print("#### Summary (medians)")
     print()
+    if any(cloud_of(s) == "aws" for s in scenarios):
+        aws_summary(scenarios, summary, groups)
+    others = [s for s in scenarios if cloud_of(s) != "aws"]
+    if others:
+        cloud_summary(others, summary, groups, latency, retry_after)
+    every_run(runs, scenarios, groups)
+
+
+def aws_summary(scenarios, summary, groups):
     print("| scenario | tool | wall s | in backup mode s | CPU s | peak RSS MiB | EC2 requests "
           "| speed-up (wall) | speed-up (backup mode) | ok runs |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for scn in scenarios:
+    for scn in [s for s in scenarios if cloud_of(s) == "aws"]:
         base = summary(scn, "py")
         for tool in ("py", "rs"):
             if (scn, tool) not in groups:
@@ -155,13 +236,75 @@ def main():
                   f"| {ok} |")
     print()
 
-    actions = sorted({a for r in runs for a in r["calls"]})
+
+def cloud_summary(scenarios, summary, groups, latency, retry_after):
+    lat = "%g" % latency if latency is not None else "?"
+    print(f"GCP and Azure, barman-rs only: every snapshot operation takes {lat} s (injected); "
+          "Barman's time in backup mode is **computed, not measured** (its venv lacks "
+          "google-cloud-compute and azure-mgmt-compute): it snapshots the disks one after the "
+          "other, waiting for each operation before the next, so it stays in backup mode at "
+          "least n x T(L), n disks, T(L) the wait of one snapshot of latency L under its "
+          "polling: GCP polls the operation after 1 s, the pause growing x1.5 up to 20 s "
+          "(polls at 1, 2.5, 4.75, 8.125... s: T = the first of them >= L); Azure polls "
+          f"every Retry-After (the fake sends {retry_after:g} s): T = Retry-After x "
+          "ceil(L / Retry-After). This lower bound leaves out the checkpoint and each disk's "
+          "requests, which barman-rs pays too (its backup-mode time includes them).")
+    print()
+    print("| scenario | barman-rs wall s | barman-rs in backup mode s (measured) | T(L) s "
+          "| Barman in backup mode s (computed, not measured: >= n x T(L)) "
+          "| speed-up (backup mode) | barman-rs CPU s | barman-rs peak RSS MiB "
+          "| barman-rs requests | ok runs |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    jitter = None
+    for scn in scenarios:
+        if (scn, "rs") not in groups:
+            continue
+        cloud = cloud_of(scn)
+        n = groups[scn, "rs"][0]["disks"]
+        wait = poll_wait(cloud, latency, retry_after) if latency is not None else None
+        barman = n * wait if wait is not None else None
+        if cloud == "gcp" and latency is not None and jitter is None:
+            jitter = gcp_jitter_mean(latency)
+        s = summary(scn, "rs")
+        if s is None:
+            print(f"| {SCENARIOS[scn]} | – | – | {fmt(wait)} | {fmt(barman)} | – | – | – | – "
+                  f"| **0 / {len(groups[scn, 'rs'])}** |")
+            continue
+        speed = "**>= %.1fx**" % (barman / s["mode"]) if barman and s["mode"] else "–"
+        ok = "%d / %d" % (s["ok"], s["all"])
+        if s["ok"] < s["all"]:
+            ok = "**" + ok + "**"
+        print(f"| {SCENARIOS[scn]} | {fmt(s['wall'])} | {fmt(s['mode'])} | {fmt(wait)} "
+              f"| {fmt(barman)} | {speed} | {fmt(s['cpu'])} | {fmt(s['rss'], 1)} "
+              f"| {s['calls']:g} | {ok} |")
+    print()
+    if jitter is not None:
+        print(f"On GCP, google-api-core 2.44 (the version in Barman's venv) draws each pause "
+              f"uniformly between 0 and the schedule's value (full jitter, after an immediate "
+              f"first poll): by simulation (10^5 draws) Barman's mean wait per {lat} s "
+              f"snapshot would be {jitter:.2f} s instead of T = "
+              f"{poll_wait('gcp', latency, retry_after):.2f} s; barman-rs polls on the "
+              "schedule itself.")
+        print()
+
+
+def every_run(runs, scenarios, groups):
     print("#### Every run")
     print()
+    for cloud in CLOUDS:
+        scns = [s for s in scenarios if cloud_of(s) == cloud]
+        if scns:
+            every_run_table(cloud, runs, scns, groups)
+
+
+def every_run_table(cloud, runs, scenarios, groups):
+    actions = sorted({a for r in runs if r["cloud"] == cloud for a in r["calls"]})
+    print(f"{CLOUDS[cloud]}:")
+    print()
     print("| scenario | tool | run | exit | wall s | in backup mode s | CPU s | peak RSS MiB | "
-          + " | ".join(actions) + " | non-200 | problems |")
+          + "".join(a + " | " for a in actions) + "non-2xx | problems |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | "
-          + " | ".join("---:" for _ in actions) + " | ---: | --- |")
+          + "".join("---: | " for _ in actions) + "---: | --- |")
     for scn in scenarios:
         for tool in ("py", "rs"):
             for r in sorted(groups.get((scn, tool), []), key=lambda r: r["rep"]):
@@ -169,8 +312,8 @@ def main():
                 print(f"| {SCENARIOS[scn]} | {TOOLS[tool]} | {r['rep']} | {r['rc']} "
                       f"| {fmt(t[0] if t else None)} | {fmt(r['mode'])} "
                       f"| {fmt(t[1] if t else None)} | {fmt(t[2] / 1024 if t else None, 1)} | "
-                      + " | ".join(str(r["calls"].get(a, 0)) for a in actions)
-                      + f" | {r['failed_calls']} | {'; '.join(r['problems']) or 'ok'} |")
+                      + "".join(str(r["calls"].get(a, 0)) + " | " for a in actions)
+                      + f"{r['failed_calls']} | {'; '.join(r['problems']) or 'ok'} |")
     print()
 
 
