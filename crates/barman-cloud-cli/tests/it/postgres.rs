@@ -62,6 +62,16 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
+    /// `pg_ctl ACTION` (stop, start...) on the cluster, fast and waiting.
+    pub(crate) fn pg_ctl(&self, action: &str) {
+        let data = self.data();
+        let out = as_postgres(
+            &pg_bin("pg_ctl"),
+            &["-D", data.to_str().unwrap(), "-m", "fast", "-w", action],
+        );
+        assert_success(&out, &format!("pg_ctl {action}"));
+    }
+
     pub(crate) fn data(&self) -> PathBuf {
         self.root.path().join("data")
     }

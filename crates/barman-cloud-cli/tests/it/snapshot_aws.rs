@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::ec2::*;
-use crate::postgres::{Cluster, as_postgres, chown_postgres};
+use crate::postgres::{Cluster, chown_postgres};
 use crate::support::*;
 
 type Env = Vec<(String, String)>;
@@ -109,35 +109,6 @@ impl Snap {
 fn with_env(mut command: Command, env: &Env) -> Command {
     command.envs(env.iter().map(|(k, v)| (k, v)));
     command
-}
-
-fn run(mut command: Command) -> Output {
-    command
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
-}
-
-/// Runs every command at once; their outputs, in order.
-fn run_all(commands: Vec<Command>) -> Vec<Output> {
-    let children: Vec<std::process::Child> = commands
-        .into_iter()
-        .map(|mut c| {
-            c.stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"))
-        })
-        .collect();
-    children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect()
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
 }
 
 /// barman-cloud-backup's options for a snapshot backup of `cluster` (either tool's).
@@ -279,37 +250,6 @@ fn assert_same_catalog_views(snap: &Snap, id: &str) -> String {
     stdout(&outputs[0])
 }
 
-/// Waits until the local time (the backup ID clock) is past `backup_id`.
-fn wait_past(backup_id: &str) {
-    loop {
-        let now = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
-        if now.as_str() > backup_id {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn pg_ctl(cluster: &Cluster, action: &str) {
-    let dir = std::env::var("BARMAN_RS_TEST_PG_BIN")
-        .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
-    let data = cluster.data();
-    let out = as_postgres(
-        &Path::new(&dir).join("pg_ctl"),
-        &["-D", data.to_str().unwrap(), "-m", "fast", "-w", action],
-    );
-    assert_success(&out, &format!("pg_ctl {action}"));
-}
-
-fn file_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
 fn sha256_hex(data: &[u8]) -> String {
     let mut child = Command::new("sha256sum")
         .stdin(Stdio::piped())
@@ -360,16 +300,6 @@ fn mount_points(shown: &Value) -> Vec<String> {
         .iter()
         .map(|s| s["mount"]["mount_point"].as_str().unwrap().to_string())
         .collect()
-}
-
-/// The ERROR line(s) of a failed command (ours prefix them differently from Barman; the
-/// tests compare the text after the prefix).
-fn assert_mentions(out: &Output, text: &str, what: &str) {
-    assert!(
-        stderr(out).contains(text),
-        "{what}: stderr lacks {text:?}\nstderr: {}",
-        stderr(out)
-    );
 }
 
 /// The message of a failed command's first ERROR line, without Barman's `Barman cloud
@@ -562,7 +492,7 @@ fn full_cycle_one_disk() {
     }
 
     // -- restore by both tools onto a recovery instance ------------------------------------
-    pg_ctl(&source, "stop");
+    source.pg_ctl("stop");
     let data = source.data();
     let before = file_names(&data);
     let recovery = snap
@@ -2009,7 +1939,7 @@ fn restore_failures_as_barman() {
     assert_success(&out, "our snapshot backup");
     let id = snap.single_done_backup();
     let snapshot = only_snapshot(&snap.world, &volume).id;
-    pg_ctl(&source, "stop");
+    source.pg_ctl("stop");
     let root = source.root.path().to_path_buf();
     let data = source.data();
     let before = file_names(&data);

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::ec2::{DEFAULT_MOUNT_OPTIONS, FakeMounts, barman_command, ours_command};
-use crate::postgres::{Cluster, as_postgres};
+use crate::postgres::Cluster;
 use crate::support::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -354,33 +354,6 @@ impl World {
     }
 }
 
-fn run(mut command: Command) -> Output {
-    command
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
-}
-
-fn pg_ctl(cluster: &Cluster, action: &str) {
-    let dir = std::env::var("BARMAN_RS_TEST_PG_BIN")
-        .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
-    let data = cluster.data();
-    let out = as_postgres(
-        &Path::new(&dir).join("pg_ctl"),
-        &["-D", data.to_str().unwrap(), "-m", "fast", "-w", action],
-    );
-    assert_success(&out, &format!("pg_ctl {action}"));
-}
-
-fn file_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
 /// Neither the client secret nor an access token of the fake (`fake-` and 32 URL-safe
 /// characters) nor a bearer header in `out`.
 fn assert_no_credentials(out: &Output, arm: &Arm, what: &str) {
@@ -553,7 +526,7 @@ fn azure_full_cycle() {
     world.catalog_views(&second);
 
     // -- restore the first backup onto a recovery VM -----------------------------------------
-    pg_ctl(&source, "stop");
+    source.pg_ctl("stop");
     let data = source.data();
     let before = file_names(&data);
     let recovery = arm.name("rec");

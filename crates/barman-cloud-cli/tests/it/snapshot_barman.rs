@@ -4,14 +4,13 @@
 //! locked snapshot refusing deletion. It proves the fakes are faithful enough for Barman
 //! 3.20.1, so that our commands can be tested against them and compared with Barman.
 
-use std::path::Path;
 use std::process::Output;
 use std::time::Instant;
 
 use serde_json::{Value, json};
 
 use crate::ec2::*;
-use crate::postgres::{Cluster, as_postgres};
+use crate::postgres::Cluster;
 use crate::support::*;
 
 /// Runs one of Barman's commands: (command, options, arguments after the URL).
@@ -28,41 +27,6 @@ fn barman_backup_ids(run: &Run) -> Vec<String> {
         .iter()
         .map(|b| b["backup_id"].as_str().unwrap().to_string())
         .collect()
-}
-
-fn pg_ctl_stop(cluster: &Cluster) {
-    let dir = std::env::var("BARMAN_RS_TEST_PG_BIN")
-        .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
-    let data = cluster.data();
-    let out = as_postgres(
-        &Path::new(&dir).join("pg_ctl"),
-        &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"],
-    );
-    assert_success(&out, "pg_ctl stop");
-}
-
-fn file_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Waits until the local time (Barman's backup ID clock) is past `backup_id`, so that the
-/// next backup cannot get the same ID.
-fn wait_past(backup_id: &str) {
-    loop {
-        let now = std::process::Command::new("date")
-            .arg("+%Y%m%dT%H%M%S")
-            .output()
-            .unwrap();
-        if stdout(&now).trim() > backup_id {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -230,7 +194,7 @@ fn barman_snapshot_backup_show_restore_delete_and_lock() {
     );
 
     // -- restore -----------------------------------------------------------------------------
-    pg_ctl_stop(&source);
+    source.pg_ctl("stop");
     let before = file_names(&source.data());
     assert!(!before.contains(&"backup_label".to_string()));
     let recovery = world.recovery_instance("snaprecovery", &[(&snapshot.id, "/dev/sdk")]);

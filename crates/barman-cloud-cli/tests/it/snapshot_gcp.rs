@@ -14,13 +14,13 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
 use crate::ec2::{DEFAULT_MOUNT_OPTIONS, FakeMounts, barman_command, ours_command};
-use crate::postgres::{Cluster, as_postgres};
+use crate::postgres::Cluster;
 use crate::support::*;
 
 const PROJECT: &str = "barman-rs-test";
@@ -343,35 +343,6 @@ fn key_file(dir: &Path, token_uri: &str) -> (std::path::PathBuf, String) {
     (path, key_line)
 }
 
-fn run(mut command: Command) -> Output {
-    command
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
-}
-
-/// Runs every command at once; their outputs, in order.
-fn run_all(commands: Vec<Command>) -> Vec<Output> {
-    let children: Vec<std::process::Child> = commands
-        .into_iter()
-        .map(|mut c| {
-            c.stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"))
-        })
-        .collect();
-    children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect()
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
 /// barman-cloud-backup's options for a snapshot backup of `cluster`.
 fn snapshot_options(
     cluster: &Cluster,
@@ -471,45 +442,6 @@ fn label_of(shown: &Value) -> String {
         .trim_matches('\'')
         .replace("\\n", "\n")
         .replace("\\\\", "\\")
-}
-
-/// Waits until the local time (the backup ID clock) is past `backup_id`.
-fn wait_past(backup_id: &str) {
-    loop {
-        let now = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
-        if now.as_str() > backup_id {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn pg_ctl(cluster: &Cluster, action: &str) {
-    let dir = std::env::var("BARMAN_RS_TEST_PG_BIN")
-        .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
-    let data = cluster.data();
-    let out = as_postgres(
-        &Path::new(&dir).join("pg_ctl"),
-        &["-D", data.to_str().unwrap(), "-m", "fast", "-w", action],
-    );
-    assert_success(&out, &format!("pg_ctl {action}"));
-}
-
-fn file_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
-fn assert_mentions(out: &Output, text: &str, what: &str) {
-    assert!(
-        stderr(out).contains(text),
-        "{what}: stderr lacks {text:?}\nstderr: {}",
-        stderr(out)
-    );
 }
 
 /// Neither the service-account private key nor any access token the fake saw in the calls
@@ -685,7 +617,7 @@ fn gcp_full_cycle() {
     assert_eq!(shown["snapshots_info"], expected_snapshots_info(&b, &order));
 
     // -- restore A onto a recovery instance --------------------------------------------------
-    pg_ctl(&source, "stop");
+    source.pg_ctl("stop");
     let pgdata = source.data();
     let before = file_names(&pgdata);
     let (recovery, clones) = world.recovery_instance("rec", &[&name_a]);

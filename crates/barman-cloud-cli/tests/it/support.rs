@@ -546,3 +546,66 @@ pub fn backup_ids(dest: &Destination) -> Vec<(String, String)> {
         .map(|entry| (field(entry, "backup_id"), field(entry, "status")))
         .collect()
 }
+
+/// Runs `command` with no stdin and returns what it did.
+pub fn run(mut command: Command) -> Output {
+    command
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+}
+
+/// Runs every command at once; their outputs, in order.
+pub fn run_all(commands: Vec<Command>) -> Vec<Output> {
+    use std::process::Stdio;
+    let children: Vec<std::process::Child> = commands
+        .into_iter()
+        .map(|mut c| {
+            c.stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"))
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
+pub fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Waits until the local time (the backup ID clock of both tools) is past `backup_id`, so
+/// that the next backup cannot get the same ID.
+pub fn wait_past(backup_id: &str) {
+    loop {
+        let now = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
+        if now.as_str() > backup_id {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The names in `dir`, sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `out`'s stderr contains `text` (our ERROR lines are prefixed differently from Barman's:
+/// tests compare the text after the prefix).
+pub fn assert_mentions(out: &Output, text: &str, what: &str) {
+    assert!(
+        stderr(out).contains(text),
+        "{what}: stderr lacks {text:?}\nstderr: {}",
+        stderr(out)
+    );
+}
