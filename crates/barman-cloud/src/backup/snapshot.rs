@@ -72,12 +72,12 @@ pub async fn take_snapshot_backup(
 ) -> Result<BackupOutcome> {
     let started = Instant::now();
     let disks = check_preconditions(provider, host, &request.instance, &request.disks).await?;
-    check_data_on_disks(&session, host, &disks).await?;
 
     let backup_id = unused_backup_id(&storage, &request.server_name)
         .await
         .map_err(|e| Error::Failed(format!("Backup failed uploading data ({})", first_line(&e))))?;
     let mut info = server_info(&session, &backup_id, &request.server_name).await?;
+    check_data_on_disks(&info, host, &disks).await?;
     if session.server_version() < MIN_SERVER_VERSION {
         return Err(Error::Unsupported(format!(
             "unsupported PostgresSQL version {}. Expecting 9.6 or above.",
@@ -233,17 +233,19 @@ fn not_attached<'a>(disks: &'a [String], attached: &[AttachedDisk]) -> Vec<&'a s
 /// Not in Barman: PGDATA and every tablespace must be on the filesystem of one of the
 /// disks to snapshot, or the backup would silently miss them.
 async fn check_data_on_disks(
-    session: &PgSession,
+    info: &BackupInfo,
     host: &dyn Host,
     disks: &[(AttachedDisk, Mount)],
 ) -> Result<()> {
-    let meta = session.metadata().await;
     let mut paths: Vec<(String, String)> = Vec::new();
-    if let Some(pgdata) = &meta.pgdata {
+    if let Some(pgdata) = &info.pgdata {
         paths.push(("PGDATA".into(), pgdata.clone()));
     }
-    for (name, _, location) in &meta.tablespaces {
-        paths.push((format!("tablespace {name}"), location.clone()));
+    for tablespace in info.tablespaces.iter().flatten() {
+        paths.push((
+            format!("tablespace {}", tablespace.name),
+            tablespace.location.clone(),
+        ));
     }
     let mount_points: Vec<&str> = disks.iter().map(|(_, m)| m.mount_point.as_str()).collect();
     for (what, path) in paths {
