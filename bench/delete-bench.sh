@@ -77,21 +77,7 @@ done
 [[ $BACKUPS =~ ^[1-9][0-9]*$ ]] || die "--backups must be a positive integer"
 [[ $WALS =~ ^[1-9][0-9]*$ ]] || die "--wals must be a positive integer"
 ((WALS >= 4 * BACKUPS)) || die "--wals must be at least 4 x --backups"
-IFS=, read -r -a SCENARIO_LIST <<<"$SCENARIOS"
-[ ${#SCENARIO_LIST[@]} -gt 0 ] || die "--scenarios is empty"
-for s in "${SCENARIO_LIST[@]}"; do
-    [[ ,$ALL_SCENARIOS, == *,"$s",* ]] || die "unknown scenario '$s' (known: $ALL_SCENARIOS)"
-done
-TOOL_LIST=() # py = Barman, rs = barman-rs
-IFS=, read -r -a names <<<"$TOOL_NAMES"
-for t in "${names[@]}"; do
-    case $t in
-    barman) TOOL_LIST+=(py) ;;
-    barman-rs) TOOL_LIST+=(rs) ;;
-    *) die "unknown tool '$t' (known: barman, barman-rs)" ;;
-    esac
-done
-[ ${#TOOL_LIST[@]} -gt 0 ] || die "--tools is empty"
+parse_scenarios_and_tools
 [ "$(id -u)" = 0 ] || die "run as root (apt installs)"
 mkdir -p "$(dirname "$OUTPUT")"
 OUTPUT=$(cd "$(dirname "$OUTPUT")" && pwd)/$(basename "$OUTPUT")

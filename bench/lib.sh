@@ -261,3 +261,24 @@ s3_credentials() { # s3_credentials KEY_ID SECRET: the only AWS settings the too
     export AWS_ACCESS_KEY_ID=$1 AWS_SECRET_ACCESS_KEY=$2 AWS_DEFAULT_REGION=us-east-1
     unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 || true
 }
+
+# parse_scenarios_and_tools: checks the --scenarios ($SCENARIOS, among $ALL_SCENARIOS) and
+# --tools ($TOOL_NAMES) lists; sets SCENARIO_LIST and TOOL_LIST (py = Barman, rs = barman-rs).
+parse_scenarios_and_tools() {
+    local s t names
+    IFS=, read -r -a SCENARIO_LIST <<<"$SCENARIOS"
+    [ ${#SCENARIO_LIST[@]} -gt 0 ] || die "--scenarios is empty"
+    for s in "${SCENARIO_LIST[@]}"; do
+        [[ ,$ALL_SCENARIOS, == *,"$s",* ]] || die "unknown scenario '$s' (known: $ALL_SCENARIOS)"
+    done
+    TOOL_LIST=()
+    IFS=, read -r -a names <<<"$TOOL_NAMES"
+    for t in "${names[@]}"; do
+        case $t in
+        barman) TOOL_LIST+=(py) ;;
+        barman-rs) TOOL_LIST+=(rs) ;;
+        *) die "unknown tool '$t' (known: barman, barman-rs)" ;;
+        esac
+    done
+    [ ${#TOOL_LIST[@]} -gt 0 ] || die "--tools is empty"
+}

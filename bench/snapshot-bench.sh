@@ -116,21 +116,7 @@ done
 [[ $CREATE_LATENCY =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--create-latency must be a number of seconds"
 [[ $CLOUD_LATENCY =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--cloud-latency must be a number of seconds"
 [[ $LOAD_TPS =~ ^[0-9]+$ ]] || die "--load must be a non-negative integer"
-IFS=, read -r -a SCENARIO_LIST <<<"$SCENARIOS"
-[ ${#SCENARIO_LIST[@]} -gt 0 ] || die "--scenarios is empty"
-for s in "${SCENARIO_LIST[@]}"; do
-    [[ ,$ALL_SCENARIOS, == *,"$s",* ]] || die "unknown scenario '$s' (known: $ALL_SCENARIOS)"
-done
-TOOL_LIST=() # py = Barman, rs = barman-rs
-IFS=, read -r -a names <<<"$TOOL_NAMES"
-for t in "${names[@]}"; do
-    case $t in
-    barman) TOOL_LIST+=(py) ;;
-    barman-rs) TOOL_LIST+=(rs) ;;
-    *) die "unknown tool '$t' (known: barman, barman-rs)" ;;
-    esac
-done
-[ ${#TOOL_LIST[@]} -gt 0 ] || die "--tools is empty"
+parse_scenarios_and_tools
 if [[ " ${TOOL_LIST[*]} " != *" rs "* ]]; then # Barman cannot run the GCP/Azure scenarios here
     kept=()
     for s in "${SCENARIO_LIST[@]}"; do [[ $s == gcp-* || $s == azure-* ]] || kept+=("$s"); done
