@@ -203,7 +203,9 @@ pub async fn backup_delete(args: BackupDeleteArgs) -> Result<()> {
         batch_size: args.batch_size,
         check_object_lock: args.check_object_lock,
     };
-    let providers = delete_snapshot_providers(&args.common);
+    // Built once for the plan's ownership checks and the deletions that follow.
+    let providers =
+        barman_cloud::snapshot::CachedProviders::new(delete_snapshot_providers(&args.common));
     let plan = plan_deletion(&storage, &request, &providers).await?;
     if request.dry_run {
         Stdout::print(&dry_run_lines(&plan))

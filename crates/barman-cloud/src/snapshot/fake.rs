@@ -362,7 +362,10 @@ fn identifiers(snapshots: &[SnapshotMetadata]) -> Vec<String> {
 
 #[async_trait]
 impl ProviderSource for FakeCloud {
-    async fn for_backup(&self, info: &SnapshotsInfo) -> Result<Box<dyn SnapshotProvider>> {
+    async fn for_backup(
+        &self,
+        info: &SnapshotsInfo,
+    ) -> Result<std::sync::Arc<dyn SnapshotProvider>> {
         self.state().requests.push(info.clone());
         self.enter(Call::ForBackup, Op::ForBackup, &[])?;
         if info.provider() != self.cloud {
@@ -372,7 +375,7 @@ impl ProviderSource for FakeCloud {
                 info.provider().as_str()
             )));
         }
-        Ok(Box::new(self.clone()))
+        Ok(std::sync::Arc::new(self.clone()))
     }
 }
 

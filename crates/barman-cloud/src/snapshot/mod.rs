@@ -21,6 +21,8 @@ pub mod host;
 pub mod mounts;
 pub mod rest;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::catalog::snapshots::{SnapshotCloud, SnapshotMetadata, SnapshotsInfo};
@@ -148,6 +150,34 @@ pub fn name_matches_backup(name: &str, backup_id: &str) -> bool {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn cached_providers_build_one_provider_per_account() {
+        let cloud = fake::FakeCloud::aws("eu-west-1");
+        let cached = CachedProviders::new(cloud.clone());
+        let info = cloud.snapshots_info_of(&[]);
+        let mut elsewhere = info.clone();
+        elsewhere.set_info(
+            "region",
+            crate::catalog::pyliteral::PyValue::str("us-east-2"),
+        );
+        for info in [&info, &info, &elsewhere, &info] {
+            cached.for_backup(info).await.unwrap();
+        }
+        let asked: Vec<_> = cloud
+            .requests()
+            .iter()
+            .map(|i| {
+                i.info("region")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
+            .collect();
+        assert_eq!(
+            asked,
+            [Some("eu-west-1".to_string()), Some("us-east-2".to_string())]
+        );
+    }
+
     #[test]
     fn names_and_ownership_follow_barman() {
         assert_eq!(
@@ -199,13 +229,53 @@ impl ProviderOptions {
 #[async_trait]
 pub trait ProviderSource: Send + Sync {
     /// The provider holding the snapshots `info` describes.
-    async fn for_backup(&self, info: &SnapshotsInfo) -> Result<Box<dyn SnapshotProvider>>;
+    async fn for_backup(&self, info: &SnapshotsInfo) -> Result<Arc<dyn SnapshotProvider>>;
 }
 
 #[async_trait]
 impl ProviderSource for ProviderOptions {
-    async fn for_backup(&self, info: &SnapshotsInfo) -> Result<Box<dyn SnapshotProvider>> {
+    async fn for_backup(&self, info: &SnapshotsInfo) -> Result<Arc<dyn SnapshotProvider>> {
         provider_for_backup(info, self).await
+    }
+}
+
+/// A [`ProviderSource`] that builds one provider per cloud account (the cloud and its
+/// `provider_info`) and hands it out again: a deletion asks while planning, then while
+/// deleting, and building one may mean a credential chain or a token request.
+pub struct CachedProviders<S> {
+    source: S,
+    built: tokio::sync::Mutex<Vec<(String, Arc<dyn SnapshotProvider>)>>,
+}
+
+impl<S: ProviderSource> CachedProviders<S> {
+    pub fn new(source: S) -> Self {
+        CachedProviders {
+            source,
+            built: tokio::sync::Mutex::new(Vec::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl<S: ProviderSource> ProviderSource for CachedProviders<S> {
+    async fn for_backup(&self, info: &SnapshotsInfo) -> Result<Arc<dyn SnapshotProvider>> {
+        let cloud = info.provider();
+        let account = format!(
+            "{}{:?}",
+            cloud.as_str(),
+            cloud
+                .info_fields()
+                .iter()
+                .map(|key| info.info(key))
+                .collect::<Vec<_>>()
+        );
+        let mut built = self.built.lock().await;
+        if let Some((_, provider)) = built.iter().find(|(key, _)| *key == account) {
+            return Ok(provider.clone());
+        }
+        let provider = self.source.for_backup(info).await?;
+        built.push((account, provider.clone()));
+        Ok(provider)
     }
 }
 
@@ -215,7 +285,7 @@ impl ProviderSource for ProviderOptions {
 pub async fn provider_for_backup(
     info: &SnapshotsInfo,
     options: &ProviderOptions,
-) -> Result<Box<dyn SnapshotProvider>> {
+) -> Result<Arc<dyn SnapshotProvider>> {
     match info.provider() {
         SnapshotCloud::Aws => {
             let mut settings = options.aws.clone();
@@ -225,7 +295,7 @@ pub async fn provider_for_backup(
                     .and_then(|v| v.as_str())
                     .map(str::to_string);
             }
-            Ok(Box::new(aws::AwsSnapshots::new(settings).await?))
+            Ok(Arc::new(aws::AwsSnapshots::new(settings).await?))
         }
         SnapshotCloud::Gcp => {
             let project = info
@@ -236,7 +306,7 @@ pub async fn provider_for_backup(
                         "backup_info has snapshot provider 'gcp' but project is not set".into(),
                     )
                 })?;
-            Ok(Box::new(
+            Ok(Arc::new(
                 gcp::GcpSnapshots::new(gcp::GcpSnapshotSettings {
                     project: project.to_string(),
                     zone: options.gcp_zone.clone(),
@@ -265,7 +335,7 @@ pub async fn provider_for_backup(
             if let Some(credential) = options.azure_credential {
                 settings.credential = credential;
             }
-            Ok(Box::new(azure::AzureSnapshots::new(settings).await?))
+            Ok(Arc::new(azure::AzureSnapshots::new(settings).await?))
         }
     }
 }
