@@ -10,7 +10,7 @@
 #
 # Everything is installed from package registries only (PyPI, npm, Debian apt) under
 # ${BARMAN_RS_TOOLS:-/opt/barman-rs-tools}:
-#   barman-venv/   barman[cloud,azure,google,snappy,lz4,zstandard]==3.20.1 (the reference implementation)
+#   barman-venv/   barman[cloud,azure,google,google-snapshots,azure-snapshots,snappy,lz4,zstandard]==3.20.1 (the reference implementation)
 #   moto-venv/     moto[server]==5.2.5 (S3)
 #   gcs-venv/      gcp-storage-emulator==2026.7.19, run through tests/fakes/gcs_emulator.py
 #                  (which adds the GCS XML API that object_store and Barman's multipart use)
@@ -40,7 +40,7 @@ umask 022
 ROOT=${BARMAN_RS_TOOLS:-/opt/barman-rs-tools}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-BARMAN_SPEC='barman[cloud,azure,google,snappy,lz4,zstandard]==3.20.1'
+BARMAN_SPEC='barman[cloud,azure,google,google-snapshots,azure-snapshots,snappy,lz4,zstandard]==3.20.1'
 MOTO_SPEC='moto[server]==5.2.5'
 GCS_SPEC='gcp-storage-emulator==2026.7.19'
 AZURITE_SPEC='azurite@3.35.0'

@@ -54,6 +54,20 @@ pub fn fakes_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fakes")
 }
 
+/// The environment that points Python Barman's GCP or Azure compute client at a local fake
+/// (`tests/fakes/barman_site/sitecustomize.py`): `variable` (`BARMAN_RS_FAKE_GCP_COMPUTE` or
+/// `BARMAN_RS_FAKE_ARM`) set to the fake's base URL, the module's directory on `PYTHONPATH`.
+pub fn barman_compute_fake_env(variable: &str, base_url: &str) -> Vec<(String, String)> {
+    let site = fakes_dir()
+        .join("barman_site")
+        .canonicalize()
+        .expect("tests/fakes/barman_site");
+    vec![
+        ("PYTHONPATH".into(), site.display().to_string()),
+        (variable.into(), base_url.into()),
+    ]
+}
+
 /// Python Barman's `command` with `dest`'s arguments and environment:
 /// `<command> <dest args> <options> <url> <rest>`. Add `.envs(...)` and run it.
 pub fn barman_command(

@@ -5,9 +5,9 @@
 //! plain-HTTP authority host, so the service principal's token comes from the fake's Entra ID
 //! endpoint over TLS) and the findmnt stand-in (`/dev/disk/azure/scsi1/lun<N>`).
 //!
-//! Python Barman cannot run against the fake here (its venv lacks azure-mgmt-compute, Barman's
-//! `azure-snapshots` extra), so the only comparison with Barman is its show and list of our
-//! bucket (Azurite), which need no Compute library.
+//! Python Barman 3.20.1 runs against the same fake (`azure_interop_with_barman`): its
+//! ComputeManagementClient is pointed there by the test-only `sitecustomize` of
+//! `tests/fakes/barman_site`, Barman's code unchanged.
 //!
 //! Every test has its own subscription, tenant, VM and disk names (the behaviour the fake
 //! injects is per disk name), mount table, bucket and cluster, so the tests run in parallel.
@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::ec2::{DEFAULT_MOUNT_OPTIONS, FakeMounts, barman_command, ours_command};
+use crate::ec2::{
+    DEFAULT_MOUNT_OPTIONS, FakeMounts, barman_command, barman_compute_fake_env, ours_command,
+};
 use crate::postgres::Cluster;
 use crate::support::*;
 
@@ -277,6 +279,19 @@ impl World {
         run(self.ours(command, options, rest))
     }
 
+    /// Barman's `command` with the world's environment, its ComputeManagementClient pointed
+    /// at the fake (whose CA requests must trust): Barman's own Azure snapshot code at work.
+    fn barman_on_fake(&self, command: &str, options: &[&str], rest: &[&str]) -> Output {
+        let mut cmd = barman_command(&self.dest, command, options, rest);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.env("REQUESTS_CA_BUNDLE", &self.arm.ca);
+        cmd.envs(barman_compute_fake_env(
+            "BARMAN_RS_FAKE_ARM",
+            &self.arm.endpoint,
+        ));
+        run(cmd)
+    }
+
     /// Our snapshot backup of `cluster` (server `srv`) of `disks` of `vm`, with the
     /// subscription and group unless `extra` says otherwise (`omit`: options left out).
     fn backup(
@@ -287,6 +302,19 @@ impl World {
         omit: &[&str],
         extra: &[&str],
     ) -> Output {
+        let options = self.snapshot_options(cluster, vm, disks, omit, extra);
+        self.run_ours("barman-cloud-backup", &strs(&options), &["srv"])
+    }
+
+    /// barman-cloud-backup's options for [`World::backup`].
+    fn snapshot_options(
+        &self,
+        cluster: &Cluster,
+        vm: &str,
+        disks: &[&str],
+        omit: &[&str],
+        extra: &[&str],
+    ) -> Vec<String> {
         let mut options = cluster.backup_options();
         options.extend(["--snapshot-instance".into(), vm.to_string()]);
         for disk in disks {
@@ -302,8 +330,7 @@ impl World {
             options.extend(["--azure-resource-group".into(), self.arm.group.clone()]);
         }
         options.extend(extra.iter().map(|s| s.to_string()));
-        let options: Vec<&str> = options.iter().map(String::as_str).collect();
-        self.run_ours("barman-cloud-backup", &options, &["srv"])
+        options
     }
 
     fn show_json(&self, id: &str) -> Value {
@@ -604,6 +631,201 @@ fn azure_full_cycle() {
         .collect();
     assert_eq!(left, Vec::<String>::new(), "objects left");
     eprintln!("azure_full_cycle: {:?}", started.elapsed());
+}
+
+/// Python Barman's own Azure code (azure-mgmt-compute pointed at the fake by
+/// `tests/fakes/barman_site`) and ours on one container and one resource group: each lists,
+/// shows, restores and deletes the other's snapshot backups.
+#[test]
+fn azure_interop_with_barman() {
+    let started = Instant::now();
+    let world = World::new("azinterop", 1, Service::Azure);
+    let arm = &world.arm;
+    let (vm, d0, d1) = (arm.name("pg"), arm.name("data0"), arm.name("data1"));
+    arm.vm(&vm, &[(&d0, 0), (&d1, 1)]);
+    let source = cluster_on(&world, "azinterop", 0);
+    source.psql("create table t as select generate_series(1, 1000) as i");
+    let other = world.mounts.disk(0);
+    world
+        .mounts
+        .mount(&lun_device(1), &other, DEFAULT_MOUNT_OPTIONS);
+    let options = world.snapshot_options(&source, &vm, &[&d0, &d1], &[], &[]);
+    let names = |id: &str| [d0.as_str(), d1.as_str()].map(|d| format!("{d}-{}", id.to_lowercase()));
+
+    // -- Barman's backup of two disks: each snapshot awaited before the next ---------------
+    for d in [&d0, &d1] {
+        arm.behaviour(d, json!({"latency": 1}));
+    }
+    let since = arm.last_seq();
+    let out = world.barman_on_fake("barman-cloud-backup", &strs(&options), &["srv"]);
+    for d in [&d0, &d1] {
+        arm.behaviour(d, json!({"latency": null}));
+    }
+    assert_success(&out, "Barman's Azure snapshot backup");
+    let ids = backup_ids(&world.dest);
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(ids[0].1, "DONE");
+    let a = ids[0].0.clone();
+    let puts: Vec<f64> = arm
+        .calls(since)
+        .iter()
+        .filter(|c| c["method"] == "PUT" && c["kind"] == "snapshots")
+        .map(|c| c["time"].as_f64().unwrap())
+        .collect();
+    assert_eq!(puts.len(), 2, "{puts:?}");
+    assert!(
+        puts[1] - puts[0] >= 1.0,
+        "Barman's second snapshot came {} s after the first: the fake did not run Barman's code",
+        puts[1] - puts[0]
+    );
+    world.catalog_views(&a);
+    let shown_a = world.show_json(&a);
+    assert_eq!(snapshot_fields(&shown_a, "lun"), [json!(0), json!(1)]);
+    assert_eq!(
+        snapshot_fields(&shown_a, "snapshot_name"),
+        names(&a).map(|n| json!(n))
+    );
+    for name in names(&a) {
+        let snapshot = arm
+            .snapshot(&name)
+            .unwrap_or_else(|| panic!("no snapshot {name}"));
+        assert_eq!(snapshot["properties"]["incremental"], true, "{snapshot}");
+    }
+
+    // -- our backup of the same disks, as Barman sees it ------------------------------------
+    wait_past(&a);
+    let out = world.run_ours("barman-cloud-backup", &strs(&options), &["srv"]);
+    assert_success(&out, "our Azure snapshot backup");
+    let ids = backup_ids(&world.dest);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let b = ids.iter().find(|(id, _)| *id != a).unwrap().0.clone();
+    world.catalog_views(&b);
+    let shown_b = world.show_json(&b);
+    let label_of = |shown: &Value| {
+        shown["backup_label"]
+            .as_str()
+            .unwrap()
+            .trim_matches('\'')
+            .replace("\\n", "\n")
+            .replace("\\\\", "\\")
+    };
+
+    // -- each prepares the recovery of the other's backup ------------------------------------
+    source.pg_ctl("stop");
+    let data = source.data();
+    let before = file_names(&data);
+    let mut with_label = before.clone();
+    with_label.push("backup_label".into());
+    with_label.sort();
+    world.mounts.unmount(&lun_device(0));
+    world.mounts.unmount(&lun_device(1));
+    // A recovery VM with a copy of the first snapshot only: both refuse, alike.
+    let partial = arm.name("partial");
+    let first = arm.snapshot(&names(&a)[0]).expect("the first snapshot");
+    arm.post(
+        "/_fake/vm",
+        json!({"subscription": arm.subscription, "resource_group": arm.group,
+               "name": partial, "location": "westeurope",
+               "data_disks": [{"name": format!("{partial}-clone0"), "lun": 0,
+                               "source_snapshot_id": first["id"]}]}),
+    );
+    let partial_options = [
+        "--snapshot-recovery-instance",
+        partial.as_str(),
+        "--azure-resource-group",
+        arm.group.as_str(),
+    ];
+    let rest = ["srv", a.as_str(), data.to_str().unwrap()];
+    for (who, out) in [
+        (
+            "ours",
+            world.run_ours("barman-cloud-restore", &partial_options, &rest),
+        ),
+        (
+            "Barman",
+            world.barman_on_fake("barman-cloud-restore", &partial_options, &rest),
+        ),
+    ] {
+        assert_exit_mentions(
+            &out,
+            4,
+            &format!(
+                "The following snapshots are not attached to recovery instance {partial}: {}",
+                names(&a)[1]
+            ),
+            &format!("{who} restore with a snapshot not attached"),
+        );
+    }
+    assert_eq!(file_names(&data), before);
+    for (who, id, shown) in [("ours", &a, &shown_a), ("Barman", &b, &shown_b)] {
+        let recovery = arm.name(&format!("rec{}", who.to_lowercase()));
+        let clones: Vec<Value> = names(id)
+            .iter()
+            .enumerate()
+            .map(|(lun, name)| {
+                let snapshot = arm.snapshot(name).unwrap_or_else(|| panic!("no {name}"));
+                json!({"name": format!("{recovery}-clone{lun}"), "lun": lun,
+                       "source_snapshot_id": snapshot["id"]})
+            })
+            .collect();
+        arm.post(
+            "/_fake/vm",
+            json!({"subscription": arm.subscription, "resource_group": arm.group,
+                   "name": recovery, "location": "westeurope", "data_disks": clones}),
+        );
+        world
+            .mounts
+            .mount(&lun_device(0), source.root.path(), DEFAULT_MOUNT_OPTIONS);
+        world
+            .mounts
+            .mount(&lun_device(1), &other, DEFAULT_MOUNT_OPTIONS);
+        let restore = [
+            "--snapshot-recovery-instance",
+            recovery.as_str(),
+            "--azure-resource-group",
+            arm.group.as_str(),
+        ];
+        let rest = ["srv", id.as_str(), data.to_str().unwrap()];
+        let out = if who == "ours" {
+            world.run_ours("barman-cloud-restore", &restore, &rest)
+        } else {
+            world.barman_on_fake("barman-cloud-restore", &restore, &rest)
+        };
+        assert_success(&out, &format!("{who} restore of the other's backup {id}"));
+        assert_eq!(
+            file_names(&data),
+            with_label,
+            "{who}: only backup_label is written"
+        );
+        assert_eq!(
+            std::fs::read_to_string(data.join("backup_label")).unwrap(),
+            label_of(shown),
+            "{who}"
+        );
+        std::fs::remove_file(data.join("backup_label")).unwrap();
+    }
+
+    // -- each deletes the other's backup -----------------------------------------------------
+    let out = world.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &a]);
+    assert_success(&out, "our delete of Barman's backup");
+    let out = world.barman_on_fake("barman-cloud-backup-delete", &[], &["srv", "-b", &b]);
+    assert_success(&out, "Barman's delete of our backup");
+    assert_eq!(arm.snapshots(), Vec::<Value>::new(), "snapshots left");
+    // Barman's delete leaves our integrity manifest (README); ours removes that orphan.
+    let base = |dest: &Destination| -> Vec<String> {
+        dest.object_keys()
+            .into_iter()
+            .filter(|k| k.contains("/base/"))
+            .collect()
+    };
+    assert_eq!(
+        base(&world.dest),
+        [format!("pg/srv/base/{b}/barman-rs.manifest")]
+    );
+    let out = world.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &b]);
+    assert_success(&out, "our delete of the manifest Barman left");
+    assert_eq!(base(&world.dest), Vec::<String>::new(), "objects left");
+    eprintln!("azure_interop_with_barman: {:?}", started.elapsed());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,9 +4,9 @@
 //! `BARMAN_RS_TEST_GCP_COMPUTE_ENDPOINT`) and the findmnt stand-in (see `ec2`), with the
 //! backups in the GCS emulator.
 //!
-//! Python Barman 3.20.1 cannot take GCP snapshots here (its `GcpCloudSnapshotInterface` needs
-//! google-cloud-compute, absent from its virtualenv), so the only Barman comparison is its
-//! `barman-cloud-backup-show`/`-list` of our bucket (they need no GCP library).
+//! Python Barman 3.20.1 runs against the same fake (`gcp_interop_with_barman`): its
+//! google-cloud-compute clients are pointed there by the test-only `sitecustomize` of
+//! `tests/fakes/barman_site`, Barman's code unchanged.
 //!
 //! Every test has its own instance and disks (named with a unique suffix) on the one fake,
 //! its own mount table, bucket, key file and PostgreSQL cluster, so the tests run in
@@ -19,7 +19,9 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::ec2::{DEFAULT_MOUNT_OPTIONS, FakeMounts, barman_command, ours_command};
+use crate::ec2::{
+    DEFAULT_MOUNT_OPTIONS, FakeMounts, barman_command, barman_compute_fake_env, ours_command,
+};
 use crate::postgres::Cluster;
 use crate::support::*;
 
@@ -261,6 +263,19 @@ impl GcpWorld {
     /// Barman's catalog `command` on our bucket (the bucket's environment only).
     fn barman(&self, command: &str, options: &[&str], rest: &[&str]) -> Command {
         barman_command(&self.dest, command, options, rest)
+    }
+
+    /// Barman's `command` with the world's environment, its Compute client pointed at the
+    /// fake: Barman's own GCP snapshot code at work.
+    fn barman_on_fake(&self, command: &str, options: &[&str], rest: &[&str]) -> Output {
+        let mut cmd = self.barman(command, options, rest);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.envs(barman_compute_fake_env(
+            "BARMAN_RS_FAKE_GCP_COMPUTE",
+            &fake_base(),
+        ));
+        cmd.env_remove("GCE_METADATA_HOST");
+        run(cmd)
     }
 
     /// Our snapshot backup of `cluster` (server `srv`) of `disks` of the world's instance.
@@ -704,6 +719,189 @@ fn gcp_full_cycle() {
         "objects left"
     );
     eprintln!("gcp_full_cycle: {:?}", started.elapsed());
+}
+
+/// Python Barman's own GCP code (google-cloud-compute pointed at the fake by
+/// `tests/fakes/barman_site`) and ours on one bucket and one project: each lists, shows,
+/// restores and deletes the other's snapshot backups.
+#[test]
+fn gcp_interop_with_barman() {
+    let started = Instant::now();
+    let world = GcpWorld::new("gcpinterop", &["data", "ts"], 1);
+    let (data, ts) = (world.disk(0).clone(), world.disk(1).clone());
+    let source = cluster_on(&world, "gcpinterop", &data);
+    source.psql("create table t as select generate_series(1, 1000) as i");
+    let root = source.root.path().display().to_string();
+    let other = world.mounts.disk(0);
+    world
+        .mounts
+        .mount(&ts.device(), &other, DEFAULT_MOUNT_OPTIONS);
+    let other_point = other.display().to_string();
+    let order = [(&data, root.as_str()), (&ts, other_point.as_str())];
+    let options = snapshot_options(
+        &source,
+        Some(PROJECT),
+        Some(ZONE),
+        &world.instance,
+        &[&data.name, &ts.name],
+        &[],
+    );
+
+    // -- Barman's backup of two disks: each snapshot awaited before the next ---------------
+    for disk in [&data, &ts] {
+        settings(&disk.name, json!({"creating_seconds": 1}));
+    }
+    let since = last_seq();
+    let out = world.barman_on_fake("barman-cloud-backup", &strs(&options), &["srv"]);
+    for disk in [&data, &ts] {
+        settings(&disk.name, json!({"creating_seconds": null}));
+    }
+    assert_success(&out, "Barman's GCP snapshot backup");
+    let (a, status) = world.single_backup();
+    assert_eq!(status, "DONE");
+    let inserts: Vec<f64> = calls(&data.name, since)
+        .into_iter()
+        .chain(calls(&ts.name, since))
+        .filter(is_insert)
+        .map(|c| c["time"].as_f64().unwrap())
+        .collect();
+    assert_eq!(inserts.len(), 2, "{inserts:?}");
+    assert!(
+        (inserts[1] - inserts[0]).abs() >= 1.0,
+        "Barman inserted its snapshots {} s apart: the fake did not run Barman's code",
+        (inserts[1] - inserts[0]).abs()
+    );
+    let (shown_text, shown) = assert_same_catalog_views(&world, &a);
+    assert!(
+        shown_text.contains(&expected_block(&a, &order)),
+        "{shown_text}"
+    );
+    assert_eq!(shown["snapshots_info"], expected_snapshots_info(&a, &order));
+    let label_a = label_of(&shown);
+
+    // -- our backup of the same disks, as Barman sees it ------------------------------------
+    wait_past(&a);
+    let out = world.backup(&source, &[&data.name, &ts.name], &[]);
+    assert_success(&out, "our GCP snapshot backup");
+    let ids = backup_ids(&world.dest);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let b = ids.iter().find(|(id, _)| *id != a).unwrap().0.clone();
+    let (shown_text, shown) = assert_same_catalog_views(&world, &b);
+    assert!(
+        shown_text.contains(&expected_block(&b, &order)),
+        "{shown_text}"
+    );
+    assert_eq!(shown["snapshots_info"], expected_snapshots_info(&b, &order));
+    let label_b = label_of(&shown);
+
+    // -- each prepares the recovery of the other's backup ------------------------------------
+    source.pg_ctl("stop");
+    let pgdata = source.data();
+    let before = file_names(&pgdata);
+    let mut with_label = before.clone();
+    with_label.push("backup_label".into());
+    with_label.sort();
+    for disk in [&data, &ts] {
+        world.mounts.unmount(&disk.device());
+    }
+    // A recovery instance with a clone of the first snapshot only: both refuse, alike.
+    let second = snapshot_name(&ts, &a);
+    let (partial, _) = world.recovery_instance("partial", &[&snapshot_name(&data, &a)]);
+    let partial_options = ["--snapshot-recovery-instance", &partial, "--gcp-zone", ZONE];
+    let rest = ["srv", a.as_str(), pgdata.to_str().unwrap()];
+    for (who, out) in [
+        (
+            "ours",
+            world.run_ours("barman-cloud-restore", &partial_options, &rest),
+        ),
+        (
+            "Barman",
+            world.barman_on_fake("barman-cloud-restore", &partial_options, &rest),
+        ),
+    ] {
+        assert_exit(
+            &out,
+            4,
+            &format!("{who} restore with a snapshot not attached"),
+        );
+        assert_mentions(
+            &out,
+            &format!(
+                "The following snapshots are not attached to recovery instance {partial}: \
+                 {second}"
+            ),
+            &format!("{who} restore with a snapshot not attached"),
+        );
+    }
+    assert_eq!(file_names(&pgdata), before);
+    let restores: [(&str, &String, &String); 2] =
+        [("ours", &a, &label_a), ("Barman", &b, &label_b)];
+    for (who, id, label) in restores {
+        let names = [snapshot_name(&data, id), snapshot_name(&ts, id)];
+        let (recovery, clones) =
+            world.recovery_instance(&format!("rec{who}").to_lowercase(), &strs(&names));
+        world.mounts.mount(
+            &clones[0].device(),
+            source.root.path(),
+            DEFAULT_MOUNT_OPTIONS,
+        );
+        world
+            .mounts
+            .mount(&clones[1].device(), &other, DEFAULT_MOUNT_OPTIONS);
+        let restore_options = [
+            "--snapshot-recovery-instance",
+            &recovery,
+            "--gcp-zone",
+            ZONE,
+        ];
+        let rest = ["srv", id.as_str(), pgdata.to_str().unwrap()];
+        let out = if who == "ours" {
+            world.run_ours("barman-cloud-restore", &restore_options, &rest)
+        } else {
+            world.barman_on_fake("barman-cloud-restore", &restore_options, &rest)
+        };
+        assert_success(&out, &format!("{who} restore of the other's backup {id}"));
+        assert_eq!(stdout(&out), "");
+        assert_eq!(
+            file_names(&pgdata),
+            with_label,
+            "{who}: only backup_label is written"
+        );
+        assert_eq!(
+            &std::fs::read_to_string(pgdata.join("backup_label")).unwrap(),
+            label,
+            "{who}"
+        );
+        std::fs::remove_file(pgdata.join("backup_label")).unwrap();
+        for clone in &clones {
+            world.mounts.unmount(&clone.device());
+        }
+    }
+
+    // -- each deletes the other's backup: snapshots first, then the objects ------------------
+    let out = world.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &a]);
+    assert_success(&out, "our delete of Barman's backup");
+    let out = world.barman_on_fake("barman-cloud-backup-delete", &[], &["srv", "-b", &b]);
+    assert_success(&out, "Barman's delete of our backup");
+    for id in [&a, &b] {
+        for disk in [&data, &ts] {
+            let name = snapshot_name(disk, id);
+            assert!(fake_snapshot(&name).is_none(), "snapshot {name} left");
+        }
+    }
+    // Barman's delete leaves our integrity manifest (README); ours removes that orphan.
+    assert_eq!(
+        world.dest.object_keys(),
+        [format!("pg/srv/base/{b}/barman-rs.manifest")]
+    );
+    let out = world.run_ours("barman-cloud-backup-delete", &[], &["srv", "-b", &b]);
+    assert_success(&out, "our delete of the manifest Barman left");
+    assert_eq!(
+        world.dest.object_keys(),
+        Vec::<String>::new(),
+        "objects left"
+    );
+    eprintln!("gcp_interop_with_barman: {:?}", started.elapsed());
 }
 
 // ---------------------------------------------------------------------------------------------
