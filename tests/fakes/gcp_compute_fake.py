@@ -12,7 +12,9 @@ shapes of the Compute Engine API reference:
 * ``GET  projects/<p>/global/snapshots[/<s>]``           snapshots.list / snapshots.get
 * ``DELETE projects/<p>/global/snapshots/<s>``           snapshots.delete
 * ``GET  projects/<p>/global/operations/<op>``           globalOperations.get
-* ``POST projects/<p>/global/operations/<op>/wait``      globalOperations.wait (answers at once)
+* ``POST projects/<p>/global/operations/<op>/wait``      globalOperations.wait: answers when the
+  operation is DONE or after ``--wait-deadline`` seconds (default 120: the documented "about
+  2 minutes"), whichever comes first
 
 Errors are Google's ``{"error": {"code", "message", "errors": [{"domain", "reason",
 "message"}]}}``. Every API request must carry ``Authorization: Bearer <token>`` (any token;
@@ -422,11 +424,26 @@ class Handler(BaseHTTPRequestHandler):
             if data is None:
                 raise ApiError(400, "parseError", "Parse Error")
             status, value = self.route(parts, data)
+            if self.command == "POST" and parts[-1:] == ["wait"]:
+                value = self.wait_done(parts[1], value)
         except ApiError as err:
             call["status"] = int(err.status)
             return self.send_json(err.body(), err.status, err.headers)
         call["status"] = status
         self.send_json(value, status)
+
+    def wait_done(self, project, op):
+        """globalOperations.wait: the operation once DONE, or as it is at the deadline."""
+        st = self.state
+        deadline = time.time() + self.server.wait_deadline
+        while op.get("status") != "DONE" and time.time() < deadline:
+            time.sleep(0.02)
+            with st.lock:
+                stored = st.operations.get((project, op["name"]))
+                if stored is None:
+                    break
+                op = st.operation_view(stored, time.time())
+        return op
 
     def throttle(self, concerns):
         st = self.state
@@ -537,8 +554,9 @@ class FakeServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, address):
+    def __init__(self, address, wait_deadline=120.0):
         self.state = State()
+        self.wait_deadline = wait_deadline
         super().__init__(address, Handler)
 
 
@@ -548,10 +566,12 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=0, help="0: any free port")
     parser.add_argument("--port-file", help="write the port number to this file")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    parser.add_argument("--wait-deadline", type=float, default=120.0,
+                        help="longest globalOperations.wait answer, seconds (default 120)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    httpd = FakeServer((args.host, args.port))
+    httpd = FakeServer((args.host, args.port), args.wait_deadline)
     port = httpd.server_address[1]
     if args.port_file:
         with open(args.port_file + ".tmp", "w") as f:

@@ -419,6 +419,100 @@ async fn scenarios(endpoint: String) {
              (InternalDiskManagementError) Injected failure"
         )
     );
+    assert!(
+        fake.snapshot_state(&format!("{failing}-20250101t000000"))
+            .is_none(),
+        "the failed snapshot was left"
+    );
+    fake.behaviour(&failing, json!({"fail": null}));
+
+    // A creation that outlives the operation timeout: an error, and the snapshot's deletion
+    // asked for at once (it ends on ARM's side after our own wait for it gave up too).
+    fake.behaviour(&failing, json!({"latency": 2}));
+    let impatient = AzureSnapshots::with_client(
+        AzureSnapshotSettings {
+            subscription_id: fake.subscription.clone(),
+            resource_group: Some("rg-pg".into()),
+            ..Default::default()
+        },
+        ArmClient::new(
+            &fake.endpoint,
+            &fake.subscription,
+            Arc::new(StaticToken("test-token".into())),
+        )
+        .unwrap()
+        .with_poll_interval(Duration::from_millis(200))
+        .with_operation_timeout(Duration::from_secs(1)),
+    );
+    let slow_name = format!("{failing}-20250101t000001");
+    let since = fake.last_seq();
+    let err = impatient
+        .create_snapshot("pg", &failing_disk, &slow_name, &mount("/srv/x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Failed(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("not finished within 1 seconds"),
+        "{err}"
+    );
+    let asked: Vec<Value> = fake
+        .calls(since)
+        .into_iter()
+        .filter(|c| c["method"] == "DELETE" && c["name"] == slow_name.as_str())
+        .collect();
+    assert_eq!(
+        asked.len(),
+        1,
+        "the timed-out snapshot's deletion was not asked for"
+    );
+    let gone_by = Instant::now() + Duration::from_secs(10);
+    while fake.snapshot_state(&slow_name).is_some() {
+        assert!(Instant::now() < gone_by, "the timed-out snapshot was left");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A snapshot whose background copy outlives the wait: await_snapshots gives up with an
+    // error (the backup then deletes what it created).
+    fake.behaviour(&failing, json!({"latency": null, "completion_seconds": 5}));
+    let copying_name = format!("{failing}-20250101t000002");
+    let copying = azure
+        .create_snapshot("pg", &failing_disk, &copying_name, &mount("/srv/x"))
+        .await
+        .expect("created, still copying");
+    let hurried = AzureSnapshots::with_client(
+        AzureSnapshotSettings {
+            subscription_id: fake.subscription.clone(),
+            resource_group: Some("rg-pg".into()),
+            await_timeout: Duration::from_secs(1),
+            ..Default::default()
+        },
+        ArmClient::new(
+            &fake.endpoint,
+            &fake.subscription,
+            Arc::new(StaticToken("test-token".into())),
+        )
+        .unwrap(),
+    );
+    let err = hurried
+        .await_snapshots(std::slice::from_ref(&copying.metadata))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Failed(_)), "{err:?}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "Snapshot '{copying_name}' not completed within 1 seconds"
+        )),
+        "{err}"
+    );
+    fake.behaviour(&failing, json!({"completion_seconds": null}));
+    azure
+        .delete_snapshot(
+            &copying.metadata,
+            &azure.snapshots_info(std::slice::from_ref(&copying)),
+        )
+        .await
+        .unwrap();
+    assert!(fake.snapshot_state(&copying_name).is_none());
 
     // Deletion uses the resource group snapshots_info recorded, not the provider's.
     let elsewhere = provider(&fake, "rg-other");

@@ -272,12 +272,35 @@ async fn scenarios(endpoint: String, base: String) {
         Some(json!({"creating_seconds": 0.3, "uploading_seconds": 0.7})),
     );
     let name = format!("{data}-20250101t000000");
+    let since = last_seq(&base);
     let started = Instant::now();
     let created = provider
         .create_snapshot(&instance, &disks[1], &name, &mount("/srv/pgdata"))
         .await
         .expect("snapshot");
     assert!(started.elapsed() >= Duration::from_millis(1000));
+    // Waited for with globalOperations.wait, which the fake answers when the operation is
+    // DONE: one call, no polling.
+    let waits: Vec<(String, String)> = calls(&base, "operations", since)
+        .iter()
+        .map(|c| {
+            (
+                c["method"].as_str().unwrap().to_string(),
+                c["path"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        waits,
+        [("POST".to_string(), "wait".to_string())],
+        "{waits:?}"
+    );
     let meta = &created.metadata;
     assert_eq!(meta.identifier(), Some(name.as_str()));
     assert_eq!(
@@ -385,6 +408,47 @@ async fn scenarios(endpoint: String, base: String) {
              RESOURCE_OPERATION_RATE_EXCEEDED: Injected by gcp_compute_fake"
             ),
         "{err}"
+    );
+
+    // An operation that outlives the time limit: an error, and the snapshot deleted.
+    control(
+        &base,
+        "POST",
+        &format!("/_fake/settings/{data}"),
+        Some(json!({"creating_seconds": 3, "uploading_seconds": 0, "operation_error": null})),
+    );
+    let impatient = GcpSnapshots::new(GcpSnapshotSettings {
+        project: PROJECT.into(),
+        zone: Some(ZONE.into()),
+    })
+    .await
+    .unwrap()
+    .with_polling(Polling {
+        timeout: Duration::from_secs(1),
+        ..fast_polling()
+    });
+    let slow = format!("{data}-20250101t000002");
+    let err = impatient
+        .create_snapshot(&instance, &disks[1], &slow, &mount("/srv/pgdata"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Failed(_)), "{err:?}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "Timed out after 1 seconds waiting for snapshot '{slow}'"
+        )),
+        "{err}"
+    );
+    let state = control(&base, "GET", "/_fake/state", None);
+    assert!(
+        !state["snapshots"].to_string().contains(&slow),
+        "the timed-out snapshot was left: {state}"
+    );
+    control(
+        &base,
+        "POST",
+        &format!("/_fake/settings/{data}"),
+        Some(json!({"creating_seconds": null})),
     );
 
     // The metadata server as the token source.

@@ -11,6 +11,24 @@ use crate::error::{Error, Result, error_chain};
 /// `endpoint` checked as an http(s) URL (without a trailing `/`), and an HTTP client for
 /// it; plain HTTP is allowed only for an `http://` endpoint. `api` names the API in errors.
 pub fn endpoint_client(endpoint: &str, api: &str) -> Result<(String, HttpClient)> {
+    endpoint_client_with(endpoint, api, None)
+}
+
+/// [`endpoint_client`] for an API with calls that answer only when something happened
+/// (Compute Engine's `globalOperations.wait`, up to about 2 minutes): the silence allowed
+/// on a connection is longer than that, instead of the storage clients' 60 s.
+pub fn long_poll_endpoint_client(endpoint: &str, api: &str) -> Result<(String, HttpClient)> {
+    endpoint_client_with(endpoint, api, Some(LONG_POLL_READ_TIMEOUT_SECS))
+}
+
+/// Longest silence on a connection of [`long_poll_endpoint_client`].
+const LONG_POLL_READ_TIMEOUT_SECS: u64 = 150;
+
+fn endpoint_client_with(
+    endpoint: &str,
+    api: &str,
+    read_timeout_secs: Option<u64>,
+) -> Result<(String, HttpClient)> {
     let endpoint = endpoint.trim_end_matches('/').to_string();
     let url = url::Url::parse(&endpoint)
         .map_err(|e| Error::Config(format!("invalid {api} endpoint URL '{endpoint}': {e}")))?;
@@ -19,16 +37,23 @@ pub fn endpoint_client(endpoint: &str, api: &str) -> Result<(String, HttpClient)
             "invalid {api} endpoint URL '{endpoint}': not an http(s) URL"
         )));
     }
-    let client = http_client_for(&endpoint)?;
+    let client = http_client_with(&endpoint, read_timeout_secs)?;
     Ok((endpoint, client))
 }
 
 /// An HTTP client for `url`: plain HTTP allowed (and no trust store loaded) only for an
 /// `http://` URL.
 pub fn http_client_for(url: &str) -> Result<HttpClient> {
+    http_client_with(url, None)
+}
+
+fn http_client_with(url: &str, read_timeout_secs: Option<u64>) -> Result<HttpClient> {
     let allow_http = url.starts_with("http://");
-    let options =
-        crate::storage::client_options(&crate::storage::StorageOptions::default(), allow_http);
+    let storage = crate::storage::StorageOptions {
+        read_timeout_secs,
+        ..Default::default()
+    };
+    let options = crate::storage::client_options(&storage, allow_http);
     object_store::client::ReqwestConnector::default()
         .connect(&options)
         .map_err(|e| Error::Config(format!("cannot build HTTP client: {}", error_chain(&e))))

@@ -350,7 +350,8 @@ impl ComputeClient {
     pub fn new(endpoint: &str, tokens: Tokens) -> Result<Self> {
         // Paths are relative to the base URL, whose final `/` stays.
         let endpoint = endpoint_url(Some(endpoint));
-        let (_, http) = crate::snapshot::rest::endpoint_client(&endpoint, "Compute Engine")?;
+        let (_, http) =
+            crate::snapshot::rest::long_poll_endpoint_client(&endpoint, "Compute Engine")?;
         Ok(ComputeClient {
             http,
             endpoint,
@@ -576,14 +577,17 @@ impl ComputeClient {
         .await
     }
 
-    pub async fn get_operation(
+    /// `globalOperations.wait`: answers once the operation is DONE, or as it is when the
+    /// server's own deadline (about 2 minutes) nears; best effort, so it may also answer
+    /// sooner with the operation still running.
+    pub async fn wait_operation(
         &self,
         project: &str,
         operation: &str,
     ) -> Result<Operation, ComputeError> {
         self.call(
-            http::Method::GET,
-            &operation_path(project, operation),
+            http::Method::POST,
+            &format!("{}/wait", operation_path(project, operation)),
             None,
             true,
         )
