@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Snapshot backup benchmark (AWS EBS on moto; GCP and Azure on local fakes): barman-rs against
-# Python Barman 3.20.1 side by side (AWS), on the same PostgreSQL cluster, instance and disks.
+# Python Barman 3.20.1 side by side, on the same PostgreSQL cluster, instances and disks.
 #
 #   bench/snapshot-bench.sh [--runs N] [--scenarios LIST] [--tools LIST] [--pending S]
 #                           [--create-latency S] [--cloud-latency S] [--load TPS] [--output FILE]
@@ -11,11 +11,10 @@
 #   --scenarios LIST    comma-separated, from 1disk, 4disks (moto: snapshots complete at once),
 #                       1disk-slow, 4disks-slow (the EC2 fake makes every snapshot "pending"
 #                       for --pending seconds and CreateSnapshot take --create-latency
-#                       seconds), gcp-1disk, gcp-4disks, azure-1disk, azure-4disks (barman-rs
-#                       only, on the GCP / Azure fakes: every snapshot operation takes
-#                       --cloud-latency seconds). Default: all eight
-#   --tools LIST        barman,barman-rs (default both; barman alone tests the harness; the
-#                       GCP/Azure scenarios need barman-rs)
+#                       seconds), gcp-1disk, gcp-4disks, azure-1disk, azure-4disks (on the
+#                       GCP / Azure fakes: every snapshot operation takes --cloud-latency
+#                       seconds). Default: all eight
+#   --tools LIST        barman,barman-rs (default both; barman alone tests the harness)
 #   --pending S         seconds a snapshot stays pending in the slow scenarios (default 5)
 #   --create-latency S  seconds CreateSnapshot takes in the slow scenarios (default 0.5)
 #   --cloud-latency S   seconds a GCP / Azure snapshot operation takes (default 3)
@@ -45,14 +44,15 @@
 #      time in backup mode; the snapshots), the EC2 requests it made from the fake's record
 #      (GET /_fake/calls), the snapshots' states from DescribeSnapshots, which are then
 #      deleted. A run counts when the backup is DONE with one completed snapshot per disk.
-#   4b. the gcp-*/azure-* scenarios (barman-rs only: Barman's venv lacks google-cloud-compute
-#      and azure-mgmt-compute) run on the GCP Compute Engine fake and the TLS instance of the
-#      Azure ARM fake (also started by test-services.sh), each with an instance / VM of 4
-#      disks mounted (findmnt stand-in) at the same 4 directories, credentials and endpoints
-#      as crates/barman-cloud-cli/tests/it/snapshot_gcp.rs / snapshot_azure.rs set them, a
-#      file:// bucket, and every snapshot operation taking --cloud-latency seconds; the
-#      report sets beside them the time in backup mode Barman's sequential algorithm would
-#      need, computed (not measured) from that latency and Barman's polling.
+#   4b. the gcp-*/azure-* scenarios run on the GCP Compute Engine fake and the TLS instance
+#      of the Azure ARM fake (also started by test-services.sh), each with an instance / VM of
+#      4 disks mounted (findmnt stand-in) at the same 4 directories, credentials and endpoints
+#      as crates/barman-cloud-cli/tests/it/snapshot_gcp.rs / snapshot_azure.rs set them, the
+#      backups in the GCS emulator / Azurite, and every snapshot operation taking
+#      --cloud-latency seconds. Barman's google-cloud-compute / azure-mgmt-compute clients are
+#      pointed at the fakes by the test-only tests/fakes/barman_site/sitecustomize.py
+#      (PYTHONPATH), Barman's code unchanged; the report also gives the floor of Barman's
+#      sequential algorithm computed from that latency and its polling, as a cross-check.
 #   5. writes the Markdown report (bench/snapshot-report.py).
 # Everything it starts is stopped and its temp dir removed on exit, also on error or ^C.
 #
@@ -117,13 +117,6 @@ done
 [[ $CLOUD_LATENCY =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--cloud-latency must be a number of seconds"
 [[ $LOAD_TPS =~ ^[0-9]+$ ]] || die "--load must be a non-negative integer"
 parse_scenarios_and_tools
-if [[ " ${TOOL_LIST[*]} " != *" rs "* ]]; then # Barman cannot run the GCP/Azure scenarios here
-    kept=()
-    for s in "${SCENARIO_LIST[@]}"; do [[ $s == gcp-* || $s == azure-* ]] || kept+=("$s"); done
-    [ ${#kept[@]} = ${#SCENARIO_LIST[@]} ] || say "GCP/Azure scenarios skipped: barman-rs only"
-    [ ${#kept[@]} -gt 0 ] || die "no scenario left to run"
-    SCENARIO_LIST=("${kept[@]}")
-fi
 GCP=0 AZURE=0
 for s in "${SCENARIO_LIST[@]}"; do
     case $s in gcp-*) GCP=1 ;; azure-*) AZURE=1 ;; esac
@@ -305,10 +298,12 @@ export PATH=$REPO/tests/fakes:$PATH BARMAN_RS_FAKE_MOUNTS=$MOUNTS
 [ "$(findmnt -n -o TARGET -T "$PG_DATA")" = "$DISKS/disk0" ] || die "the findmnt stand-in does not put PGDATA on disk 0"
 
 # ---------------------------------------------------------------------------------------------
-# 3b. GCP and Azure worlds (barman-rs only), as crates/barman-cloud-cli/tests/it/snapshot_gcp.rs
-#     and snapshot_azure.rs set them up: same 4 directories, their own device names
+# 3b. GCP and Azure worlds, as crates/barman-cloud-cli/tests/it/snapshot_gcp.rs and
+#     snapshot_azure.rs set them up: same 4 directories, their own device names; the backups
+#     in the GCS emulator / Azurite (Barman has no file:// destination)
 # ---------------------------------------------------------------------------------------------
 CLOUD_ENV_GCP=() CLOUD_ENV_AZURE=() GCP_BASE='' ARM=''
+BARMAN_SITE=$REPO/tests/fakes/barman_site # points Barman's compute clients at the fakes
 if [ "$GCP" = 1 ]; then
     GCP_BASE=${BARMAN_RS_TEST_GCP_COMPUTE_ENDPOINT%/}
     GCP_BASE=${GCP_BASE%/compute/v1}
@@ -343,7 +338,9 @@ print(json.dumps({"type": "service_account", "project_id": sys.argv[2], "private
         "$WORK/gcp/key.pem" "$GCP_PROJECT" "$GCP_BASE/token" >"$WORK/gcp/key.json"
     unset GCE_METADATA_HOST || true # no metadata server
     CLOUD_ENV_GCP=("CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE=$BARMAN_RS_TEST_GCP_COMPUTE_ENDPOINT"
-        "GOOGLE_APPLICATION_CREDENTIALS=$WORK/gcp/key.json" "BARMAN_RS_FAKE_MOUNTS=$WORK/mounts-gcp")
+        "GOOGLE_APPLICATION_CREDENTIALS=$WORK/gcp/key.json" "BARMAN_RS_FAKE_MOUNTS=$WORK/mounts-gcp"
+        "STORAGE_EMULATOR_HOST=$BARMAN_RS_TEST_GCS_ENDPOINT" "GOOGLE_CLOUD_PROJECT=$GCP_PROJECT"
+        "PYTHONPATH=$BARMAN_SITE" "BARMAN_RS_FAKE_GCP_COMPUTE=$GCP_BASE")
 fi
 if [ "$AZURE" = 1 ]; then
     ARM=${BARMAN_RS_TEST_AZURE_ARM_TLS_ENDPOINT%/}
@@ -374,7 +371,9 @@ if [ "$AZURE" = 1 ]; then
     # ARM, its CA trusted; a loopback managed-identity endpoint so no real metadata address is asked.
     CLOUD_ENV_AZURE=("AZURE_TENANT_ID=$AZ_TENANT" AZURE_CLIENT_ID=bench "AZURE_CLIENT_SECRET=$AZ_SECRET"
         "AZURE_AUTHORITY_HOST=$ARM" "AZURE_RESOURCE_MANAGER_ENDPOINT=$ARM" "SSL_CERT_FILE=$ARM_CA"
-        IDENTITY_ENDPOINT=http://127.0.0.1:1/msi/token IDENTITY_HEADER=test "BARMAN_RS_FAKE_MOUNTS=$WORK/mounts-azure")
+        IDENTITY_ENDPOINT=http://127.0.0.1:1/msi/token IDENTITY_HEADER=test "BARMAN_RS_FAKE_MOUNTS=$WORK/mounts-azure"
+        "AZURE_STORAGE_CONNECTION_STRING=$BARMAN_RS_TEST_AZURE_CONNECTION_STRING"
+        "PYTHONPATH=$BARMAN_SITE" "BARMAN_RS_FAKE_ARM=$ARM" "REQUESTS_CA_BUNDLE=$ARM_CA")
 fi
 cloud_calls() { # cloud_calls CLOUD [SINCE]: the fake's recorded calls (JSON list)
     if [ "$1" = gcp ]; then gcpfake GET "/_fake/calls?since=${2:-0}"; else azfake GET "/_fake/calls?since=${2:-0}"; fi
@@ -425,40 +424,64 @@ next_second() { # sleeps until the wall clock's second changes (backup IDs have 
     sleep "$(awk -v us="$us" 'BEGIN { printf "%.3f", (1000000 - us) / 1000000 + 0.01 }')"
 }
 
-# run_cloud CLOUD SCENARIO NDISKS REP: one barman-rs backup on the GCP or Azure fake, into a
-# file:// bucket (the snapshot provider follows --cloud-provider)
+# cloud_url CLOUD TOOL: the tool's bucket for CLOUD (GCS emulator / Azurite)
+cloud_url() {
+    if [ "$1" = gcp ]; then echo "gs://snapbench-gcp-$2"; else echo "$BARMAN_RS_TEST_AZURE_BLOB_ENDPOINT/snapbench-az-$2"; fi
+}
+
+# with_cloud_env CLOUD COMMAND...: runs COMMAND with CLOUD's environment, exported (not on a
+# command line: the secret stays out of the logs), and the AWS mount table back afterwards
+with_cloud_env() {
+    local cloud=$1 envs=() e rc=0
+    shift
+    if [ "$cloud" = gcp ]; then envs=("${CLOUD_ENV_GCP[@]}"); else envs=("${CLOUD_ENV_AZURE[@]}"); fi
+    export "${envs[@]}"
+    "$@" || rc=$?
+    for e in "${envs[@]}"; do unset "${e%%=*}"; done
+    export BARMAN_RS_FAKE_MOUNTS=$MOUNTS
+    return "$rc"
+}
+
+# run_cloud CLOUD SCENARIO NDISKS REP TOOL: one backup on the GCP or Azure fake
 run_cloud() {
-    local cloud=$1 scn=$2 n=$3 rep=$4 id=$2-rs-$4 url=file://$WORK/buckets/rs-$1/run-$4-$2 seq0 i
-    local args=() envs=() cloud_args=() e
+    local cloud=$1 scn=$2 n=$3 rep=$4 tool=$5 id=$2-$5-$4 seq0 i
+    local url
+    url=$(cloud_url "$cloud" "$tool")/run-$rep-$scn
+    local args=() cloud_args=()
     for ((i = 0; i < n; i++)); do args+=(--snapshot-disk "$WORLD_NAME-d$i"); done
     if [ "$cloud" = gcp ]; then
-        envs=("${CLOUD_ENV_GCP[@]}")
         cloud_args=(--cloud-provider google-cloud-storage)
         args=(--gcp-project "$GCP_PROJECT" --gcp-zone "$GCP_ZONE" "${args[@]}")
     else
-        envs=("${CLOUD_ENV_AZURE[@]}")
         cloud_args=(--cloud-provider azure-blob-storage)
         args=(--azure-subscription-id "$AZ_SUB" --azure-resource-group "$AZ_RG" "${args[@]}")
     fi
     cloud_snaps "$cloud" - >"$WORK/snaps/$id.before" || die "$cloud fake: cannot read its state"
     next_second
     seq0=$(cloud_seq "$cloud")
-    say "run $rep/$RUNS, $scn: barman-rs barman-cloud-backup -> $url"
-    export "${envs[@]}" # exported, not on the command line: the secret stays out of the logs
-    timed "$id" "$RS" barman-cloud-backup "${cloud_args[@]}" --immediate-checkpoint \
+    say "run $rep/$RUNS, $scn: $(tool_name "$tool") barman-cloud-backup -> $url"
+    tool_cmd "$tool" barman-cloud-backup
+    with_cloud_env "$cloud" timed "$id" "${CMD[@]}" "${cloud_args[@]}" --immediate-checkpoint \
         -h "$PG" -p "$PG_PORT" -U postgres --snapshot-instance "$WORLD_NAME" "${args[@]}" "$url" "$SRV"
     cloud_calls "$cloud" "$seq0" >"$WORK/calls/$id.json" || echo '[]' >"$WORK/calls/$id.json"
-    "$RS" barman-cloud-backup-show "${cloud_args[@]}" --format json "$url" "$SRV" last \
+    tool_cmd "$tool" barman-cloud-backup-show
+    with_cloud_env "$cloud" "${CMD[@]}" "${cloud_args[@]}" --format json "$url" "$SRV" last \
         >"$WORK/show/$id.json" 2>>"$LOG" || say "WARNING: $id: barman-cloud-backup-show found no DONE backup"
-    for e in "${envs[@]}"; do unset "${e%%=*}"; done
-    export BARMAN_RS_FAKE_MOUNTS=$MOUNTS
     cloud_snaps "$cloud" "$WORK/snaps/$id.before" >"$WORK/snaps/$id.json" 2>>"$LOG" ||
         { echo '{}' >"$WORK/snaps/$id.json"; say "WARNING: $id: could not list the snapshots"; }
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scn" rs "$rep" "$n" "$RC" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scn" "$tool" "$rep" "$n" "$RC" \
         "$WORK/time/$id" "$WORK/show/$id.json" "$WORK/calls/$id.json" "$WORK/snaps/$id.json" >>"$RESULTS"
     say "exit $RC, $(awk '/Elapsed/ { print $NF }' "$WORK/time/$id") wall"
 }
-mkdir -p "$WORK/buckets"
+for cloud in gcp azure; do
+    { [ "$cloud" = gcp ] && [ "$GCP" = 1 ]; } || { [ "$cloud" = azure ] && [ "$AZURE" = 1 ]; } || continue
+    for tool in "${TOOL_LIST[@]}"; do
+        with_cloud_env "$cloud" "$BARMAN_BIN/barman-cloud-check-wal-archive" \
+            --cloud-provider "$([ "$cloud" = gcp ] && echo google-cloud-storage || echo azure-blob-storage)" \
+            "$(cloud_url "$cloud" "$tool")/init" "$SRV" >>"$LOG" 2>&1 ||
+            die "could not create the $cloud bucket of $tool"
+    done
+done
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 current=''
@@ -471,8 +494,11 @@ for ((rep = 1; rep <= RUNS; rep++)); do
         esac
         cloud=aws
         case $scn in gcp-*) cloud=gcp ;; azure-*) cloud=azure ;; esac
+        order=("${TOOL_LIST[@]}")
+        if ((idx % 2 == 1)) && [ ${#order[@]} = 2 ]; then order=("${order[1]}" "${order[0]}"); fi
+        idx=$((idx + 1))
         if [ "$cloud" != aws ]; then
-            run_cloud "$cloud" "$scn" "$ndisks" "$rep"
+            for tool in "${order[@]}"; do run_cloud "$cloud" "$scn" "$ndisks" "$rep" "$tool"; done
             continue
         fi
         if [ "$current" != "$scn" ]; then
@@ -485,9 +511,6 @@ for ((rep = 1; rep <= RUNS; rep++)); do
         fi
         disk_args=()
         for ((i = 0; i < ndisks; i++)); do disk_args+=(--snapshot-disk "$WORLD_NAME-d$i"); done
-        order=("${TOOL_LIST[@]}")
-        if ((idx % 2 == 1)) && [ ${#order[@]} = 2 ]; then order=("${order[1]}" "${order[0]}"); fi
-        idx=$((idx + 1))
         for tool in "${order[@]}"; do
             id=$scn-$tool-$rep
             url=s3://snapbench-$tool/run-$rep-$scn
@@ -537,7 +560,7 @@ REPORT=$WORK/report.md
     echo "- each run: \`barman-cloud-backup --immediate-checkpoint -h SOCKDIR -p PORT -U postgres --endpoint-url S3 --snapshot-instance NAME --snapshot-disk NAME-d0 [... NAME-d3] s3://snapbench-TOOL/run-N-SCENARIO $SRV\` under \`/usr/bin/time -v\` (wall; CPU = user + sys; peak RSS), $RUNS run(s) per scenario and tool, the tool going first alternating; medians"
     echo "- in backup mode = backup.info \`end_time - begin_time\` (PostgreSQL's \`now()\` in the pg_backup_start and pg_backup_stop transactions, so the immediate checkpoint counts) as the tool's own \`barman-cloud-backup-show --format json\` shows them (\`begin_time_iso\`, \`end_time_iso\`); a run is ok when that backup is DONE and lists one snapshot per disk, each \`completed\` in DescribeSnapshots afterwards; EC2 requests = the requests the fake recorded during the run; speed-up = Barman's median / barman-rs's median"
     if [ "$GCP" = 1 ] || [ "$AZURE" = 1 ]; then
-        echo "- GCP / Azure (barman-rs only): the same cluster and directories, an instance / VM with 4 disks on tests/fakes/gcp_compute_fake.py (device names /dev/disk/by-id/google-d0-dev..) / the TLS instance of tests/fakes/azure_compute_fake.py (data disks at LUN 0-3, /dev/disk/azure/scsi1/lun0..); every snapshot operation takes ${CLOUD_LATENCY} s (GCP: \`creating_seconds\`; Azure: \`latency\`, Retry-After ${AZURE_RETRY_AFTER} s); each run: \`barman-cloud-backup --cloud-provider google-cloud-storage --gcp-project P --gcp-zone Z\` / \`--cloud-provider azure-blob-storage --azure-subscription-id S --azure-resource-group G\` \`--immediate-checkpoint ... --snapshot-instance NAME --snapshot-disk NAME-d0 [...] file://WORKDIR/buckets/rs-CLOUD/run-N-SCENARIO $SRV\`; ok = DONE, one snapshot per disk, each READY / Succeeded in the fake; requests = the fake's record (token calls included)"
+        echo "- GCP / Azure: the same cluster and directories, an instance / VM with 4 disks on tests/fakes/gcp_compute_fake.py (device names /dev/disk/by-id/google-d0-dev..) / the TLS instance of tests/fakes/azure_compute_fake.py (data disks at LUN 0-3, /dev/disk/azure/scsi1/lun0..); every snapshot operation takes ${CLOUD_LATENCY} s (GCP: \`creating_seconds\`; Azure: \`latency\`, Retry-After ${AZURE_RETRY_AFTER} s); each run: \`barman-cloud-backup --cloud-provider google-cloud-storage --gcp-project P --gcp-zone Z\` / \`--cloud-provider azure-blob-storage --azure-subscription-id S --azure-resource-group G\` \`--immediate-checkpoint ... --snapshot-instance NAME --snapshot-disk NAME-d0 [...] gs://snapbench-gcp-TOOL/run-N-SCENARIO\` (GCS emulator) / \`AZURITE/snapbench-az-TOOL/run-N-SCENARIO\` \`$SRV\`; Barman's google-cloud-compute $("$PY" -c 'from google.cloud import compute_v1; print(compute_v1.__version__)' 2>/dev/null || echo '?') / azure-mgmt-compute $("$PY" -c 'from azure.mgmt.compute import __version__ as v; print(v)' 2>/dev/null || echo '?') pointed at the fakes by tests/fakes/barman_site/sitecustomize.py; ok = DONE, one snapshot per disk, each READY / Succeeded in the fake; requests = the fake's record (token calls included)"
     fi
     echo "- whole run ${TOTAL_S} s"
     echo
