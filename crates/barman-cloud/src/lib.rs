@@ -13,7 +13,8 @@
 //! directories), [`wal`] (archive, restore and check of WAL files), [`backup_catalog`] (the
 //! backups of a server in a bucket, identifier resolution), [`catalog`] (backup.info
 //! and the backup-list/-show outputs), [`compression`] (Barman's codecs and levels),
-//! [`units`] (Barman's value syntaxes), [`stream`] (async-to-blocking bridges), [`error`].
+//! [`units`] (Barman's value syntaxes), [`stream`] (async-to-blocking bridges), [`error`];
+//! [`server`] holds what the `barman` server adds (configuration, its WAL archive).
 //! Command front-ends only parse arguments and call these.
 
 mod accounts;
@@ -28,6 +29,7 @@ pub mod layout;
 pub mod pg;
 pub mod restore;
 pub mod retention;
+pub mod server;
 pub mod snapshot;
 pub mod storage;
 pub mod stream;

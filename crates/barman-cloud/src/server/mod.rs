@@ -1,0 +1,6 @@
+//! The `barman` server of `backup_method = snapshot` (Barman 3.20.1's on-disk layout, so a
+//! `barman_home` is served by Python Barman or by us interchangeably): its configuration
+//! (`barman.conf`), its WAL archive (`incoming/` filed into `wals/<hash>/` and indexed in
+//! `xlog.db`, `put-wal`, `get-wal`) and, later, its backups and recoveries. The `barman`
+//! front-end of the CLI crate only parses arguments, calls this and maps errors to exit
+//! codes.
