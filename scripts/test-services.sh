@@ -3,7 +3,8 @@
 #
 #   scripts/test-services.sh install            install the reference Barman and the emulators
 #   scripts/test-services.sh start STATE_DIR    start moto (S3 and EC2), Azurite (Azure Blob), the GCS
-#                                               emulator and the EC2 fake on free 127.0.0.1 ports;
+#                                               emulator, the EC2, Compute Engine and ARM fakes and
+#                                               an OpenSSH server on free 127.0.0.1 ports;
 #                                               writes STATE_DIR/env
 #   scripts/test-services.sh stop STATE_DIR     stop exactly the process groups `start` created
 #   scripts/test-services.sh status STATE_DIR   show what runs
@@ -16,7 +17,8 @@
 #                  (which adds the GCS XML API that object_store and Barman's multipart use)
 #   npm/           azurite@3.35.0 (Azure Blob; runs on node >= 18)
 #   cargo-machete/ cargo-machete 0.9.2 from crates.io (the unused-dependency check of test.sh)
-# and, from Debian, golang-go with golang-github-blang-semver-dev (the CloudNativePG test).
+# and, from Debian, golang-go with golang-github-blang-semver-dev (the CloudNativePG test) and
+# openssh-server (the barman server's ssh paths).
 # Each component has a marker file (<component>/.barman-rs-installed) holding its spec, so a
 # re-run is a fast no-op; `VERSIONS` in the root lists them all.
 #
@@ -102,6 +104,54 @@ start_azure_arm() {
     } >>"$STATE/env.tmp"
 }
 # --- end of the Azure Resource Manager fake -----------------------------------------------------
+# --- sshd on 127.0.0.1 (the barman server's ssh paths: ssh_command, put-wal, get-wal) -----------
+# Debian's OpenSSH server with a configuration of its own: a throw-away host key, key-only login
+# for root with a throw-away client key, nothing else; started by cmd_start; exports
+#   BARMAN_RS_TEST_SSH_PORT          its port
+#   BARMAN_RS_TEST_SSH_KEY           the client's private key (root's copy, mode 0600)
+#   BARMAN_RS_TEST_SSH_KEY_POSTGRES  the same key owned by user postgres (for archive_command and
+#                                    restore_command), when that user exists
+#   BARMAN_RS_TEST_SSH_COMMAND       ssh -p PORT -i KEY -o ... root@127.0.0.1 (a barman
+#                                    ssh_command; the host key is not recorded anywhere)
+SERVICES+=(sshd)
+start_sshd() {
+    local port dir="$STATE/sshd" i
+    port=$(free_ports 1)
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    chmod 755 "$dir"
+    ssh-keygen -q -t ed25519 -N '' -C barman-rs-test-host -f "$dir/host_ed25519"
+    ssh-keygen -q -t ed25519 -N '' -C barman-rs-test-client -f "$dir/client_ed25519"
+    cp "$dir/client_ed25519.pub" "$dir/authorized_keys"
+    if id postgres >/dev/null 2>&1; then
+        install -m 0600 -o postgres -g postgres "$dir/client_ed25519" "$dir/client_ed25519_postgres"
+    fi
+    printf '%s\n' "Port $port" "ListenAddress 127.0.0.1" "HostKey $dir/host_ed25519" \
+        "PidFile $dir/sshd.pid" "AuthorizedKeysFile $dir/authorized_keys" \
+        "PermitRootLogin prohibit-password" "PubkeyAuthentication yes" \
+        "PasswordAuthentication no" "KbdInteractiveAuthentication no" "UsePAM no" \
+        "StrictModes no" "PrintMotd no" "X11Forwarding no" "AllowTcpForwarding no" \
+        "LogLevel VERBOSE" >"$dir/sshd_config"
+    mkdir -p /run/sshd # the privilege separation directory sshd requires
+    launch sshd "$port" /usr/sbin/sshd -D -e -f "$dir/sshd_config"
+    local ssh=(ssh -p "$port" -i "$dir/client_ed25519" -o BatchMode=yes -o StrictHostKeyChecking=no
+        -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR root@127.0.0.1)
+    for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+        "${ssh[@]}" true 2>/dev/null && break
+        group_alive "$STATE/sshd.pid" || die "sshd died: $(tail -n 20 "$STATE/sshd.log")"
+        sleep 0.1
+    done
+    "${ssh[@]}" true 2>/dev/null || die "sshd: no login within $START_TIMEOUT s: $(tail -n 20 "$STATE/sshd.log")"
+    say "sshd: ready on 127.0.0.1:$port, $(since "${LAUNCHED[sshd]}") s after launch"
+    {
+        printf "export BARMAN_RS_TEST_SSH_PORT='%s'\n" "$port"
+        printf "export BARMAN_RS_TEST_SSH_KEY='%s'\n" "$dir/client_ed25519"
+        [ ! -f "$dir/client_ed25519_postgres" ] ||
+            printf "export BARMAN_RS_TEST_SSH_KEY_POSTGRES='%s'\n" "$dir/client_ed25519_postgres"
+        printf "export BARMAN_RS_TEST_SSH_COMMAND='%s'\n" "${ssh[*]}"
+    } >>"$STATE/env.tmp"
+}
+# --- end of sshd --------------------------------------------------------------------------------
 declare -A LAUNCHED
 START_TIMEOUT=${BARMAN_RS_SERVICE_TIMEOUT:-60}
 
@@ -221,6 +271,18 @@ cmd_install() {
     # The CloudNativePG test drives the commands from Go, as CloudNativePG does, with the
     # semver parser it uses: Debian's toolchain and package, no module download.
     apt_install golang-go golang-github-blang-semver-dev
+    # The barman server's ssh paths are tested against a real OpenSSH server on loopback, which
+    # start_sshd runs with its own configuration: the package must not start the system's sshd
+    # (port 22 on every address), so service starts are denied while it installs.
+    local deny_starts=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        deny_starts=1
+    fi
+    apt_install openssh-server openssh-client
+    [ "$deny_starts" = 0 ] || rm -f /usr/sbin/policy-rc.d
+    say "sshd: $(/usr/sbin/sshd -V 2>&1 | head -n1)"
     say "go: $(go version) with $(dpkg-query -W -f='golang-github-blang-semver-dev ${Version}' golang-github-blang-semver-dev)"
 
     install_venv moto-venv "$MOTO_SPEC"
@@ -271,6 +333,7 @@ need_installed() {
     for f in moto-venv/bin/moto_server gcs-venv/bin/python npm/node_modules/.bin/azurite-blob barman-venv/bin/barman-cloud-wal-archive; do
         [ -x "$ROOT/$f" ] || die "$ROOT/$f missing: run '$0 install' first"
     done
+    [ -x /usr/sbin/sshd ] || die "/usr/sbin/sshd missing: run '$0 install' first"
 }
 
 # Prints "PGID STARTTIME" of a live process, or nothing.
@@ -416,6 +479,7 @@ cmd_start() {
         printf "export BARMAN_RS_TEST_GCP_COMPUTE_ENDPOINT='http://127.0.0.1:%s/compute/v1/'\n" "$gcp_compute_port"
     } >"$STATE/env.tmp"
     start_azure_arm # the Azure Resource Manager fake (its block is below SERVICES)
+    start_sshd      # OpenSSH on loopback (its block is below SERVICES too)
     mv "$STATE/env.tmp" "$STATE/env"
     trap - EXIT
     say "env: $STATE/env"
@@ -503,7 +567,7 @@ cmd_status() {
 }
 
 usage() {
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
