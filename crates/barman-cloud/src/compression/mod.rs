@@ -3,6 +3,7 @@
 //! Barman recognises a compressed object only by its name suffix, never by magic bytes,
 //! so the suffix is the contract: `.gz .bz2 .xz .snappy .zst .lz4`.
 
+pub mod magic;
 pub mod parallel;
 
 use std::io::{self, Read, Write};

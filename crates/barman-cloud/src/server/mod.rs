@@ -4,3 +4,11 @@
 //! `xlog.db`, `put-wal`, `get-wal`) and, later, its backups and recoveries. The `barman`
 //! front-end of the CLI crate only parses arguments, calls this and maps errors to exit
 //! codes.
+
+pub mod archive;
+pub mod durable;
+pub mod get_wal;
+pub mod lock;
+pub mod paths;
+pub mod put_wal;
+pub mod xlogdb;

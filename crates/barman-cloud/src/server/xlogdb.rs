@@ -1,0 +1,431 @@
+//! `xlog.db`, the server's WAL index (Barman's `WalFileInfo.to_xlogdb_line` and
+//! `from_xlogdb_line`): one line per archived file, in archive order,
+//! `name TAB size TAB time TAB compression TAB encryption LF`, where `size` is the stored
+//! (compressed) size, `time` the source file's mtime as Python prints a float, and the
+//! last two a name or the literal `None`. Both tools append to the same file, under the
+//! same `.<server>-xlogdb.lock`.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::compression::{Compression, magic};
+use crate::error::{Error, Result};
+use crate::server::durable;
+use crate::server::lock::LockFile;
+use crate::server::paths::WalArchivePaths;
+
+/// One xlog.db line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XlogEntry {
+    /// Base name of the WAL file (segment, `.backup`, `.history`, `.partial`).
+    pub name: String,
+    /// Size as stored, after compression.
+    pub size: u64,
+    /// Modification time of the file Barman received, in seconds since the epoch.
+    pub time: f64,
+    /// Barman's compression name (`gzip`, `pigz`, `custom`...), `None` if stored plain.
+    pub compression: Option<String>,
+    /// Barman's encryption name (`gpg`), `None` if stored in clear.
+    pub encryption: Option<String>,
+}
+
+impl XlogEntry {
+    /// Reads one line as Barman does: 3, 4 or 5 fields separated by any whitespace
+    /// (older files lack compression and encryption), `None` meaning absent.
+    pub fn parse_line(line: &str) -> Result<Self> {
+        let fields: Vec<&str> = line
+            .split(is_python_space)
+            .filter(|f| !f.is_empty())
+            .collect();
+        let bad = || Error::Corrupt(format!("cannot parse line: {}", python_str_repr(line)));
+        if !(3..=5).contains(&fields.len()) {
+            return Err(bad());
+        }
+        let optional = |index: usize| {
+            fields
+                .get(index)
+                .filter(|value| **value != "None")
+                .map(|value| value.to_string())
+        };
+        Ok(XlogEntry {
+            name: fields[0].to_string(),
+            size: fields[1].parse().map_err(|_| bad())?,
+            time: parse_python_float(fields[2]).ok_or_else(bad)?,
+            compression: optional(3),
+            encryption: optional(4),
+        })
+    }
+
+    /// The line Barman writes for this entry, LF included.
+    pub fn to_line(&self) -> String {
+        format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            self.name,
+            self.size,
+            python_float_repr(self.time),
+            self.compression.as_deref().unwrap_or("None"),
+            self.encryption.as_deref().unwrap_or("None"),
+        )
+    }
+
+    /// The codec of the stored file, when its compression is one barman-rs decodes.
+    pub fn codec(&self) -> Option<Compression> {
+        self.compression
+            .as_deref()
+            .and_then(magic::from_barman_name)
+    }
+}
+
+/// A file time as Python's `os.stat().st_mtime` computes it (`sec + nsec * 1e-9` in
+/// double precision), so the xlog.db `time` of a file is the same whichever tool
+/// archived it.
+pub fn python_timestamp(time: SystemTime) -> f64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => after.as_secs() as f64 + f64::from(after.subsec_nanos()) * 1e-9,
+        Err(before) => {
+            // Before the epoch: Python sees a negative second count and positive nanos.
+            let d = before.duration();
+            let (mut secs, mut nanos) = (-(d.as_secs() as i64), -i64::from(d.subsec_nanos()));
+            if nanos < 0 {
+                secs -= 1;
+                nanos += 1_000_000_000;
+            }
+            secs as f64 + nanos as f64 * 1e-9
+        }
+    }
+}
+
+/// Python's `repr(float)`: the shortest digits that read back as the same value (as
+/// Rust's formatting also finds them), in fixed notation for decimal exponents -4 to 15
+/// and always with a fractional part (`1795974932.0`), in exponent notation otherwise
+/// (`1e+16`, `1.5e-05`).
+pub fn python_float_repr(value: f64) -> String {
+    if value.is_nan() {
+        return "nan".into();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // `{:e}` gives the shortest round-trip digits as `d.ddddde<exp>`.
+    let scientific = format!("{:e}", value);
+    let (mantissa, exponent) = scientific.split_once('e').expect("LowerExp has an e");
+    let exponent: i32 = exponent.parse().expect("LowerExp exponent is an integer");
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if (-4..16).contains(&exponent) {
+        let point = exponent + 1; // digits before the decimal point
+        if point <= 0 {
+            format!("{sign}0.{}{digits}", "0".repeat((-point) as usize))
+        } else if point as usize >= digits.len() {
+            let zeros = "0".repeat(point as usize - digits.len());
+            format!("{sign}{digits}{zeros}.0")
+        } else {
+            let (whole, fraction) = digits.split_at(point as usize);
+            format!("{sign}{whole}.{fraction}")
+        }
+    } else {
+        let (first, rest) = digits.split_at(1);
+        let fraction = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let exp_sign = if exponent < 0 { '-' } else { '+' };
+        format!("{sign}{first}{fraction}e{exp_sign}{:02}", exponent.abs())
+    }
+}
+
+/// Python's `float(text)` for the forms xlog.db holds (and the spellings Python accepts
+/// that Rust's parser does not: digit-separating underscores).
+fn parse_python_float(text: &str) -> Option<f64> {
+    let plain: String = if text.contains('_') {
+        // Python allows `_` only between digits.
+        let bytes = text.as_bytes();
+        let ok = bytes.iter().enumerate().all(|(i, b)| {
+            *b != b'_'
+                || (i > 0
+                    && i + 1 < bytes.len()
+                    && bytes[i - 1].is_ascii_digit()
+                    && bytes[i + 1].is_ascii_digit())
+        });
+        if !ok {
+            return None;
+        }
+        text.replace('_', "")
+    } else {
+        text.to_string()
+    };
+    plain.parse().ok()
+}
+
+/// Python's `str.split()` separators (ASCII ones; xlog.db lines are ASCII).
+fn is_python_space(c: char) -> bool {
+    c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
+}
+
+/// Python's `repr(str)` for the error message on a bad line.
+fn python_str_repr(text: &str) -> String {
+    let quote = if text.contains('\'') && !text.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::from(quote);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// A server's xlog.db with its lock.
+#[derive(Debug, Clone)]
+pub struct XlogDb {
+    file: PathBuf,
+    lock: PathBuf,
+}
+
+impl XlogDb {
+    pub fn new(paths: &WalArchivePaths) -> Self {
+        XlogDb {
+            file: paths.xlogdb_file.clone(),
+            lock: paths.xlogdb_lock(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.file
+    }
+
+    /// Takes the xlog.db lock (waiting for another holder, Barman's or ours) and creates
+    /// the index empty if it does not exist yet.
+    pub fn lock(&self) -> Result<XlogDbGuard<'_>> {
+        let lock = LockFile::acquire_wait(&self.lock)?;
+        if !self.file.exists() {
+            if let Some(dir) = self.file.parent() {
+                durable::make_dir(dir)?;
+            }
+            File::options()
+                .append(true)
+                .create(true)
+                .open(&self.file)
+                .map_err(|e| Error::io(&self.file, e))?;
+            if let Some(dir) = self.file.parent() {
+                durable::sync_dir(dir)?;
+            }
+        }
+        Ok(XlogDbGuard {
+            db: self,
+            _lock: lock,
+        })
+    }
+
+    /// Every entry, in file order (under the lock).
+    pub fn entries(&self) -> Result<Vec<XlogEntry>> {
+        let guard = self.lock()?;
+        let mut entries = Vec::new();
+        guard.for_each(|entry| {
+            entries.push(entry);
+            Ok(())
+        })?;
+        Ok(entries)
+    }
+}
+
+/// The held xlog.db lock: reads and appends happen through it.
+#[derive(Debug)]
+pub struct XlogDbGuard<'a> {
+    db: &'a XlogDb,
+    _lock: LockFile,
+}
+
+impl XlogDbGuard<'_> {
+    /// Calls `visit` on each entry in file order, one line in memory at a time (an
+    /// index holds a line per WAL ever kept).
+    pub fn for_each(&self, mut visit: impl FnMut(XlogEntry) -> Result<()>) -> Result<()> {
+        let path = &self.db.file;
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut reader = BufReader::new(file);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_line(&mut line)
+                .map_err(|e| Error::io(path, e))?;
+            if n == 0 {
+                return Ok(());
+            }
+            visit(
+                XlogEntry::parse_line(&line).map_err(|e| e.context(path.display().to_string()))?,
+            )?;
+        }
+    }
+
+    /// Appends `entries` and fsyncs the index before returning: an entry is durable
+    /// once this returns.
+    pub fn append(&mut self, entries: &[XlogEntry]) -> Result<()> {
+        let path = &self.db.file;
+        let text: String = entries.iter().map(XlogEntry::to_line).collect();
+        let mut file = File::options()
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        file.write_all(text.as_bytes())
+            .and_then(|_| file.sync_all())
+            .map_err(|e| Error::io(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_repr_matches_python() {
+        // Values and their Python 3 `repr`.
+        let cases: [(f64, &str); 14] = [
+            (1795974932.6966207, "1795974932.6966207"),
+            (1795974932.0, "1795974932.0"),
+            (1700000000.1, "1700000000.1"),
+            (
+                "1700000000.123456789".parse().unwrap(),
+                "1700000000.1234567",
+            ),
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (0.5, "0.5"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (0.000015, "1.5e-05"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e+16"),
+            (1.2345e20, "1.2345e+20"),
+            (-12.25, "-12.25"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(python_float_repr(value), expected, "{value:?}");
+        }
+        assert_eq!(python_float_repr(f64::NAN), "nan");
+        assert_eq!(python_float_repr(f64::NEG_INFINITY), "-inf");
+    }
+
+    #[test]
+    fn file_times_are_computed_as_python_does() {
+        let time = UNIX_EPOCH + std::time::Duration::new(1_795_974_932, 696_620_702);
+        assert_eq!(
+            python_float_repr(python_timestamp(time)),
+            "1795974932.6966207"
+        );
+        let whole = UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        assert_eq!(python_timestamp(whole), 1_700_000_000.0);
+    }
+
+    #[test]
+    fn lines_round_trip_and_old_formats_are_read() {
+        let line = "000000010000000000000003\t16521\t1795974932.6966207\tgzip\tNone\n";
+        let entry = XlogEntry::parse_line(line).unwrap();
+        assert_eq!(
+            entry,
+            XlogEntry {
+                name: "000000010000000000000003".into(),
+                size: 16521,
+                time: 1795974932.6966207,
+                compression: Some("gzip".into()),
+                encryption: None,
+            }
+        );
+        assert_eq!(entry.to_line(), line);
+        assert_eq!(entry.codec(), Some(Compression::Gzip));
+
+        let three = XlogEntry::parse_line("00000002.history 42 1700000000\n").unwrap();
+        assert_eq!((three.compression, three.encryption), (None, None));
+        assert_eq!(
+            XlogEntry::parse_line("00000002.history\t42\t1700000000\t")
+                .unwrap()
+                .to_line(),
+            "00000002.history\t42\t1700000000.0\tNone\tNone\n"
+        );
+        let four = XlogEntry::parse_line("a  1 2.5 bzip2").unwrap();
+        assert_eq!(four.compression.as_deref(), Some("bzip2"));
+        let five = XlogEntry::parse_line("a 1 2.5 None gpg\r\n").unwrap();
+        assert_eq!(five.encryption.as_deref(), Some("gpg"));
+        assert_eq!(XlogEntry::parse_line("a\t1\t1_000.5").unwrap().time, 1000.5);
+    }
+
+    #[test]
+    fn bad_lines_are_refused_with_barman_message() {
+        for line in [
+            "\n",
+            "a 1\n",
+            "a 1 2 3 4 5\n",
+            "a x 2\n",
+            "a 1 two\n",
+            "a 1 _1\n",
+        ] {
+            assert!(XlogEntry::parse_line(line).is_err(), "{line:?}");
+        }
+        assert_eq!(
+            XlogEntry::parse_line("a 1\n").unwrap_err().to_string(),
+            "cannot parse line: 'a 1\\n'"
+        );
+        assert_eq!(
+            XlogEntry::parse_line("it's 1\n").unwrap_err().to_string(),
+            "cannot parse line: \"it's 1\\n\""
+        );
+    }
+
+    #[test]
+    fn appends_under_lock_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = WalArchivePaths::with_defaults("pg", dir.path().join("pg"), dir.path());
+        let db = XlogDb::new(&paths);
+        assert!(db.entries().unwrap().is_empty(), "created empty");
+        let entry = |name: &str, size| XlogEntry {
+            name: name.into(),
+            size,
+            time: 1700000000.25,
+            compression: None,
+            encryption: None,
+        };
+        {
+            let mut guard = db.lock().unwrap();
+            guard
+                .append(&[entry("000000010000000000000001", 16)])
+                .unwrap();
+            guard
+                .append(&[entry("000000010000000000000002", 17)])
+                .unwrap();
+            // The lock is held: a non-waiting attempt fails.
+            assert!(
+                LockFile::try_acquire(&paths.xlogdb_lock())
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        let names: Vec<_> = db.entries().unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(
+            names,
+            ["000000010000000000000001", "000000010000000000000002"]
+        );
+        std::fs::write(db.path(), "garbage\n").unwrap();
+        assert!(db.entries().is_err());
+    }
+}
