@@ -344,3 +344,66 @@ except LockFileBusy:
     let pid = fs::read_to_string(paths.xlogdb_lock()).unwrap();
     assert_eq!(pid, format!("{}\n", std::process::id()));
 }
+
+#[test]
+fn put_wal_accepts_the_tar_barman_wal_archive_sends() {
+    let Some(py) = barman_python() else { return };
+    let bin = py.parent().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = paths_in(dir.path());
+    // A fake `ssh`, first on PATH, saves what barman-wal-archive writes to it.
+    let fake_bin = dir.path().join("bin");
+    fs::create_dir_all(&fake_bin).unwrap();
+    let ssh = fake_bin.join("ssh");
+    fs::write(&ssh, "#!/bin/sh\ncat > \"$FAKE_SSH_OUT\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&ssh, fs::Permissions::from_mode(0o755)).unwrap();
+    let path_var = format!(
+        "{}:{}",
+        fake_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for (i, extra) in [None, Some("--md5")].into_iter().enumerate() {
+        let name = format!("00000001000000000000000{}", i + 1);
+        let wal = dir.path().join(&name);
+        fs::write(&wal, wal_bytes(i as u32)).unwrap();
+        let stream = dir.path().join(format!("stream{i}.tar"));
+        let mut command = Command::new(bin.join("barman-wal-archive"));
+        command
+            .env("PATH", &path_var)
+            .env("FAKE_SSH_OUT", &stream)
+            .arg("--prefetch-cache-dir")
+            .arg(dir.path().join("cache"));
+        if let Some(option) = extra {
+            command.arg(option);
+        }
+        let status = command
+            .arg("backup.example")
+            .arg("pg")
+            .arg(&wal)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let report =
+            barman_cloud::server::put_wal::put_wal(&paths, fs::File::open(&stream).unwrap(), "")
+                .unwrap();
+        assert!(report.warnings.is_empty());
+        assert_eq!(
+            report.files,
+            [barman_cloud::server::put_wal::Received::Stored(
+                name.clone()
+            )]
+        );
+        assert!(fs::read(paths.incoming.join(&name)).unwrap() == wal_bytes(i as u32));
+        // The received file keeps the source's mtime (PAX float or ustar seconds).
+        let source_mtime = fs::metadata(&wal).unwrap().modified().unwrap();
+        let received = fs::metadata(paths.incoming.join(&name))
+            .unwrap()
+            .modified()
+            .unwrap();
+        let gap = source_mtime
+            .duration_since(received)
+            .unwrap_or_else(|e| e.duration());
+        assert!(gap < Duration::from_secs(1), "{gap:?}");
+    }
+}
