@@ -49,6 +49,8 @@ cargo test --locked -p barman-cloud --test ec2_moto
 cargo test --locked -p barman-cloud --test gcp_compute_fake
 # The Azure snapshot provider against tests/fakes/azure_compute_fake.py.
 cargo test --locked -p barman-cloud --test azure_compute_fake
+# The barman server's WAL archive (xlog.db, filing, get-wal, put-wal) against Barman's own code.
+cargo test --locked -p barman-cloud --test server_wal
 
 step "Integration tests"
 shift_args=()
