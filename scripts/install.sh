@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds barman-rs in release mode and installs the nine barman-cloud-* commands:
+# Builds barman-rs in release mode and installs the barman server command and the nine
+# barman-cloud-* commands:
 # one binary, barman-rs, and one link per command name, in $PREFIX/bin.
 #
 #   scripts/install.sh                  installs into /usr/local/bin
@@ -14,9 +15,10 @@ command -v cargo >/dev/null || { echo "install.sh: cargo (Rust) is required" >&2
 cargo build --release --locked -p barman-cloud-cli
 mkdir -p "$PREFIX/bin"
 install -m 0755 target/release/barman-rs "$PREFIX/bin/barman-rs"
+ln -sfn barman-rs "$PREFIX/bin/barman"
 for c in "${COMMANDS[@]}"; do
     ln -sfn barman-rs "$PREFIX/bin/barman-cloud-$c"
 done
-echo "installed barman-rs and barman-cloud-{$(IFS=,; echo "${COMMANDS[*]}")} in $PREFIX/bin"
+echo "installed barman-rs, barman and barman-cloud-{$(IFS=,; echo "${COMMANDS[*]}")} in $PREFIX/bin"
 "$PREFIX/bin/barman-cloud-wal-archive" --version
 "$PREFIX/bin/barman-rs" --version

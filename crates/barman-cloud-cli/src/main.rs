@@ -11,6 +11,7 @@ mod exit;
 mod logging;
 mod progress;
 mod secrets;
+mod server;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -55,6 +56,14 @@ fn main() -> ExitCode {
                 .map(|n| n.to_string_lossy().into_owned())
         })
         .unwrap_or_default();
+    // The `barman` server front-end has its own argument conventions (argparse's).
+    if invoked == "barman" {
+        return server::main(argv);
+    }
+    if argv.get(1).is_some_and(|a| a == "barman") {
+        argv.remove(0);
+        return server::main(argv);
+    }
     let command = if COMMANDS.contains(&invoked.as_str()) {
         invoked
     } else {

@@ -6,8 +6,10 @@
 //! codes.
 
 pub mod archive;
+pub mod config;
 pub mod durable;
 pub mod get_wal;
+mod ini;
 pub mod lock;
 pub mod paths;
 pub mod put_wal;
