@@ -11,6 +11,7 @@ mod manifest;
 mod postgres;
 mod restore;
 mod robustness;
+mod server_config;
 mod snapshot_aws;
 mod snapshot_azure;
 mod snapshot_barman;
