@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds barman-rs in release mode and installs the barman server command and the nine
+# Builds barman-rs in release mode and installs the barman server command, its clients
+# barman-wal-archive and barman-wal-restore, and the nine
 # barman-cloud-* commands:
 # one binary, barman-rs, and one link per command name, in $PREFIX/bin.
 #
@@ -16,9 +17,12 @@ cargo build --release --locked -p barman-cloud-cli
 mkdir -p "$PREFIX/bin"
 install -m 0755 target/release/barman-rs "$PREFIX/bin/barman-rs"
 ln -sfn barman-rs "$PREFIX/bin/barman"
+for c in barman-wal-archive barman-wal-restore; do
+    ln -sfn barman-rs "$PREFIX/bin/$c"
+done
 for c in "${COMMANDS[@]}"; do
     ln -sfn barman-rs "$PREFIX/bin/barman-cloud-$c"
 done
-echo "installed barman-rs, barman and barman-cloud-{$(IFS=,; echo "${COMMANDS[*]}")} in $PREFIX/bin"
+echo "installed barman-rs, barman, barman-wal-archive, barman-wal-restore and barman-cloud-{$(IFS=,; echo "${COMMANDS[*]}")} in $PREFIX/bin"
 "$PREFIX/bin/barman-cloud-wal-archive" --version
 "$PREFIX/bin/barman-rs" --version

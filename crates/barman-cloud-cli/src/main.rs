@@ -12,6 +12,7 @@ mod logging;
 mod progress;
 mod secrets;
 mod server;
+mod wal_clients;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -63,6 +64,17 @@ fn main() -> ExitCode {
     if argv.get(1).is_some_and(|a| a == "barman") {
         argv.remove(0);
         return server::main(argv);
+    }
+    // barman-wal-archive and barman-wal-restore, the clients of a barman server.
+    if wal_clients::NAMES.contains(&invoked.as_str()) {
+        return wal_clients::main(&invoked, argv);
+    }
+    if let Some(name) = argv
+        .get(1)
+        .and_then(|a| wal_clients::NAMES.iter().find(|n| a.as_os_str() == **n))
+    {
+        argv.remove(0);
+        return wal_clients::main(name, argv);
     }
     let command = if COMMANDS.contains(&invoked.as_str()) {
         invoked

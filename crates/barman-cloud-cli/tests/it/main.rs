@@ -18,6 +18,7 @@ mod snapshot_barman;
 mod snapshot_gcp;
 mod support;
 mod wal_cli;
+mod wal_clients;
 mod wal_interop;
 mod wal_options;
 mod wal_race;

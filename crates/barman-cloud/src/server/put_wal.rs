@@ -344,6 +344,11 @@ pub fn write_put_wal_tar<W: Write>(
     builder.into_inner().map_err(write_error)
 }
 
+/// The lowercase hex SHA-256 of `data` (the clients scope caches by it).
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
 struct HashingReader<R> {
     inner: R,
     md5: Md5,
