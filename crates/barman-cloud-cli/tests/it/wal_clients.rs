@@ -54,28 +54,7 @@ impl World {
         for name in ["barman-wal-archive", "barman-wal-restore"] {
             std::os::unix::fs::symlink(our_binary(), root.join("ours").join(name)).unwrap();
         }
-        let remote = root.join("remote");
-        let wrapper = format!(
-            "#!/bin/bash\n\
-             # Test ssh: the test key, no host key records, and the remote `barman` found in\n\
-             # {remote} (PATH=... inserted before the remote command).\n\
-             args=(); inserted=; skip=\n\
-             for a in \"$@\"; do\n\
-             \x20 if [ -n \"$inserted\" ] || [ -n \"$skip\" ]; then args+=(\"$a\"); skip=; continue; fi\n\
-             \x20 case \"$a\" in\n\
-             \x20   -p|-i|-o|-l) args+=(\"$a\"); skip=1;;\n\
-             \x20   -*) args+=(\"$a\");;\n\
-             \x20   *) args+=(\"$a\" \"PATH={remote}:\\$PATH\"); inserted=1;;\n\
-             \x20 esac\n\
-             done\n\
-             exec /usr/bin/ssh -i {key} -o BatchMode=yes -o StrictHostKeyChecking=no \
-             -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \"${{args[@]}}\"\n",
-            remote = remote.display(),
-        );
-        let ssh = root.join("bin/ssh");
-        std::fs::write(&ssh, wrapper).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+        write_ssh_wrapper(&root.join("bin"), &key, &root.join("remote"));
         let home = root.join("home");
         std::fs::write(
             root.join("barman.conf"),
@@ -160,6 +139,33 @@ impl World {
     fn incoming(&self, server: &str, name: &str) -> PathBuf {
         self.path("home").join(server).join("incoming").join(name)
     }
+}
+
+/// Writes `dir/ssh`: ssh with `key`, no host key records, and the remote `barman`
+/// found in `remote` (`PATH=...` inserted before the remote command).
+fn write_ssh_wrapper(dir: &Path, key: &str, remote: &Path) {
+    let wrapper = format!(
+        "#!/bin/bash\n\
+         # Test ssh: the test key, no host key records, and the remote `barman` found in\n\
+         # {remote} (PATH=... inserted before the remote command).\n\
+         args=(); inserted=; skip=\n\
+         for a in \"$@\"; do\n\
+         \x20 if [ -n \"$inserted\" ] || [ -n \"$skip\" ]; then args+=(\"$a\"); skip=; continue; fi\n\
+         \x20 case \"$a\" in\n\
+         \x20   -p|-i|-o|-l) args+=(\"$a\"); skip=1;;\n\
+         \x20   -*) args+=(\"$a\");;\n\
+         \x20   *) args+=(\"$a\" \"PATH={remote}:\\$PATH\"); inserted=1;;\n\
+         \x20 esac\n\
+         done\n\
+         exec /usr/bin/ssh -i {key} -o BatchMode=yes -o StrictHostKeyChecking=no \
+         -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \"${{args[@]}}\"\n",
+        remote = remote.display(),
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    let ssh = dir.join("ssh");
+    std::fs::write(&ssh, wrapper).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 fn ok(out: &Output, what: &str) {
@@ -532,4 +538,78 @@ fn restore_parallel_prefetches_into_the_spool() {
     ok(&out, "Barman's restore from our spool");
     assert!(std::fs::read(&dest).unwrap() == contents[3]);
     assert!(crate::support::file_names(&spool).is_empty());
+}
+
+/// PostgreSQL 15 archives through our barman-wal-archive into Python Barman's server
+/// (filed by Barman's archive-wal), and a copy made with pg_basebackup recovers through
+/// our barman-wal-restore (with prefetching) to exactly the primary's data. PostgreSQL
+/// runs as `postgres`: its ssh wrapper uses that user's copy of the key.
+#[test]
+fn postgres_archives_and_recovers_through_the_clients() {
+    use crate::postgres::{CHECKSUM_SQL, Cluster, as_postgres, chown_postgres, recover_with};
+    let world = World::new();
+    let key = required_env("BARMAN_RS_TEST_SSH_KEY_POSTGRES");
+    let pg_bin_dir = world.path("bin-pg");
+    write_ssh_wrapper(&pg_bin_dir, &key, &world.path("remote"));
+    let spool = world.path("pg-spool");
+    std::fs::create_dir(&spool).unwrap();
+    chown_postgres(&spool);
+    let client = |name: &str, rest: &str| {
+        format!(
+            "PATH={}:$PATH {} -U root --port {} -c {} {rest}",
+            pg_bin_dir.display(),
+            world.path("ours").join(name).display(),
+            world.port,
+            world.conf()
+        )
+    };
+    let primary = Cluster::initdb("wal-clients-primary");
+    primary.configure(&format!(
+        "archive_mode = on\narchive_command = '{}'\n",
+        client("barman-wal-archive", "127.0.0.1 ours %p")
+    ));
+    primary.start();
+    primary.pgbench(&["-i", "-s", "1", "-q"]);
+    let standby_root = temp_dir("wal-clients-standby");
+    chown_postgres(standby_root.path());
+    let standby_data = standby_root.path().join("data");
+    let pg_basebackup = std::env::var("BARMAN_RS_TEST_PG_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("/usr/lib/postgresql/15/bin"))
+        .join("pg_basebackup");
+    let port = primary.port.to_string();
+    let out = as_postgres(
+        &pg_basebackup,
+        &[
+            "-h",
+            &primary.socket_dir(),
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-D",
+            standby_data.to_str().unwrap(),
+            "-X",
+            "none",
+            "-c",
+            "fast",
+        ],
+    );
+    ok(&out, "pg_basebackup");
+    primary.pgbench(&["-n", "-c", "2", "-t", "300"]);
+    let expected = primary.psql(CHECKSUM_SQL);
+    primary.archive_everything();
+    assert_eq!(
+        primary.psql("select failed_count from pg_stat_archiver"),
+        "0"
+    );
+    let out = world.barman(&["archive-wal", "ours"]);
+    ok(&out, "barman archive-wal");
+    assert!(stdout(&out).contains("00000001"), "{}", stdout(&out));
+    let restore = client(
+        "barman-wal-restore",
+        &format!("-p 3 --spool-dir {} 127.0.0.1 ours %f %p", spool.display()),
+    );
+    let standby = recover_with(standby_root, &restore, "");
+    assert_eq!(standby.psql(CHECKSUM_SQL), expected);
 }
