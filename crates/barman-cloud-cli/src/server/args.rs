@@ -20,15 +20,39 @@ pub enum Color {
     Auto,
 }
 
-/// The commands this front-end runs; more join as siblings (put-wal, get-wal,
-/// archive-wal, cron, check, status, switch-wal).
+/// The commands this front-end runs; more join as siblings (check, status, switch-wal).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     ListServers { minimal: bool },
+    PutWal { server: String, test: bool },
+    ArchiveWal { server: String },
+    GetWal(GetWalArgs),
+    Cron { keep_descriptors: bool },
+}
+
+/// `get-wal`'s arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GetWalArgs {
+    pub server: String,
+    pub wal_name: String,
+    pub output_directory: Option<String>,
+    pub partial: bool,
+    /// `gzip` (`-z`/`-x`/`--gzip`) or `bzip2` (`-j`/`--bzip2`): the last one given wins.
+    pub compression: Option<&'static str>,
+    pub keep_compression: bool,
+    pub peek: Option<usize>,
+    pub test: bool,
 }
 
 /// The command names argparse accepts, aliases included, for usage and error texts.
-pub const COMMAND_NAMES: [&str; 2] = ["list-server", "list-servers"];
+pub const COMMAND_NAMES: [&str; 6] = [
+    "archive-wal",
+    "cron",
+    "get-wal",
+    "list-server",
+    "list-servers",
+    "put-wal",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlobalArgs {
@@ -301,6 +325,11 @@ fn command(
             }
             parsed.command = Some(Command::ListServers { minimal });
         }
+        "put-wal" | "archive-wal" | "get-wal" | "cron" => {
+            let found = sub_command(name, rest)?;
+            unrecognized.extend(found.unrecognized);
+            parsed.command = Some(found.command);
+        }
         other => {
             let quoted: Vec<String> = COMMAND_NAMES.iter().map(|c| format!("'{c}'")).collect();
             return Err(error(format!(
@@ -316,6 +345,320 @@ fn command(
         )));
     }
     Ok(parsed)
+}
+
+/// One option of a sub-command: its names as argparse shows them (`--peek/-p`),
+/// whether it takes a value, and the key it fills.
+struct OptionSpec {
+    names: &'static [&'static str],
+    valued: bool,
+    key: &'static str,
+}
+
+struct SubCommand {
+    usage: &'static str,
+    help: &'static str,
+    options: &'static [OptionSpec],
+    positionals: &'static [&'static str],
+}
+
+const PUT_WAL: SubCommand = SubCommand {
+    usage: "usage: barman put-wal [-h] [--test] server_name\n",
+    help: "\nReceive a WAL file of SERVER_NAME as a tar stream on standard input and store it\n\
+           in the server's incoming directory.\n\npositional arguments:\n  server_name  \
+           specifies the server name for the command\n\noptions:\n  -h, --help   show \
+           this help message and exit\n  --test, -t   only check that the server is ready to \
+           receive WAL files\n",
+    options: &[OptionSpec {
+        names: &["--test", "-t"],
+        valued: false,
+        key: "test",
+    }],
+    positionals: &["server_name"],
+};
+
+const ARCHIVE_WAL: SubCommand = SubCommand {
+    usage: "usage: barman archive-wal [-h] server_name\n",
+    help: "\nFile the WAL files of the server's incoming directory into its archive and\n\
+           catalogue.\n\npositional arguments:\n  server_name  specifies the server name \
+           for the command\n\noptions:\n  -h, --help   show this help message and exit\n",
+    options: &[],
+    positionals: &["server_name"],
+};
+
+const GET_WAL: SubCommand = SubCommand {
+    usage: "usage: barman get-wal [-h] [--output-directory OUTPUT_DIRECTORY] [--partial]\n                      \
+            [--gzip] [--bzip2] [--keep-compression] [--peek SIZE]\n                      \
+            [--test]\n                      server_name wal_name\n",
+    help: "\nSend WAL_NAME of SERVER_NAME's archive to standard output, or into a directory\n\
+           with --output-directory.\n\npositional arguments:\n  server_name           \
+           specifies the server name for the command\n  wal_name              the WAL file \
+           to get\n\noptions:\n  -h, --help            show this help message and exit\n  \
+           --output-directory OUTPUT_DIRECTORY, -o OUTPUT_DIRECTORY\n                        \
+           write the WAL file into this directory, under its name\n  --partial, -P         \
+           also look for .partial WAL files\n  --gzip, -z, -x        gzip the output\n  \
+           --bzip2, -j           bzip2 the output\n  --keep-compression    send the file as \
+           stored, compressed or not\n  --peek SIZE, -p SIZE  list up to SIZE (>= 1) WAL names \
+           present from the requested one\n  --test, -t            only check that the server \
+           is ready to send WAL files\n",
+    options: &[
+        OptionSpec {
+            names: &["--output-directory", "-o"],
+            valued: true,
+            key: "output_directory",
+        },
+        OptionSpec {
+            names: &["--partial", "-P"],
+            valued: false,
+            key: "partial",
+        },
+        OptionSpec {
+            names: &["--gzip", "-z", "-x"],
+            valued: false,
+            key: "gzip",
+        },
+        OptionSpec {
+            names: &["--bzip2", "-j"],
+            valued: false,
+            key: "bzip2",
+        },
+        OptionSpec {
+            names: &["--keep-compression"],
+            valued: false,
+            key: "keep_compression",
+        },
+        OptionSpec {
+            names: &["--peek", "-p"],
+            valued: true,
+            key: "peek",
+        },
+        OptionSpec {
+            names: &["--test", "-t"],
+            valued: false,
+            key: "test",
+        },
+    ],
+    positionals: &["server_name", "wal_name"],
+};
+
+const CRON: SubCommand = SubCommand {
+    usage: "usage: barman cron [-h] [--keep-descriptors]\n",
+    help: "\nRun maintenance tasks (global command)\n\noptions:\n  -h, --help          show \
+           this help message and exit\n  --keep-descriptors  keep the standard output and \
+           error of the\n                      subprocesses attached\n",
+    options: &[OptionSpec {
+        names: &["--keep-descriptors"],
+        valued: false,
+        key: "keep_descriptors",
+    }],
+    positionals: &[],
+};
+
+struct Found {
+    command: Command,
+    unrecognized: Vec<String>,
+}
+
+/// argparse's `check_positive`.
+fn positive(value: &str) -> Result<usize, String> {
+    let number: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{value}' is not a valid input"))?;
+    if number < 1 {
+        return Err(format!("'{value}' is not a valid positive integer"));
+    }
+    Ok(number as usize)
+}
+
+/// A sub-command's arguments parsed as argparse does: long options or unambiguous
+/// prefixes (`--name=value` or `--name value`), short options bundled (`-Pz`, `-oDIR`),
+/// `--` ending the options, then the positionals. Errors are the sub-parser's
+/// (`barman <cmd>: error: ...`, its usage); unknown arguments are left to the main
+/// parser.
+fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
+    let spec = match name {
+        "put-wal" => &PUT_WAL,
+        "archive-wal" => &ARCHIVE_WAL,
+        "get-wal" => &GET_WAL,
+        _ => &CRON,
+    };
+    let fail =
+        |message: String| Stop::Usage(format!("{}barman {name}: error: {message}\n", spec.usage));
+    let shown = |option: &OptionSpec| option.names.join("/");
+    let mut values: Vec<(&'static str, Option<String>)> = Vec::new();
+    let mut positionals: Vec<String> = Vec::new();
+    let mut unrecognized = Vec::new();
+    let mut index = 0;
+    let mut only_positionals = false;
+    while index < args.len() {
+        let arg = &args[index];
+        index += 1;
+        if only_positionals || arg == "-" || !arg.starts_with('-') {
+            positionals.push(arg.clone());
+            continue;
+        }
+        if arg == "--" {
+            only_positionals = true;
+            continue;
+        }
+        if arg.starts_with("--") {
+            let (given, inline) = match arg.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (arg.as_str(), None),
+            };
+            // Long names, `--help` (None) included, exact match first, then prefixes.
+            let mut longs: Vec<(&str, Option<&OptionSpec>)> = vec![("--help", None)];
+            for option in spec.options {
+                for n in option.names.iter().filter(|n| n.starts_with("--")) {
+                    longs.push((n, Some(option)));
+                }
+            }
+            let resolved = match longs.iter().find(|(n, _)| *n == given) {
+                Some((_, option)) => *option,
+                None => {
+                    let matches: Vec<&(&str, Option<&OptionSpec>)> =
+                        longs.iter().filter(|(n, _)| n.starts_with(given)).collect();
+                    match matches.len() {
+                        0 => {
+                            unrecognized.push(arg.clone());
+                            continue;
+                        }
+                        1 => matches[0].1,
+                        _ => {
+                            let all: Vec<&str> = matches.iter().map(|(n, _)| *n).collect();
+                            return Err(fail(format!(
+                                "ambiguous option: {given} could match {}",
+                                all.join(", ")
+                            )));
+                        }
+                    }
+                }
+            };
+            let Some(option) = resolved else {
+                return Err(Stop::Help(format!("{}{}", spec.usage, spec.help)));
+            };
+            if option.valued {
+                let value = match inline {
+                    Some(v) => v,
+                    None => match args.get(index) {
+                        Some(next) if !next.starts_with('-') || next == "-" => {
+                            index += 1;
+                            next.clone()
+                        }
+                        _ => {
+                            return Err(fail(format!(
+                                "argument {}: expected one argument",
+                                shown(option)
+                            )));
+                        }
+                    },
+                };
+                values.push((option.key, Some(value)));
+            } else if inline.is_some() {
+                return Err(fail(format!(
+                    "argument {}: ignored explicit argument '{}'",
+                    shown(option),
+                    inline.unwrap_or_default()
+                )));
+            } else {
+                values.push((option.key, None));
+            }
+            continue;
+        }
+        // Short options, possibly bundled.
+        let mut rest = &arg[1..];
+        while let Some(flag) = rest.chars().next() {
+            let short = format!("-{flag}");
+            rest = &rest[flag.len_utf8()..];
+            if short == "-h" {
+                return Err(Stop::Help(format!("{}{}", spec.usage, spec.help)));
+            }
+            let Some(option) = spec
+                .options
+                .iter()
+                .find(|o| o.names.contains(&short.as_str()))
+            else {
+                unrecognized.push(arg.clone());
+                break;
+            };
+            if option.valued {
+                let value = if !rest.is_empty() {
+                    rest.strip_prefix('=').unwrap_or(rest).to_string()
+                } else {
+                    match args.get(index) {
+                        Some(next) if !next.starts_with('-') || next == "-" => {
+                            index += 1;
+                            next.clone()
+                        }
+                        _ => {
+                            return Err(fail(format!(
+                                "argument {}: expected one argument",
+                                shown(option)
+                            )));
+                        }
+                    }
+                };
+                values.push((option.key, Some(value)));
+                break;
+            }
+            values.push((option.key, None));
+        }
+    }
+    if positionals.len() < spec.positionals.len() {
+        return Err(fail(format!(
+            "the following arguments are required: {}",
+            spec.positionals[positionals.len()..].join(", ")
+        )));
+    }
+    unrecognized.extend(positionals.drain(spec.positionals.len()..));
+    let flag = |key: &str| values.iter().any(|(k, _)| *k == key);
+    let value = |key: &str| {
+        values
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.clone())
+    };
+    let command = match name {
+        "put-wal" => Command::PutWal {
+            server: positionals[0].clone(),
+            test: flag("test"),
+        },
+        "archive-wal" => Command::ArchiveWal {
+            server: positionals[0].clone(),
+        },
+        "cron" => Command::Cron {
+            keep_descriptors: flag("keep_descriptors"),
+        },
+        _ => {
+            let peek = match value("peek") {
+                Some(text) => {
+                    Some(positive(&text).map_err(|e| fail(format!("argument --peek/-p: {e}")))?)
+                }
+                None => None,
+            };
+            let compression = values.iter().rev().find_map(|(k, _)| match *k {
+                "gzip" => Some("gzip"),
+                "bzip2" => Some("bzip2"),
+                _ => None,
+            });
+            Command::GetWal(GetWalArgs {
+                server: positionals[0].clone(),
+                wal_name: positionals[1].clone(),
+                output_directory: value("output_directory"),
+                partial: flag("partial"),
+                compression,
+                keep_compression: flag("keep_compression"),
+                peek,
+                test: flag("test"),
+            })
+        }
+    };
+    Ok(Found {
+        command,
+        unrecognized,
+    })
 }
 
 #[cfg(test)]
@@ -373,7 +716,7 @@ mod tests {
             ),
             (
                 vec!["bogus"],
-                "barman: error: argument command: invalid choice: 'bogus' (choose from 'list-server', 'list-servers')\n",
+                "barman: error: argument command: invalid choice: 'bogus' (choose from 'archive-wal', 'cron', 'get-wal', 'list-server', 'list-servers', 'put-wal')\n",
             ),
         ] {
             match parse(&args(&line)) {

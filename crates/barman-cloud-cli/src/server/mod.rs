@@ -6,6 +6,7 @@
 mod args;
 mod output;
 mod privileges;
+mod wal;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -156,6 +157,10 @@ fn start(args: &GlobalArgs, out: &mut Output) -> Result<Config, u8> {
 fn run_command(command: &Command, config: &Config, out: &mut Output) -> u8 {
     match command {
         Command::ListServers { minimal } => list_servers(config, *minimal, out),
+        Command::PutWal { server, test } => wal::put_wal_command(config, server, *test, out),
+        Command::ArchiveWal { server } => wal::archive_wal_command(config, server, out),
+        Command::GetWal(args) => wal::get_wal_command(config, args, out),
+        Command::Cron { keep_descriptors } => wal::cron_command(config, *keep_descriptors, out),
     }
 }
 

@@ -136,6 +136,9 @@ pub struct Output {
     /// `_WARNING`, `_ERROR`, ... and results, for the JSON writer.
     json: BTreeMap<String, PyValue>,
     pub error_occurred: bool,
+    /// The exit code when an error was emitted (Barman's `error_exit_code`: 1, or 3 for
+    /// some get-wal errors).
+    pub error_exit_code: u8,
     pub log: Log,
 }
 
@@ -147,6 +150,7 @@ impl Output {
             colors: false,
             json: BTreeMap::new(),
             error_occurred: false,
+            error_exit_code: 1,
             log: Log::new(),
         }
     }
@@ -229,7 +233,11 @@ impl Output {
                 let _ = Stdout::print(&text);
             }
         }
-        u8::from(self.error_occurred)
+        if self.error_occurred {
+            self.error_exit_code
+        } else {
+            0
+        }
     }
 }
 
