@@ -12,6 +12,8 @@ mod postgres;
 mod restore;
 mod robustness;
 mod server_config;
+mod server_wal_cli;
+mod server_world;
 mod snapshot_aws;
 mod snapshot_azure;
 mod snapshot_barman;

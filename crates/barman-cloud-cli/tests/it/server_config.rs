@@ -3,85 +3,11 @@
 //! also log each warning a second time on stderr, in log format, when `log_file` is unset;
 //! those lines carry a time and a PID, so only the prefixed lines are compared.)
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 
-use crate::support::{our_binary, required_env, stderr, stdout, temp_dir};
-
-/// A temporary directory with `barman_home/`, a link named `barman` to our binary, and
-/// the configuration files a test writes.
-struct World {
-    dir: tempfile::TempDir,
-}
-
-impl World {
-    fn new() -> Self {
-        let dir = temp_dir("server-config");
-        std::fs::create_dir(dir.path().join("home")).unwrap();
-        std::os::unix::fs::symlink(our_binary(), dir.path().join("barman")).unwrap();
-        World { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Writes `name` with `{home}` and `{dir}` replaced.
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).unwrap();
-        }
-        let text = text
-            .replace("{home}", &self.path("home").display().to_string())
-            .replace("{dir}", &self.dir.path().display().to_string());
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn run(&self, program: &Path, args: &[&str]) -> Output {
-        Command::new(program)
-            .args(args)
-            .current_dir(self.dir.path())
-            .env_remove("BARMAN_CONFIG_FILE")
-            .output()
-            .expect("run barman")
-    }
-
-    /// Runs both and asserts the same outcome; returns ours.
-    fn compare(&self, args: &[&str]) -> Output {
-        let python = PathBuf::from(required_env("BARMAN_RS_TEST_BARMAN_BIN")).join("barman");
-        let theirs = self.run(&python, args);
-        let ours = self.run(&self.path("barman"), args);
-        let what = format!("barman {}", args.join(" "));
-        assert_eq!(stdout(&ours), stdout(&theirs), "stdout of {what}");
-        assert_eq!(
-            prefixed_lines(&stderr(&ours)),
-            prefixed_lines(&stderr(&theirs)),
-            "stderr of {what}:\nours: {}\nBarman: {}",
-            stderr(&ours),
-            stderr(&theirs)
-        );
-        assert_eq!(ours.status.code(), theirs.status.code(), "exit of {what}");
-        ours
-    }
-}
-
-fn prefixed_lines(text: &str) -> Vec<&str> {
-    text.lines()
-        .filter(|l| {
-            [
-                "WARNING:",
-                "ERROR:",
-                "FATAL",
-                "Configuration file",
-                "Could not find",
-            ]
-            .iter()
-            .any(|p| l.starts_with(p))
-        })
-        .collect()
-}
+use crate::server_world::World;
+use crate::support::{required_env, stderr, stdout};
 
 const GLOBAL: &str = "[barman]\nbarman_home = {home}\nbarman_user = root\nlog_level = INFO\n";
 
@@ -120,7 +46,7 @@ backup_compression = gzip
 
 #[test]
 fn server_config_list_servers_console_json_minimal() {
-    let world = World::new();
+    let world = World::new("server-config");
     let conf = world.write(
         "barman.conf",
         &format!("{GLOBAL}{TWO_SERVERS}{SNAPSHOT_GZIP}"),
@@ -146,7 +72,7 @@ fn server_config_list_servers_console_json_minimal() {
 
 #[test]
 fn server_config_unknown_keys_invalid_values_interpolation() {
-    let world = World::new();
+    let world = World::new("server-config");
     let conf = world.write(
         "barman.conf",
         &format!(
@@ -164,7 +90,7 @@ fn server_config_unknown_keys_invalid_values_interpolation() {
 
 #[test]
 fn server_config_included_files_in_order_and_fatal_barman_section() {
-    let world = World::new();
+    let world = World::new("server-config");
     let conf = world.write(
         "barman.conf",
         &format!("{GLOBAL}configuration_files_directory = {{dir}}/conf.d\n"),
@@ -188,7 +114,7 @@ fn server_config_included_files_in_order_and_fatal_barman_section() {
 
 #[test]
 fn server_config_missing_file_version_and_usage_errors() {
-    let world = World::new();
+    let world = World::new("server-config");
     let missing = world.path("nowhere.conf");
     let out = world.compare(&["-c", missing.to_str().unwrap(), "list-servers"]);
     assert_eq!(out.status.code(), Some(1));
@@ -222,7 +148,7 @@ fn server_config_missing_file_version_and_usage_errors() {
 
 #[test]
 fn server_config_malformed_file_names_the_line() {
-    let world = World::new();
+    let world = World::new("server-config");
     let conf = world.write("barman.conf", &format!("{GLOBAL}this is not ini\n"));
     let out = world.run(
         &world.path("barman"),
