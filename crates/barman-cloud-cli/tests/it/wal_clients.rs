@@ -1,11 +1,12 @@
 //! `barman-wal-archive` and `barman-wal-restore`, ours and Python Barman's, through a real
 //! OpenSSH server (`BARMAN_RS_TEST_SSH_*`) against PYTHON Barman's `barman put-wal` /
-//! `get-wal` / `archive-wal`, so these tests do not depend on our server commands.
+//! `get-wal` / `archive-wal`, so that the clients are compared with Barman's on Barman's
+//! own server; the end-to-end test with PostgreSQL also runs against our server.
 //!
 //! The clients run `ssh [-p PORT] -q -T USER@HOST barman ...`. A wrapper script named
 //! `ssh`, first on PATH, adds the test key and disables host key checks, and puts
 //! `PATH=<dir>:$PATH` before the remote command so that the remote `barman` is a link
-//! to Python Barman's `barman`.
+//! to the server under test (Python Barman's `barman`, or ours).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -34,7 +35,14 @@ struct World {
 }
 
 impl World {
+    /// A world whose remote `barman` is Python Barman's.
     fn new() -> Self {
+        Self::with_server(Who::Barman)
+    }
+
+    /// A world whose remote `barman` (reached over ssh, and run by [`World::barman`]) is
+    /// `server`'s.
+    fn with_server(server: Who) -> Self {
         let key = required_env("BARMAN_RS_TEST_SSH_KEY");
         let port = required_env("BARMAN_RS_TEST_SSH_PORT");
         let python = PathBuf::from(required_env("BARMAN_RS_TEST_BARMAN_BIN"));
@@ -50,7 +58,11 @@ impl World {
         ] {
             std::fs::create_dir_all(root.join(sub)).unwrap();
         }
-        std::os::unix::fs::symlink(python.join("barman"), root.join("remote/barman")).unwrap();
+        let remote_barman = match server {
+            Who::Barman => python.join("barman"),
+            Who::Ours => our_binary(),
+        };
+        std::os::unix::fs::symlink(remote_barman, root.join("remote/barman")).unwrap();
         for name in ["barman-wal-archive", "barman-wal-restore"] {
             std::os::unix::fs::symlink(our_binary(), root.join("ours").join(name)).unwrap();
         }
@@ -118,12 +130,15 @@ impl World {
         self.run(who, "barman-wal-restore", &self.args(&conf, rest))
     }
 
+    /// The server's `barman` (the one the clients reach over ssh).
     fn barman(&self, args: &[&str]) -> Output {
-        let python = PathBuf::from(required_env("BARMAN_RS_TEST_BARMAN_BIN")).join("barman");
         let conf = self.conf();
         let mut all = vec!["-c", conf.as_str()];
         all.extend_from_slice(args);
-        Command::new(python).args(all).output().unwrap()
+        Command::new(self.path("remote/barman"))
+            .args(all)
+            .output()
+            .unwrap()
     }
 
     fn write_wal(&self, name: &str, len: usize, seed: u64) -> PathBuf {
@@ -546,8 +561,19 @@ fn restore_parallel_prefetches_into_the_spool() {
 /// runs as `postgres`: its ssh wrapper uses that user's copy of the key.
 #[test]
 fn postgres_archives_and_recovers_through_the_clients() {
+    archive_and_recover_through_server(Who::Barman);
+}
+
+/// The same with our server at the other end of ssh (`barman put-wal`, `cron` filing the
+/// WAL in the background, `get-wal`): the whole WAL path of a barman server without Python.
+#[test]
+fn postgres_archives_and_recovers_through_our_server() {
+    archive_and_recover_through_server(Who::Ours);
+}
+
+fn archive_and_recover_through_server(server: Who) {
     use crate::postgres::{CHECKSUM_SQL, Cluster, as_postgres, chown_postgres, recover_with};
-    let world = World::new();
+    let world = World::with_server(server);
     let key = required_env("BARMAN_RS_TEST_SSH_KEY_POSTGRES");
     let pg_bin_dir = world.path("bin-pg");
     write_ssh_wrapper(&pg_bin_dir, &key, &world.path("remote"));
@@ -603,9 +629,36 @@ fn postgres_archives_and_recovers_through_the_clients() {
         primary.psql("select failed_count from pg_stat_archiver"),
         "0"
     );
-    let out = world.barman(&["archive-wal", "ours"]);
-    ok(&out, "barman archive-wal");
-    assert!(stdout(&out).contains("00000001"), "{}", stdout(&out));
+    match server {
+        Who::Barman => {
+            let out = world.barman(&["archive-wal", "ours"]);
+            ok(&out, "barman archive-wal");
+            assert!(stdout(&out).contains("00000001"), "{}", stdout(&out));
+        }
+        Who::Ours => {
+            // As a DBA runs it: cron starts archive-wal in the background.
+            let out = world.barman(&["cron"]);
+            ok(&out, "barman cron");
+            assert!(
+                stdout(&out).contains("Starting WAL archiving for server ours"),
+                "{}",
+                stdout(&out)
+            );
+            let incoming = world.path("home/ours/incoming");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !crate::support::file_names(&incoming).is_empty() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "cron's archive-wal left {:?}",
+                    crate::support::file_names(&incoming)
+                );
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let xlogdb =
+                std::fs::read_to_string(world.path("home/ours/wals/ours-xlog.db")).unwrap();
+            assert!(xlogdb.lines().count() >= 2, "{xlogdb}");
+        }
+    }
     let restore = client(
         "barman-wal-restore",
         &format!("-p 3 --spool-dir {} 127.0.0.1 ours %f %p", spool.display()),
