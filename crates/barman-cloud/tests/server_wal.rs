@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, UNIX_EPOCH};
 
+use barman_cloud::catalog::pyliteral::repr_float;
 use barman_cloud::compression::{ALL, Compression, CompressionLevel, magic};
 use barman_cloud::server::archive::{ArchiveOutcome, ArchiveSettings, archive_incoming};
 use barman_cloud::server::get_wal::{WalOutput, send_wal};
 use barman_cloud::server::paths::WalArchivePaths;
-use barman_cloud::server::xlogdb::{XlogDb, XlogEntry, python_float_repr, python_timestamp};
+use barman_cloud::server::xlogdb::{XlogDb, XlogEntry, python_timestamp};
 use barman_cloud::wal::name::WalName;
 
 /// Barman's python, or `None` (with a note) when the test services are not set up.
@@ -149,7 +150,7 @@ fn file_times_match_python_stat() {
             );
         file.set_modified(mtime).unwrap();
         let seen = fs::metadata(&path).unwrap().modified().unwrap();
-        expected.push_str(&format!("{}\n", python_float_repr(python_timestamp(seen))));
+        expected.push_str(&format!("{}\n", repr_float(python_timestamp(seen))));
         args.push(path.to_str().unwrap().to_string());
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

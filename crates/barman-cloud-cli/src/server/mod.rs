@@ -94,14 +94,14 @@ fn start(args: &GlobalArgs, out: &mut Output) -> Result<Config, u8> {
         Err(privileges::Refusal::UnknownUser) => {
             eprintln!(
                 "ERROR: the configured user {} does not exists",
-                config::py_repr(&config.barman_user)
+                barman_cloud::catalog::pyliteral::repr_str(&config.barman_user)
             );
             return Err(FAILED);
         }
         Err(privileges::Refusal::NotPermitted) => {
             eprintln!(
                 "ERROR: please run barman as {} user",
-                config::py_repr(&config.barman_user)
+                barman_cloud::catalog::pyliteral::repr_str(&config.barman_user)
             );
             return Err(FAILED);
         }

@@ -16,6 +16,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use super::ini::{self, Options};
+use crate::catalog::pyliteral::repr_str;
 use crate::{Error, Result};
 
 /// Where Barman looks, in order, when neither `-c` nor `BARMAN_CONFIG_FILE` names a file.
@@ -486,42 +487,14 @@ fn parser_of(key: &str) -> Parser {
     }
 }
 
-/// Python's `repr()` of a string, as Barman's messages quote values with it.
-pub fn py_repr(text: &str) -> String {
-    let quote = if text.contains('\'') && !text.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::from(quote);
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
 fn py_list_repr(items: &[&str]) -> String {
-    let inner: Vec<String> = items.iter().map(|i| py_repr(i)).collect();
+    let inner: Vec<String> = items.iter().map(|i| repr_str(i)).collect();
     format!("[{}]", inner.join(", "))
 }
 
 /// Python's `int(text)`: surrounding whitespace, a sign, `_` between digits.
 pub(crate) fn python_int(text: &str) -> std::result::Result<i64, String> {
-    let invalid = || format!("invalid literal for int() with base 10: {}", py_repr(text));
+    let invalid = || format!("invalid literal for int() with base 10: {}", repr_str(text));
     let trimmed = text.trim();
     let (negative, digits) = match trimmed.as_bytes().first() {
         Some(b'-') => (true, &trimmed[1..]),
@@ -2340,7 +2313,6 @@ mod tests {
         assert!(parse_interval("2months ago").is_err());
         assert_eq!(unquote("\"x\""), "x");
         assert_eq!(unquote("'x\""), "'x\"");
-        assert_eq!(py_repr("it's"), "\"it's\"");
         assert!(is_aws_expiration_date("2030-01-01T00:00:00.000Z"));
         assert!(!is_aws_expiration_date("2030-01-01"));
         assert_eq!(

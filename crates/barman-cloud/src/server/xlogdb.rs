@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::catalog::pyliteral::{repr_float, repr_str};
 use crate::compression::{Compression, magic};
 use crate::error::{Error, Result};
 use crate::server::durable;
@@ -39,7 +40,7 @@ impl XlogEntry {
             .split(is_python_space)
             .filter(|f| !f.is_empty())
             .collect();
-        let bad = || Error::Corrupt(format!("cannot parse line: {}", python_str_repr(line)));
+        let bad = || Error::Corrupt(format!("cannot parse line: {}", repr_str(line)));
         if !(3..=5).contains(&fields.len()) {
             return Err(bad());
         }
@@ -64,7 +65,7 @@ impl XlogEntry {
             "{}\t{}\t{}\t{}\t{}\n",
             self.name,
             self.size,
-            python_float_repr(self.time),
+            repr_float(self.time),
             self.compression.as_deref().unwrap_or("None"),
             self.encryption.as_deref().unwrap_or("None"),
         )
@@ -97,49 +98,6 @@ pub fn python_timestamp(time: SystemTime) -> f64 {
     }
 }
 
-/// Python's `repr(float)`: the shortest digits that read back as the same value (as
-/// Rust's formatting also finds them), in fixed notation for decimal exponents -4 to 15
-/// and always with a fractional part (`1795974932.0`), in exponent notation otherwise
-/// (`1e+16`, `1.5e-05`).
-pub fn python_float_repr(value: f64) -> String {
-    if value.is_nan() {
-        return "nan".into();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    // `{:e}` gives the shortest round-trip digits as `d.ddddde<exp>`.
-    let scientific = format!("{:e}", value);
-    let (mantissa, exponent) = scientific.split_once('e').expect("LowerExp has an e");
-    let exponent: i32 = exponent.parse().expect("LowerExp exponent is an integer");
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    if (-4..16).contains(&exponent) {
-        let point = exponent + 1; // digits before the decimal point
-        if point <= 0 {
-            format!("{sign}0.{}{digits}", "0".repeat((-point) as usize))
-        } else if point as usize >= digits.len() {
-            let zeros = "0".repeat(point as usize - digits.len());
-            format!("{sign}{digits}{zeros}.0")
-        } else {
-            let (whole, fraction) = digits.split_at(point as usize);
-            format!("{sign}{whole}.{fraction}")
-        }
-    } else {
-        let (first, rest) = digits.split_at(1);
-        let fraction = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
-        let exp_sign = if exponent < 0 { '-' } else { '+' };
-        format!("{sign}{first}{fraction}e{exp_sign}{:02}", exponent.abs())
-    }
-}
-
 /// Python's `float(text)` for the forms xlog.db holds (and the spellings Python accepts
 /// that Rust's parser does not: digit-separating underscores).
 fn parse_python_float(text: &str) -> Option<f64> {
@@ -166,34 +124,6 @@ fn parse_python_float(text: &str) -> Option<f64> {
 /// Python's `str.split()` separators (ASCII ones; xlog.db lines are ASCII).
 fn is_python_space(c: char) -> bool {
     c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
-}
-
-/// Python's `repr(str)` for the error message on a bad line.
-fn python_str_repr(text: &str) -> String {
-    let quote = if text.contains('\'') && !text.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::from(quote);
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
 }
 
 /// A server's xlog.db with its lock.
@@ -321,19 +251,16 @@ mod tests {
             (-12.25, "-12.25"),
         ];
         for (value, expected) in cases {
-            assert_eq!(python_float_repr(value), expected, "{value:?}");
+            assert_eq!(repr_float(value), expected, "{value:?}");
         }
-        assert_eq!(python_float_repr(f64::NAN), "nan");
-        assert_eq!(python_float_repr(f64::NEG_INFINITY), "-inf");
+        assert_eq!(repr_float(f64::NAN), "nan");
+        assert_eq!(repr_float(f64::NEG_INFINITY), "-inf");
     }
 
     #[test]
     fn file_times_are_computed_as_python_does() {
         let time = UNIX_EPOCH + std::time::Duration::new(1_795_974_932, 696_620_702);
-        assert_eq!(
-            python_float_repr(python_timestamp(time)),
-            "1795974932.6966207"
-        );
+        assert_eq!(repr_float(python_timestamp(time)), "1795974932.6966207");
         let whole = UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
         assert_eq!(python_timestamp(whole), 1_700_000_000.0);
     }
