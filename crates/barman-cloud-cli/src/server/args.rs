@@ -23,11 +23,25 @@ pub enum Color {
 /// The commands this front-end runs; more join as siblings (check, status, switch-wal).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    ListServers { minimal: bool },
-    PutWal { server: String, test: bool },
-    ArchiveWal { server: String },
+    ListServers {
+        minimal: bool,
+    },
+    PutWal {
+        server: String,
+        test: bool,
+    },
+    ArchiveWal {
+        server: String,
+    },
     GetWal(GetWalArgs),
-    Cron { keep_descriptors: bool },
+    Cron {
+        keep_descriptors: bool,
+    },
+    Check {
+        servers: Vec<String>,
+        nagios: bool,
+        check_timeout: Option<i64>,
+    },
 }
 
 /// `get-wal`'s arguments.
@@ -45,8 +59,9 @@ pub struct GetWalArgs {
 }
 
 /// The command names argparse accepts, aliases included, for usage and error texts.
-pub const COMMAND_NAMES: [&str; 6] = [
+pub const COMMAND_NAMES: [&str; 7] = [
     "archive-wal",
+    "check",
     "cron",
     "get-wal",
     "list-server",
@@ -325,7 +340,7 @@ fn command(
             }
             parsed.command = Some(Command::ListServers { minimal });
         }
-        "put-wal" | "archive-wal" | "get-wal" | "cron" => {
+        "put-wal" | "archive-wal" | "get-wal" | "cron" | "check" => {
             let found = sub_command(name, rest)?;
             unrecognized.extend(found.unrecognized);
             parsed.command = Some(found.command);
@@ -454,6 +469,31 @@ const CRON: SubCommand = SubCommand {
     positionals: &[],
 };
 
+const CHECK: SubCommand = SubCommand {
+    usage: "usage: barman check [-h] [--nagios] [--check-timeout TIMEOUT]\n                    \
+            server_name [server_name ...]\n",
+    help: "\nCheck if the server configuration is working.\n\npositional arguments:\n  \
+           server_name           specifies the server names to check ('all' will check\n                        \
+           all available servers)\n\noptions:\n  -h, --help            show this help \
+           message and exit\n  --nagios              Nagios plugin compatible output\n  \
+           --check-timeout TIMEOUT\n                        Specifies the time limit, in \
+           seconds, for the check\n                        operation. Set to zero to disable \
+           the timeout.\n",
+    options: &[
+        OptionSpec {
+            names: &["--nagios"],
+            valued: false,
+            key: "nagios",
+        },
+        OptionSpec {
+            names: &["--check-timeout"],
+            valued: true,
+            key: "check_timeout",
+        },
+    ],
+    positionals: &["server_name"],
+};
+
 struct Found {
     command: Command,
     unrecognized: Vec<String>,
@@ -481,6 +521,7 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
         "put-wal" => &PUT_WAL,
         "archive-wal" => &ARCHIVE_WAL,
         "get-wal" => &GET_WAL,
+        "check" => &CHECK,
         _ => &CRON,
     };
     let fail =
@@ -611,7 +652,9 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
             spec.positionals[positionals.len()..].join(", ")
         )));
     }
-    unrecognized.extend(positionals.drain(spec.positionals.len()..));
+    if name != "check" {
+        unrecognized.extend(positionals.drain(spec.positionals.len()..));
+    }
     let flag = |key: &str| values.iter().any(|(k, _)| *k == key);
     let value = |key: &str| {
         values
@@ -631,6 +674,25 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
         "cron" => Command::Cron {
             keep_descriptors: flag("keep_descriptors"),
         },
+        "check" => {
+            let check_timeout = match value("check_timeout") {
+                Some(text) => match text.trim().parse::<i64>() {
+                    Ok(n) if n >= 0 => Some(n),
+                    _ => {
+                        return Err(fail(format!(
+                            "argument --check-timeout: '{text}' is not a valid non negative \
+                             integer"
+                        )));
+                    }
+                },
+                None => None,
+            };
+            Command::Check {
+                servers: positionals.clone(),
+                nagios: flag("nagios"),
+                check_timeout,
+            }
+        }
         _ => {
             let peek = match value("peek") {
                 Some(text) => {
@@ -700,6 +762,36 @@ mod tests {
     }
 
     #[test]
+    fn check_takes_server_names_and_its_options() {
+        let parsed = parse(&args(&[
+            "check",
+            "--nagios",
+            "a",
+            "b",
+            "--check-timeout",
+            "5",
+        ]))
+        .unwrap();
+        assert_eq!(
+            parsed.command,
+            Some(Command::Check {
+                servers: vec!["a".into(), "b".into()],
+                nagios: true,
+                check_timeout: Some(5),
+            })
+        );
+        match parse(&args(&["check"])) {
+            Err(Stop::Usage(text)) => assert!(
+                text.ends_with(
+                    "barman check: error: the following arguments are required: server_name\n"
+                ),
+                "{text}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn mistakes_are_argparse_errors() {
         for (line, expected) in [
             (
@@ -716,7 +808,7 @@ mod tests {
             ),
             (
                 vec!["bogus"],
-                "barman: error: argument command: invalid choice: 'bogus' (choose from 'archive-wal', 'cron', 'get-wal', 'list-server', 'list-servers', 'put-wal')\n",
+                "barman: error: argument command: invalid choice: 'bogus' (choose from 'archive-wal', 'check', 'cron', 'get-wal', 'list-server', 'list-servers', 'put-wal')\n",
             ),
         ] {
             match parse(&args(&line)) {

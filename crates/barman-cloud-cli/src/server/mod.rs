@@ -4,6 +4,7 @@
 //! `barman_cloud::server`.
 
 mod args;
+mod check;
 mod output;
 mod privileges;
 mod wal;
@@ -161,6 +162,11 @@ fn run_command(command: &Command, config: &Config, out: &mut Output) -> u8 {
         Command::ArchiveWal { server } => wal::archive_wal_command(config, server, out),
         Command::GetWal(args) => wal::get_wal_command(config, args, out),
         Command::Cron { keep_descriptors } => wal::cron_command(config, *keep_descriptors, out),
+        Command::Check {
+            servers,
+            nagios,
+            check_timeout,
+        } => check::check_command(config, servers, *nagios, *check_timeout, out),
     }
 }
 

@@ -140,6 +140,9 @@ pub struct Output {
     /// some get-wal errors).
     pub error_exit_code: u8,
     pub log: Log,
+    /// Barman's Nagios writer (`check --nagios`): nothing printed on the way, only the
+    /// summary the check command prints when it closes.
+    pub nagios: bool,
 }
 
 impl Output {
@@ -152,6 +155,7 @@ impl Output {
             error_occurred: false,
             error_exit_code: 1,
             log: Log::new(),
+            nagios: false,
         }
     }
 
@@ -172,6 +176,9 @@ impl Output {
     }
 
     fn err_line(&self, text: &str, color: &str) {
+        if self.nagios {
+            return;
+        }
         let text = if self.colors {
             format!("\x1b[{color}m{text}\x1b[0m")
         } else {
@@ -183,7 +190,7 @@ impl Output {
     pub fn info(&mut self, message: &str) {
         match self.format {
             Format::Json => self.collect("_INFO", message),
-            Format::Console if !self.quiet => {
+            Format::Console if !self.quiet && !self.nagios => {
                 let _ = Stdout::print(&format!("{}\n", redact_passwords(message)));
             }
             Format::Console => {}
@@ -224,7 +231,7 @@ impl Output {
     /// `close_and_exit`: the JSON writer prints its object (no newline, as `json.dump`);
     /// exit 1 if an error was emitted.
     pub fn close(&mut self) -> u8 {
-        if self.format == Format::Json && !self.quiet {
+        if self.format == Format::Json && !self.quiet && !self.nagios {
             let mut dict = PyDict::new();
             for (key, value) in std::mem::take(&mut self.json) {
                 dict.set(&key, value);

@@ -101,7 +101,7 @@ fn get_server(
 }
 
 /// Where the server's WAL archive lives, as its configuration says.
-fn archive_paths(server: &ServerConfig) -> WalArchivePaths {
+pub(super) fn archive_paths(server: &ServerConfig) -> WalArchivePaths {
     let base = PathBuf::from(&server.backup_directory);
     let dir = |value: &Option<String>, default: &str| {
         value
@@ -134,7 +134,7 @@ fn archive_paths(server: &ServerConfig) -> WalArchivePaths {
 
 /// `compression` and `compression_level` of the server. Barman's aliases of gzip and
 /// bzip2 (`pigz`, `pygzip`, `pybzip2`) store the same format; `custom` is not supported.
-fn archive_settings(server: &ServerConfig) -> Result<ArchiveSettings, String> {
+pub(super) fn archive_settings(server: &ServerConfig) -> Result<ArchiveSettings, String> {
     let compression = match server.compression.as_deref() {
         None | Some("") => None,
         Some("gzip" | "pigz" | "pygzip") => Some(Compression::Gzip),

@@ -11,6 +11,7 @@ mod manifest;
 mod postgres;
 mod restore;
 mod robustness;
+mod server_check;
 mod server_config;
 mod server_wal_cli;
 mod server_world;

@@ -6,6 +6,7 @@
 //! codes.
 
 pub mod archive;
+pub mod check;
 pub mod config;
 pub mod durable;
 pub mod get_wal;

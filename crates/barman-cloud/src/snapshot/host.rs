@@ -96,6 +96,108 @@ impl Host for LocalHost {
     }
 }
 
+/// Barman's `shell_quote`: single quotes around the argument, each `'` written `'\''`; a
+/// lone `|` is left bare (Barman builds pipelines with it).
+pub fn shell_quote(arg: &str) -> String {
+    if arg == "|" {
+        return arg.to_string();
+    }
+    format!("'{}'", arg.replace('\'', "'\\''"))
+}
+
+/// Barman's `full_command_quote`: the command as given, then each argument quoted.
+pub fn full_command_quote(command: &str, args: &[&str]) -> String {
+    if args.is_empty() {
+        return command.to_string();
+    }
+    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+    format!("{command} {}", quoted.join(" "))
+}
+
+/// What a shell command line gave: exit code (`None` when killed by a signal), stdout,
+/// stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShellOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `line` with `/bin/sh -c`, as Python's `subprocess` with `shell=True` does (stdin
+/// closed).
+pub async fn run_shell(line: &str) -> Result<ShellOutput> {
+    let output = tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(line)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| Error::Provider(format!("cannot run /bin/sh: {e}")))?;
+    Ok(ShellOutput {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+/// The PostgreSQL host reached through a server's `ssh_command` (Barman's
+/// `UnixRemoteCommand`): each command is quoted with [`full_command_quote`] and appended,
+/// quoted again as one argument, to `ssh_command` plus `options`; the line runs through
+/// `/bin/sh -c`, so `ssh_command` itself is read by the local shell as Barman's is.
+#[derive(Debug, Clone)]
+pub struct SshHost {
+    ssh_command: String,
+    options: Vec<String>,
+}
+
+impl SshHost {
+    /// A host for `ssh_command`, with extra ssh `options` (quoted one by one).
+    pub fn new(ssh_command: &str, options: &[String]) -> Self {
+        SshHost {
+            ssh_command: ssh_command.to_string(),
+            options: options.to_vec(),
+        }
+    }
+
+    /// Barman's `unix_command_factory` for a remote command: the host once `true` ran
+    /// there with status 0; else Barman's reason (`Connection failed using '<ssh_command> '
+    /// return code <n>`, or `Unable to execute <ssh_command>`).
+    pub async fn connect(ssh_command: &str) -> Result<Self> {
+        let host = SshHost::new(ssh_command, &[]);
+        let output = run_shell(&host.line("true", &[]))
+            .await
+            .map_err(|_| Error::Provider(format!("Unable to execute {ssh_command}")))?;
+        if output.code != Some(0) {
+            return Err(Error::Provider(format!(
+                "Connection failed using '{ssh_command} {}' return code {}",
+                host.options.join(" "),
+                output.code.unwrap_or(-1)
+            )));
+        }
+        Ok(host)
+    }
+
+    /// The local shell line that runs `program args` on the host.
+    pub fn line(&self, program: &str, args: &[&str]) -> String {
+        let remote = full_command_quote(program, args);
+        let mut all: Vec<&str> = self.options.iter().map(String::as_str).collect();
+        all.push(&remote);
+        full_command_quote(&self.ssh_command, &all)
+    }
+}
+
+#[async_trait]
+impl Host for SshHost {
+    async fn run(&self, program: &str, args: &[&str]) -> Result<CommandOutput> {
+        let output = run_shell(&self.line(program, args)).await?;
+        Ok(CommandOutput {
+            success: output.code == Some(0),
+            stdout: output.stdout,
+        })
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod fake {
     //! A host whose commands answer from a table, for unit tests of mount discovery.
