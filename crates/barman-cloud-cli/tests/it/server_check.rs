@@ -282,9 +282,38 @@ fn check_of_a_snapshot_server_matches_barman() {
     );
     setup.conf(&bad_ssh, &instance, &disk);
     let out = setup.compare(&["check", "snap"]);
-    assert!(stdout(&out).contains("\tssh: FAILED (Connection failed using 'ssh -p 1"));
+    let text = stdout(&out);
+    assert!(text.contains("\tssh: FAILED (Connection failed using 'ssh -p 1"));
+    // Barman stops at the first command it has to run on the host for the snapshot
+    // checks: an error, and nothing after `snapshot instance exists`.
+    assert!(text.ends_with("\tsnapshot instance exists: OK\n"), "{text}");
+    assert!(
+        stderr(&out).contains(&format!(
+            "ERROR: Unable to connect to the target host using the command '{bad_ssh}'"
+        )),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(out.status.code(), Some(1));
     setup.compare(&["-f", "json", "check", "snap"]);
+
+    // A check slower than --check-timeout: the results so far, then `check timeout`.
+    let slow = setup.world.path("ssh-slow");
+    std::fs::write(&slow, format!("#!/bin/sh\nsleep 8\nexec {} \"$@\"\n", good)).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    setup.conf(&slow.display().to_string(), &instance, &disk);
+    let out = setup.compare(&["check", "--check-timeout", "3", "snap"]);
+    let text = stdout(&out);
+    assert!(
+        text.ends_with(
+            "\tminimum redundancy requirements: OK (have 0 non-incremental backups, expected \
+             at least 0)\n\tcheck timeout: FAILED (barman check command timed out)\n"
+        ),
+        "{text}"
+    );
 
     // A disabled server.
     setup.default_conf();
@@ -307,7 +336,13 @@ fn check_of_a_snapshot_server_matches_barman() {
     // PostgreSQL stopped.
     setup.cluster.pg_ctl("stop");
     let out = setup.compare(&["check", "snap"]);
-    assert!(stdout(&out).contains("\tPostgreSQL: FAILED\n"));
+    let text = stdout(&out);
+    assert!(text.contains("\tPostgreSQL: FAILED\n"));
+    assert!(text.contains("\tsystemid coherence: OK (no system Id available)\n"));
+    assert!(
+        !text.contains("wal_level") && !text.contains("archive_mode"),
+        "{text}"
+    );
     assert_eq!(out.status.code(), Some(1));
     setup.compare(&["check", "--nagios", "snap"]);
 }

@@ -67,7 +67,7 @@ struct PgStatus {
 
 struct Checker<'a> {
     ctx: &'a CheckContext<'a>,
-    results: Vec<CheckResult>,
+    results: &'a mut Vec<CheckResult>,
 }
 
 impl Checker<'_> {
@@ -86,13 +86,36 @@ impl Checker<'_> {
     }
 }
 
-/// Runs every check of the server.
+/// Runs every check of the server within its `check_timeout` (0: no limit); past it,
+/// the results so far and Barman's `check timeout` failure.
 pub async fn check_server(ctx: &CheckContext<'_>) -> CheckRun {
-    let server = ctx.server;
-    let mut checker = Checker {
-        ctx,
-        results: Vec::new(),
+    let mut results = Vec::new();
+    let limit = u64::try_from(ctx.server.check_timeout).unwrap_or(0);
+    let fatal = if limit > 0 {
+        let checks = run_checks(ctx, &mut results);
+        match tokio::time::timeout(Duration::from_secs(limit), checks).await {
+            Ok(fatal) => fatal,
+            Err(_) => {
+                results.push(CheckResult {
+                    check: "check timeout".into(),
+                    status: false,
+                    hint: Some("barman check command timed out".into()),
+                    perfdata: None,
+                    details: Vec::new(),
+                });
+                None
+            }
+        }
+    } else {
+        run_checks(ctx, &mut results).await
     };
+    CheckRun { results, fatal }
+}
+
+/// The checks in Barman's order; the error that stops them early, if any.
+async fn run_checks(ctx: &CheckContext<'_>, results: &mut Vec<CheckResult>) -> Option<Error> {
+    let server = ctx.server;
+    let mut checker = Checker { ctx, results };
     let uses_postgres = server.active && !server.passive_node;
     let backups = load_backups(server);
 
@@ -128,10 +151,7 @@ pub async fn check_server(ctx: &CheckContext<'_>) -> CheckRun {
 
     // The snapshot executor: ssh, then the strategy, then the snapshot checks.
     if let Err(error) = check_executor(&mut checker, &backups, status.as_ref()).await {
-        return CheckRun {
-            results: checker.results,
-            fatal: Some(error),
-        };
+        return Some(error);
     }
 
     if !server.msg_list.is_empty() {
@@ -148,10 +168,7 @@ pub async fn check_server(ctx: &CheckContext<'_>) -> CheckRun {
         check_file_archiver(&mut checker, status.as_ref());
     }
     check_archiver_errors(&mut checker);
-    CheckRun {
-        results: checker.results,
-        fatal: None,
-    }
+    None
 }
 
 // ------------------------------------------------------------------------------------
