@@ -42,6 +42,12 @@ pub enum Command {
         nagios: bool,
         check_timeout: Option<i64>,
     },
+    SwitchWal {
+        servers: Vec<String>,
+        force: bool,
+        archive: bool,
+        archive_timeout: i64,
+    },
 }
 
 /// `get-wal`'s arguments.
@@ -59,7 +65,7 @@ pub struct GetWalArgs {
 }
 
 /// The command names argparse accepts, aliases included, for usage and error texts.
-pub const COMMAND_NAMES: [&str; 7] = [
+pub const COMMAND_NAMES: [&str; 9] = [
     "archive-wal",
     "check",
     "cron",
@@ -67,6 +73,8 @@ pub const COMMAND_NAMES: [&str; 7] = [
     "list-server",
     "list-servers",
     "put-wal",
+    "switch-wal",
+    "switch-xlog",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,7 +348,7 @@ fn command(
             }
             parsed.command = Some(Command::ListServers { minimal });
         }
-        "put-wal" | "archive-wal" | "get-wal" | "cron" | "check" => {
+        "put-wal" | "archive-wal" | "get-wal" | "cron" | "check" | "switch-wal" | "switch-xlog" => {
             let found = sub_command(name, rest)?;
             unrecognized.extend(found.unrecognized);
             parsed.command = Some(found.command);
@@ -494,6 +502,46 @@ const CHECK: SubCommand = SubCommand {
     positionals: &["server_name"],
 };
 
+const SWITCH_WAL: SubCommand = SubCommand {
+    usage: "usage: barman switch-wal [-h] [--force] [--archive] [--archive-timeout TIMEOUT]\n                         \
+            server_name [server_name ...]\n",
+    help: "\nExecute the switch-wal command on the target server\n\npositional arguments:\n  \
+           server_name           specifies the server name target of the switch-wal\n                        \
+           command\n\noptions:\n  -h, --help            show this help message and exit\n  \
+           --force               forces the switch of a WAL by executing a checkpoint\n                        \
+           before\n  --archive             wait for one WAL file to be archived\n  \
+           --archive-timeout TIMEOUT\n                        the time, in seconds, the archiver \
+           will wait for a new\n                        WAL file to be archived before timing out\n",
+    options: &[
+        OptionSpec {
+            names: &["--force"],
+            valued: false,
+            key: "force",
+        },
+        OptionSpec {
+            names: &["--archive"],
+            valued: false,
+            key: "archive",
+        },
+        OptionSpec {
+            names: &["--archive-timeout"],
+            valued: true,
+            key: "archive_timeout",
+        },
+    ],
+    positionals: &["server_name"],
+};
+
+/// argparse's `check_non_negative` for `option`.
+fn non_negative(option: &str, text: &str) -> Result<i64, String> {
+    match text.trim().parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(n),
+        _ => Err(format!(
+            "argument {option}: '{text}' is not a valid non negative integer"
+        )),
+    }
+}
+
 struct Found {
     command: Command,
     unrecognized: Vec<String>,
@@ -522,6 +570,7 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
         "archive-wal" => &ARCHIVE_WAL,
         "get-wal" => &GET_WAL,
         "check" => &CHECK,
+        "switch-wal" | "switch-xlog" => &SWITCH_WAL,
         _ => &CRON,
     };
     let fail =
@@ -652,7 +701,7 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
             spec.positionals[positionals.len()..].join(", ")
         )));
     }
-    if name != "check" {
+    if !matches!(name, "check" | "switch-wal" | "switch-xlog") {
         unrecognized.extend(positionals.drain(spec.positionals.len()..));
     }
     let flag = |key: &str| values.iter().any(|(k, _)| *k == key);
@@ -674,17 +723,19 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
         "cron" => Command::Cron {
             keep_descriptors: flag("keep_descriptors"),
         },
+        "switch-wal" | "switch-xlog" => Command::SwitchWal {
+            servers: positionals.clone(),
+            force: flag("force"),
+            archive: flag("archive"),
+            archive_timeout: non_negative(
+                "--archive-timeout",
+                &value("archive_timeout").unwrap_or_else(|| "30".into()),
+            )
+            .map_err(fail)?,
+        },
         "check" => {
             let check_timeout = match value("check_timeout") {
-                Some(text) => match text.trim().parse::<i64>() {
-                    Ok(n) if n >= 0 => Some(n),
-                    _ => {
-                        return Err(fail(format!(
-                            "argument --check-timeout: '{text}' is not a valid non negative \
-                             integer"
-                        )));
-                    }
-                },
+                Some(text) => Some(non_negative("--check-timeout", &text).map_err(fail)?),
                 None => None,
             };
             Command::Check {
@@ -808,7 +859,7 @@ mod tests {
             ),
             (
                 vec!["bogus"],
-                "barman: error: argument command: invalid choice: 'bogus' (choose from 'archive-wal', 'check', 'cron', 'get-wal', 'list-server', 'list-servers', 'put-wal')\n",
+                "barman: error: argument command: invalid choice: 'bogus' (choose from 'archive-wal', 'check', 'cron', 'get-wal', 'list-server', 'list-servers', 'put-wal', 'switch-wal', 'switch-xlog')\n",
             ),
         ] {
             match parse(&args(&line)) {

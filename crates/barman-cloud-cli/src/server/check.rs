@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 
 use barman_cloud::Error;
 use barman_cloud::catalog::{PyDict, PyValue};
-use barman_cloud::server::check::{CheckContext, CheckResult, check_server};
-use barman_cloud::server::config::Config;
+use barman_cloud::server::check::{
+    CheckContext, CheckResult, Switch, check_server, switch_wal, wait_for_wal,
+};
+use barman_cloud::server::config::{Config, ServerConfig};
 
 use super::args::Format;
 use super::output::Output;
@@ -47,33 +49,36 @@ pub(super) fn check_command(
     code.unwrap_or_else(|| out.close())
 }
 
-/// Runs the checks; `Some(code)` when Barman stops before the end.
-fn run_checks(
+type Selected = BTreeMap<String, Option<ServerConfig>>;
+
+/// Barman's `get_server_list`: the named servers (or all with `all`, the only name
+/// allowed then; inactive ones left out with `skip_inactive`), by name, `None` for
+/// unknown names. Configuration errors stop the command.
+fn select_servers(
     config: &Config,
     names: &[String],
-    check_timeout: Option<i64>,
+    skip_inactive: bool,
     out: &mut Output,
-    recorded: &mut Vec<Recorded>,
-) -> Option<u8> {
+) -> Result<Selected, u8> {
     let mut warnings = Vec::new();
     let configs = config.server_configs(&mut warnings);
     emit(warnings, out);
-    let configs = match configs {
-        Ok(configs) => configs,
-        Err(error) => return Some(report_stop(&error, out)),
-    };
+    let configs = configs.map_err(|error| report_stop(&error, out))?;
     if !configs.errors.is_empty() {
         for error in &configs.errors {
             out.error(error, "barman.cli");
         }
-        return Some(out.close());
+        return Err(out.close());
     }
-    let mut servers: BTreeMap<String, Option<_>> = BTreeMap::new();
+    let mut servers: Selected = BTreeMap::new();
     if names.iter().any(|n| n == "all") {
         if names.len() != 1 {
             out.error("You cannot use 'all' with other server names", "barman.cli");
         }
         for server in configs.servers {
+            if skip_inactive && !server.active {
+                continue;
+            }
             servers.insert(server.name.clone(), Some(server));
         }
     } else {
@@ -86,10 +91,139 @@ fn run_checks(
             servers.entry(name.clone()).or_insert(found);
         }
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    Ok(servers)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("cannot start the async runtime");
+        .expect("cannot start the async runtime")
+}
+
+/// `switch-wal SERVER... [--force] [--archive] [--archive-timeout S]`.
+pub(super) fn switch_wal_command(
+    config: &Config,
+    names: &[String],
+    force: bool,
+    archive: bool,
+    archive_timeout: i64,
+    out: &mut Output,
+) -> u8 {
+    let servers = match select_servers(config, names, true, out) {
+        Ok(servers) => servers,
+        Err(code) => return code,
+    };
+    let runtime = runtime();
+    for (name, server) in servers {
+        let Some(mut server) = server else {
+            out.error(&format!("Unknown server '{name}'"), "barman.cli");
+            continue;
+        };
+        emit(server.initialise(), out);
+        if !server.active {
+            continue;
+        }
+        if server.disabled {
+            if let Some(first) = server.msg_list.first() {
+                out.error(first, "barman.cli");
+            }
+            continue;
+        }
+        let closed = match runtime.block_on(switch_wal(&server, force)) {
+            Switch::Closed(wal) => {
+                out.info(&format!(
+                    "The WAL file {wal} has been closed on server '{name}'"
+                ));
+                Some(wal)
+            }
+            Switch::NotNeeded => {
+                out.info(&format!("No switch required for server '{name}'"));
+                None
+            }
+            Switch::Standby => {
+                out.info(&format!(
+                    "No switch performed because server '{name}' is a standby."
+                ));
+                None
+            }
+            Switch::Failed => {
+                out.error(
+                    &format!("Unable to perform pg_switch_wal for server '{name}'."),
+                    "barman.server",
+                );
+                continue;
+            }
+            Switch::CheckpointRefused => {
+                out.error(
+                    "Barman switch-wal --force requires superuser rights or the \
+                     'pg_checkpoint' role",
+                    "barman.server",
+                );
+                continue;
+            }
+        };
+        if !archive {
+            continue;
+        }
+        let max = if archive_timeout > 0 {
+            format!(" (max: {archive_timeout} seconds)")
+        } else {
+            String::new()
+        };
+        match &closed {
+            Some(wal) => out.info(&format!(
+                "Waiting for the WAL file {wal} from server '{name}'{max}"
+            )),
+            None => out.info(&format!(
+                "Waiting for a WAL file from server '{name}' to be archived{max}"
+            )),
+        }
+        let paths = archive_paths(&server);
+        let settings = archive_settings(&server).ok().filter(|_| server.archiver);
+        let timeout = (archive_timeout > 0)
+            .then(|| std::time::Duration::from_secs(archive_timeout.unsigned_abs()));
+        let mut lines = Vec::new();
+        let arrived = runtime.block_on(wait_for_wal(
+            &paths,
+            settings.as_ref(),
+            closed.as_deref(),
+            timeout,
+            |new| lines.extend(new),
+        ));
+        for line in lines {
+            out.info(&line);
+        }
+        if !arrived {
+            match &closed {
+                Some(wal) => out.error(
+                    &format!(
+                        "The WAL file {wal} has not been received in {archive_timeout} seconds"
+                    ),
+                    "barman.server",
+                ),
+                None => out.info(&format!(
+                    "A WAL file has not been received in {archive_timeout} seconds"
+                )),
+            }
+        }
+    }
+    out.close()
+}
+
+/// Runs the checks; `Some(code)` when Barman stops before the end.
+fn run_checks(
+    config: &Config,
+    names: &[String],
+    check_timeout: Option<i64>,
+    out: &mut Output,
+    recorded: &mut Vec<Recorded>,
+) -> Option<u8> {
+    let servers = match select_servers(config, names, false, out) {
+        Ok(servers) => servers,
+        Err(code) => return Some(code),
+    };
+    let runtime = runtime();
     for (name, server) in servers {
         let Some(mut server) = server else {
             out.error(&format!("Unknown server '{name}'"), "barman.cli");

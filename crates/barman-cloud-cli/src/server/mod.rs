@@ -167,6 +167,12 @@ fn run_command(command: &Command, config: &Config, out: &mut Output) -> u8 {
             nagios,
             check_timeout,
         } => check::check_command(config, servers, *nagios, *check_timeout, out),
+        Command::SwitchWal {
+            servers,
+            force,
+            archive,
+            archive_timeout,
+        } => check::switch_wal_command(config, servers, *force, *archive, *archive_timeout, out),
     }
 }
 

@@ -167,6 +167,30 @@ fn setup() -> Setup {
     setup
 }
 
+/// `text` with every WAL segment name replaced by `<WAL>`.
+fn mask_wals(text: &str) -> String {
+    let mut out = String::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.len() == 24 && word.chars().all(|c| c.is_ascii_hexdigit()) {
+            out.push_str("<WAL>");
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_hexdigit() {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 fn xlogdb_lines(setup: &Setup) -> usize {
     std::fs::read_to_string(setup.world.path("home/snap/wals/snap-xlog.db"))
         .map(|t| t.lines().count())
@@ -219,6 +243,34 @@ fn check_of_a_snapshot_server_matches_barman() {
     let json = setup.compare(&["-f", "json", "check", "snap"]);
     let value: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
     assert_eq!(value["snap"]["ssh"]["hint"], "PostgreSQL server");
+
+    // switch-wal: a forced switch, waiting for the closed WAL to be archived. The WAL
+    // names differ (each run closes the next segment) and are masked; ours must be in
+    // xlog.db afterwards.
+    let switch = [
+        "switch-wal",
+        "--force",
+        "--archive",
+        "--archive-timeout",
+        "20",
+        "snap",
+    ];
+    let theirs = setup.run(&python_barman(), &switch);
+    let ours = setup.run(&setup.world.ours(), &switch);
+    assert_eq!(ours.status.code(), Some(0), "{}", stderr(&ours));
+    assert_eq!(ours.status.code(), theirs.status.code());
+    assert_eq!(mask_wals(&stdout(&ours)), mask_wals(&stdout(&theirs)));
+    assert_eq!(
+        mask_wals(&stdout(&ours)),
+        "The WAL file <WAL> has been closed on server 'snap'\n\
+         Waiting for the WAL file <WAL> from server 'snap' (max: 20 seconds)\n\
+         Processing xlog segments from file archival for snap\n\t<WAL>\n"
+    );
+    let closed = stdout(&ours).split_whitespace().nth(3).unwrap().to_string();
+    let xlogdb = std::fs::read_to_string(setup.world.path("home/snap/wals/snap-xlog.db")).unwrap();
+    assert!(xlogdb.contains(&format!("{closed}\t")), "{xlogdb}");
+    setup.compare(&["switch-wal", "nosuchserver"]);
+    setup.compare(&["switch-wal", "badcomp"]);
 
     // A FAILED backup in meta/.
     let meta = setup

@@ -259,8 +259,15 @@ async fn check_archive(checker: &mut Checker<'_>, backups: &[BackupInfo], uses_p
     }
     if !success && uses_postgres {
         let timeout = Duration::from_secs(u64::try_from(ctx.server.check_timeout / 3).unwrap_or(0));
-        if let Ok(Some(closed)) = switch_wal(ctx.server).await {
-            wait_for_wal(ctx, &closed, timeout).await;
+        let settings = ctx.archive.as_ref().filter(|_| ctx.server.archiver);
+        match switch_wal(ctx.server, false).await {
+            Switch::Closed(closed) => {
+                wait_for_wal(&ctx.paths, settings, Some(&closed), Some(timeout), drop).await;
+            }
+            Switch::NotNeeded | Switch::Standby => {
+                wait_for_wal(&ctx.paths, settings, None, Some(timeout), drop).await;
+            }
+            Switch::Failed | Switch::CheckpointRefused => {}
         }
         success = !xlogdb_is_empty(&ctx.paths);
     }
@@ -327,24 +334,6 @@ fn wal_queue(checker: &mut Checker<'_>, dir: &Path, kind: &str, archiver: &str, 
     }
 }
 
-/// Waits until `wal` is in the archive (or, for an empty name, until anything is),
-/// archiving meanwhile, at most `timeout`.
-async fn wait_for_wal(ctx: &CheckContext<'_>, wal: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    let target = WalName::try_parse(wal).map(|w| ctx.paths.stored_path(&w));
-    while Instant::now() < deadline {
-        archive_quietly(ctx);
-        let arrived = match &target {
-            Some(path) => path.exists(),
-            None => !xlogdb_is_empty(&ctx.paths),
-        };
-        if arrived {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 // ------------------------------------------------------------------------------------
 // PostgreSQL
 // ------------------------------------------------------------------------------------
@@ -368,31 +357,115 @@ async fn value(client: &tokio_postgres::Client, sql: &str) -> Option<String> {
     })
 }
 
-/// Barman's `PostgreSQLConnection.switch_wal`: the WAL file just closed, `""` when no
-/// switch happened, `None` when it could not be done.
-pub async fn switch_wal(server: &ServerConfig) -> Result<Option<String>> {
-    let (client, connection) = raw_client(server).await?;
+/// What a WAL switch did (Barman's `PostgreSQLConnection.switch_wal` outcomes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Switch {
+    /// This WAL file was closed.
+    Closed(String),
+    /// Nothing written since the last switch: nothing to close.
+    NotNeeded,
+    /// The server is a standby.
+    Standby,
+    /// The switch (or the connection) failed.
+    Failed,
+    /// `--force`'s CHECKPOINT was refused for lack of privileges.
+    CheckpointRefused,
+}
+
+/// Barman's `switch_wal`: with `force`, a CHECKPOINT first (so an idle server switches
+/// too); the name of the WAL file closed by `pg_switch_wal()`.
+pub async fn switch_wal(server: &ServerConfig, force: bool) -> Switch {
+    let Ok((client, connection)) = raw_client(server).await else {
+        return Switch::Failed;
+    };
     let outcome = async {
-        if value(&client, "SELECT pg_is_in_recovery()")
+        if force && client.batch_execute("CHECKPOINT").await.is_err() {
+            return Switch::CheckpointRefused;
+        }
+        match value(&client, "SELECT pg_is_in_recovery()")
             .await
             .as_deref()
-            != Some("f")
         {
-            return None;
+            Some("f") => {}
+            Some(_) => return Switch::Standby,
+            None => return Switch::Failed,
         }
         let current = "SELECT pg_walfile_name(pg_current_wal_insert_lsn())";
-        let before = value(&client, current).await?;
-        value(&client, "SELECT pg_walfile_name(pg_switch_wal())").await?;
-        let after = value(&client, current).await?;
-        Some(if before < after {
-            before
+        let Some(before) = value(&client, current).await else {
+            return Switch::Failed;
+        };
+        if value(&client, "SELECT pg_walfile_name(pg_switch_wal())")
+            .await
+            .is_none()
+        {
+            return Switch::Failed;
+        }
+        let Some(after) = value(&client, current).await else {
+            return Switch::Failed;
+        };
+        if before < after {
+            Switch::Closed(before)
         } else {
-            String::new()
-        })
+            Switch::NotNeeded
+        }
     }
     .await;
     connection.abort();
-    Ok(outcome)
+    outcome
+}
+
+/// The newest WAL segment archived per timeline (Barman's
+/// `get_latest_archived_wals_info`, from xlog.db).
+pub fn latest_archived(paths: &WalArchivePaths) -> BTreeMap<u32, String> {
+    let mut latest = BTreeMap::new();
+    if let Ok(entries) = XlogDb::new(paths).entries() {
+        for entry in entries {
+            if let Some(name) = WalName::try_parse(&entry.name)
+                && name.hash_dir().is_some()
+                && entry.name.len() == 24
+            {
+                let slot = latest.entry(name.timeline()).or_insert_with(String::new);
+                if entry.name > *slot {
+                    *slot = entry.name.clone();
+                }
+            }
+        }
+    }
+    latest
+}
+
+/// Barman's `wait_for_wal`: archive-wal every 0.1 s until `wal` is in the archive (or,
+/// without a name, until a new WAL file was archived on any timeline), at most `timeout`
+/// (none: forever). `report` gets archive-wal's non-verbose lines. Whether it arrived.
+pub async fn wait_for_wal(
+    paths: &WalArchivePaths,
+    settings: Option<&ArchiveSettings>,
+    wal: Option<&str>,
+    timeout: Option<Duration>,
+    mut report: impl FnMut(Vec<String>),
+) -> bool {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let target = wal
+        .and_then(WalName::try_parse)
+        .map(|w| paths.stored_path(&w));
+    let initial = latest_archived(paths);
+    while deadline.is_none_or(|d| Instant::now() < d) {
+        if let Some(settings) = settings
+            && let Ok(outcome) = archive_incoming(paths, settings)
+        {
+            report(outcome.lines(false));
+        }
+        let arrived = match (&target, wal) {
+            (Some(path), _) => path.exists(),
+            (None, Some(_)) => false,
+            (None, None) => latest_archived(paths) != initial,
+        };
+        if arrived {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 async fn fetch_status(server: &ServerConfig) -> Option<PgStatus> {
