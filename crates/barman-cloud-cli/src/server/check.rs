@@ -278,7 +278,11 @@ fn run_checks(
         if let Some(error) = run.fatal {
             match error {
                 Error::Failed(message) => out.error(&message, "barman.fs"),
-                other => out.exception(&other.to_string(), "barman.cli"),
+                // Barman's main loop: the exception, then where to look.
+                other => out.exception(
+                    &format!("{other}\nSee log file for more details."),
+                    "barman.cli",
+                ),
             }
             return if out.nagios { None } else { Some(out.close()) };
         }

@@ -12,6 +12,7 @@ mod postgres;
 mod restore;
 mod robustness;
 mod server_check;
+mod server_check_clouds;
 mod server_config;
 mod server_wal_cli;
 mod server_world;

@@ -4,7 +4,7 @@
 //! stand-in, reached over the real sshd. Both tools run with the same arguments and
 //! environment and must print the same stdout and exit with the same code.
 //!
-//! How the stand-in reaches the remote side: over ssh the remote shell gets sshd's
+//! How the stand-in reaches the remote side (`server_world::ssh_wrapper`): over ssh the remote shell gets sshd's
 //! environment, so `ssh_command` is a small wrapper script (written per test) that runs
 //! the test's ssh command with `env PATH=<tests/fakes>:... BARMAN_RS_FAKE_MOUNTS=<table>`
 //! in front of the remote command. Barman runs `ssh_command` two ways — split into words
@@ -13,12 +13,8 @@
 //! pairs as ssh options and everything after as the remote command; a plain `ssh ... env
 //! ...` ssh_command would put the `-o` options after `env` on the remote side.
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
-
-use crate::ec2::{Ec2World, FakeMounts, fakes_dir};
-use crate::postgres::{Cluster, chown_postgres};
-use crate::server_world::{World, prefixed_lines, python_barman};
+use crate::ec2::Ec2World;
+use crate::server_world::{CheckHost, python_barman};
 use crate::support::*;
 
 const CONF: &str = "[barman]
@@ -56,23 +52,26 @@ check_timeout = 3
 ";
 
 struct Setup {
-    world: World,
-    cluster: Cluster,
+    host: CheckHost,
     ec2: Ec2World,
-    mounts: FakeMounts,
-    env: Vec<(String, String)>,
-    good_ssh: PathBuf,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = CheckHost;
+
+    fn deref(&self) -> &CheckHost {
+        &self.host
+    }
 }
 
 impl Setup {
     fn conf(&self, ssh: &str, instance: &str, disks: &str) {
-        let text = CONF
-            .replace("{socket}", &self.cluster.socket_dir())
-            .replace("{port}", &self.cluster.port.to_string())
-            .replace("{ssh}", ssh)
-            .replace("{instance}", instance)
-            .replace("{disks}", disks);
-        self.world.write("barman.conf", &text);
+        self.host.write_conf(
+            &CONF
+                .replace("{ssh}", ssh)
+                .replace("{instance}", instance)
+                .replace("{disks}", disks),
+        );
     }
 
     fn default_conf(&self) {
@@ -80,89 +79,14 @@ impl Setup {
         let instance = self.ec2.instance_name().to_string();
         self.conf(&self.good_ssh.display().to_string(), &instance, &disk);
     }
-
-    fn run(&self, program: &Path, args: &[&str]) -> Output {
-        let conf = self.world.path("barman.conf").display().to_string();
-        let mut all = vec!["-c", conf.as_str()];
-        all.extend(args);
-        let env: Vec<(&str, &str)> = self
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        self.world.run_with(program, &all, None, &env)
-    }
-
-    /// Runs both tools; same stdout, same error lines, same exit code. Returns ours.
-    fn compare(&self, args: &[&str]) -> Output {
-        let theirs = self.run(&python_barman(), args);
-        let ours = self.run(&self.world.ours(), args);
-        let what = format!("barman {}", args.join(" "));
-        assert_eq!(
-            stdout(&ours),
-            stdout(&theirs),
-            "stdout of {what}\nour stderr: {}\nBarman's stderr: {}",
-            stderr(&ours),
-            stderr(&theirs)
-        );
-        assert_eq!(
-            prefixed_lines(&stderr(&ours)),
-            prefixed_lines(&stderr(&theirs)),
-            "stderr of {what}"
-        );
-        assert_eq!(ours.status.code(), theirs.status.code(), "exit of {what}");
-        ours
-    }
-}
-
-/// The wrapper `ssh_command` (see the module docs) for `ssh` (a complete ssh command
-/// without remote command).
-fn ssh_wrapper(dir: &Path, name: &str, ssh: &str, table: &Path) -> PathBuf {
-    let fakes = fakes_dir().canonicalize().expect("tests/fakes");
-    let path = dir.join(name);
-    let script = format!(
-        "#!/bin/sh\n\
-         # ssh options first (-o X pairs), then the remote command words.\n\
-         opts=''\n\
-         while [ \"$1\" = '-o' ]; do opts=\"$opts -o $2\"; shift 2; done\n\
-         exec {ssh} $opts \"env PATH={fakes}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-         BARMAN_RS_FAKE_MOUNTS={table} $*\"\n",
-        fakes = fakes.display(),
-        table = table.display(),
-    );
-    std::fs::write(&path, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
 }
 
 fn setup() -> Setup {
-    let world = World::new("srvcheck");
     let ec2 = Ec2World::new("srvcheck", 1);
-    // The server's incoming directory exists before Barman creates the rest, writable by
-    // PostgreSQL's archive_command.
-    let incoming = world.path("home/snap/incoming");
-    std::fs::create_dir_all(&incoming).unwrap();
-    chown_postgres(&incoming);
-    let cluster = Cluster::initdb("srvcheck");
-    cluster.configure(&format!(
-        "archive_mode = on\narchive_command = 'test ! -f {dir}/%f && cp %p {dir}/%f'\n",
-        dir = incoming.display()
-    ));
-    cluster.start();
-    let mounts = FakeMounts::new(0);
-    mounts.mount(&ec2.volume(0).device, &cluster.data(), "rw,noatime");
-    let ssh = required_env("BARMAN_RS_TEST_SSH_COMMAND");
-    let good_ssh = ssh_wrapper(&world.path(""), "ssh-pg", &ssh, mounts.table_path());
-    let env = ec2.env();
-    let setup = Setup {
-        world,
-        cluster,
-        ec2,
-        mounts,
-        env,
-        good_ssh,
-    };
+    let host = CheckHost::new("srvcheck", "snap", ec2.env());
+    host.mounts
+        .mount(&ec2.volume(0).device, &host.cluster.data(), "rw,noatime");
+    let setup = Setup { host, ec2 };
     setup.default_conf();
     setup
 }

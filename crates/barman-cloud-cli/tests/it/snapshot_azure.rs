@@ -30,22 +30,22 @@ use crate::support::*;
 
 /// One test's corner of the ARM fake: a subscription, a resource group, a tenant and a
 /// service principal of its own.
-struct Arm {
-    endpoint: String,
-    ca: String,
-    subscription: String,
-    group: String,
+pub(crate) struct Arm {
+    pub(crate) endpoint: String,
+    pub(crate) ca: String,
+    pub(crate) subscription: String,
+    pub(crate) group: String,
     tenant: String,
     secret: String,
     tag: String,
 }
 
-fn lun_device(lun: u32) -> String {
+pub(crate) fn lun_device(lun: u32) -> String {
     format!("/dev/disk/azure/scsi1/lun{lun}")
 }
 
 impl Arm {
-    fn new(tag: &str) -> Arm {
+    pub(crate) fn new(tag: &str) -> Arm {
         let endpoint = required_env("BARMAN_RS_TEST_AZURE_ARM_TLS_ENDPOINT")
             .trim_end_matches('/')
             .to_string();
@@ -68,7 +68,7 @@ impl Arm {
     }
 
     /// A name unique to this test (VMs, disks).
-    fn name(&self, what: &str) -> String {
+    pub(crate) fn name(&self, what: &str) -> String {
         format!("{what}-{}", self.tag)
     }
 
@@ -109,7 +109,7 @@ impl Arm {
     }
 
     /// A VM with an OS disk and data disks `(name, lun)`, in westeurope.
-    fn vm(&self, name: &str, data_disks: &[(&str, u32)]) -> Value {
+    pub(crate) fn vm(&self, name: &str, data_disks: &[(&str, u32)]) -> Value {
         let disks: Vec<Value> = data_disks
             .iter()
             .map(|(n, lun)| json!({"name": n, "lun": lun}))
@@ -221,7 +221,7 @@ impl Arm {
     /// `--azure-credential default`), the fake as authority host and ARM, its CA, and a
     /// loopback managed identity endpoint so that the chain never asks a real metadata
     /// address.
-    fn env(&self) -> Vec<(String, String)> {
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
         [
             ("AZURE_TENANT_ID", self.tenant.as_str()),
             ("AZURE_CLIENT_ID", "client-1"),

@@ -25,9 +25,9 @@ use crate::ec2::{
 use crate::postgres::Cluster;
 use crate::support::*;
 
-const PROJECT: &str = "barman-rs-test";
-const ZONE: &str = "europe-west1-b";
-const REGION: &str = "europe-west1";
+pub(crate) const PROJECT: &str = "barman-rs-test";
+pub(crate) const ZONE: &str = "europe-west1-b";
+pub(crate) const REGION: &str = "europe-west1";
 
 type Env = Vec<(String, String)>;
 
@@ -36,7 +36,7 @@ type Env = Vec<(String, String)>;
 // ---------------------------------------------------------------------------------------------
 
 /// `http://host:port` of the Compute Engine fake.
-fn fake_base() -> String {
+pub(crate) fn fake_base() -> String {
     required_env("BARMAN_RS_TEST_GCP_COMPUTE_ENDPOINT")
         .trim_end_matches('/')
         .trim_end_matches("/compute/v1")
@@ -71,7 +71,7 @@ fn http(method: &str, path: &str, body: Option<&Value>, bearer: Option<&str>) ->
 }
 
 /// The control API: must answer 200 with JSON.
-fn control(method: &str, path: &str, body: Option<Value>) -> Value {
+pub(crate) fn control(method: &str, path: &str, body: Option<Value>) -> Value {
     let (status, text) = http(method, path, body.as_ref(), None);
     assert_eq!(status, 200, "{method} {path}: {text}");
     serde_json::from_str(&text).expect("JSON")
@@ -326,7 +326,7 @@ impl GcpWorld {
 
 /// A service-account key file for a fresh RSA key (`openssl genpkey`) whose `token_uri` is
 /// `token_uri`: (path, one line of the key's base64 text).
-fn key_file(dir: &Path, token_uri: &str) -> (std::path::PathBuf, String) {
+pub(crate) fn key_file(dir: &Path, token_uri: &str) -> (std::path::PathBuf, String) {
     let out = Command::new("openssl")
         .args([
             "genpkey",
