@@ -42,6 +42,9 @@ pub enum Command {
         nagios: bool,
         check_timeout: Option<i64>,
     },
+    Status {
+        servers: Vec<String>,
+    },
     SwitchWal {
         servers: Vec<String>,
         force: bool,
@@ -65,7 +68,7 @@ pub struct GetWalArgs {
 }
 
 /// The command names argparse accepts, aliases included, for usage and error texts.
-pub const COMMAND_NAMES: [&str; 9] = [
+pub const COMMAND_NAMES: [&str; 10] = [
     "archive-wal",
     "check",
     "cron",
@@ -73,6 +76,7 @@ pub const COMMAND_NAMES: [&str; 9] = [
     "list-server",
     "list-servers",
     "put-wal",
+    "status",
     "switch-wal",
     "switch-xlog",
 ];
@@ -348,7 +352,8 @@ fn command(
             }
             parsed.command = Some(Command::ListServers { minimal });
         }
-        "put-wal" | "archive-wal" | "get-wal" | "cron" | "check" | "switch-wal" | "switch-xlog" => {
+        "put-wal" | "archive-wal" | "get-wal" | "cron" | "check" | "status" | "switch-wal"
+        | "switch-xlog" => {
             let found = sub_command(name, rest)?;
             unrecognized.extend(found.unrecognized);
             parsed.command = Some(found.command);
@@ -502,6 +507,15 @@ const CHECK: SubCommand = SubCommand {
     positionals: &["server_name"],
 };
 
+const STATUS: SubCommand = SubCommand {
+    usage: "usage: barman status [-h] server_name [server_name ...]\n",
+    help: "\nShows live information and status of the PostgreSQL server\n\npositional \
+           arguments:\n  server_name  specifies the server name for the command\n\noptions:\n  \
+           -h, --help   show this help message and exit\n",
+    options: &[],
+    positionals: &["server_name"],
+};
+
 const SWITCH_WAL: SubCommand = SubCommand {
     usage: "usage: barman switch-wal [-h] [--force] [--archive] [--archive-timeout TIMEOUT]\n                         \
             server_name [server_name ...]\n",
@@ -570,6 +584,7 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
         "archive-wal" => &ARCHIVE_WAL,
         "get-wal" => &GET_WAL,
         "check" => &CHECK,
+        "status" => &STATUS,
         "switch-wal" | "switch-xlog" => &SWITCH_WAL,
         _ => &CRON,
     };
@@ -701,7 +716,7 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
             spec.positionals[positionals.len()..].join(", ")
         )));
     }
-    if !matches!(name, "check" | "switch-wal" | "switch-xlog") {
+    if !matches!(name, "check" | "status" | "switch-wal" | "switch-xlog") {
         unrecognized.extend(positionals.drain(spec.positionals.len()..));
     }
     let flag = |key: &str| values.iter().any(|(k, _)| *k == key);
@@ -732,6 +747,9 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
                 &value("archive_timeout").unwrap_or_else(|| "30".into()),
             )
             .map_err(fail)?,
+        },
+        "status" => Command::Status {
+            servers: positionals.clone(),
         },
         "check" => {
             let check_timeout = match value("check_timeout") {
@@ -859,7 +877,7 @@ mod tests {
             ),
             (
                 vec!["bogus"],
-                "barman: error: argument command: invalid choice: 'bogus' (choose from 'archive-wal', 'check', 'cron', 'get-wal', 'list-server', 'list-servers', 'put-wal', 'switch-wal', 'switch-xlog')\n",
+                "barman: error: argument command: invalid choice: 'bogus' (choose from 'archive-wal', 'check', 'cron', 'get-wal', 'list-server', 'list-servers', 'put-wal', 'status', 'switch-wal', 'switch-xlog')\n",
             ),
         ] {
             match parse(&args(&line)) {

@@ -49,12 +49,12 @@ pub(super) fn check_command(
     code.unwrap_or_else(|| out.close())
 }
 
-type Selected = BTreeMap<String, Option<ServerConfig>>;
+pub(super) type Selected = BTreeMap<String, Option<ServerConfig>>;
 
 /// Barman's `get_server_list`: the named servers (or all with `all`, the only name
 /// allowed then; inactive ones left out with `skip_inactive`), by name, `None` for
 /// unknown names. Configuration errors stop the command.
-fn select_servers(
+pub(super) fn select_servers(
     config: &Config,
     names: &[String],
     skip_inactive: bool,
@@ -94,7 +94,7 @@ fn select_servers(
     Ok(servers)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(super) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

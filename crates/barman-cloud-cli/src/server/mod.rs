@@ -7,6 +7,7 @@ mod args;
 mod check;
 mod output;
 mod privileges;
+mod status;
 mod wal;
 
 use std::ffi::OsString;
@@ -167,6 +168,7 @@ fn run_command(command: &Command, config: &Config, out: &mut Output) -> u8 {
             nagios,
             check_timeout,
         } => check::check_command(config, servers, *nagios, *check_timeout, out),
+        Command::Status { servers } => status::status_command(config, servers, out),
         Command::SwitchWal {
             servers,
             force,

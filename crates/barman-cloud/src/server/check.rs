@@ -215,8 +215,15 @@ pub fn load_backups(server: &ServerConfig) -> Vec<BackupInfo> {
     found.into_values().collect()
 }
 
-fn has_status(info: &BackupInfo, statuses: &[BackupStatus]) -> bool {
+pub(super) fn has_status(info: &BackupInfo, statuses: &[BackupStatus]) -> bool {
     info.status.as_ref().is_some_and(|s| statuses.contains(s))
+}
+
+/// Barman's `NOT_INCREMENTAL` backup types: snapshot, rsync and full `postgres`
+/// backups (an incremental one has a parent).
+pub(super) fn is_non_incremental(info: &BackupInfo) -> bool {
+    let mode = info.mode.as_deref().unwrap_or("");
+    mode.starts_with("snapshot") || mode.starts_with("rsync") || info.parent_backup_id.is_none()
 }
 
 /// Barman's `get_last_backup_id` with its default filter (DONE, WAITING_FOR_WALS).
@@ -338,7 +345,7 @@ fn wal_queue(checker: &mut Checker<'_>, dir: &Path, kind: &str, archiver: &str, 
 // PostgreSQL
 // ------------------------------------------------------------------------------------
 
-async fn raw_client(
+pub(super) async fn raw_client(
     server: &ServerConfig,
 ) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
     let text = server
@@ -349,7 +356,7 @@ async fn raw_client(
     conninfo::connect(&resolved, "barman").await
 }
 
-async fn value(client: &tokio_postgres::Client, sql: &str) -> Option<String> {
+pub(super) async fn value(client: &tokio_postgres::Client, sql: &str) -> Option<String> {
     let messages = client.simple_query(sql).await.ok()?;
     messages.into_iter().find_map(|m| match m {
         tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
@@ -503,13 +510,18 @@ async fn fetch_status(server: &ServerConfig) -> Option<PgStatus> {
     .await
     .map(|v| v == "t");
     connection.abort();
-    if let Some(text) = server.conninfo.as_deref()
-        && let Ok(resolved) = ConnInfo::parse(text).and_then(|c| c.resolve_from_env())
-        && let Ok(session) = PgSession::connect(&resolved, "barman").await
-    {
-        status.has_backup_privileges = session.has_backup_privileges().await.ok();
-    }
+    status.has_backup_privileges = backup_privileges(server).await;
     Some(status)
+}
+
+/// Barman's `has_backup_privileges` (`None`: PostgreSQL did not answer).
+pub(super) async fn backup_privileges(server: &ServerConfig) -> Option<bool> {
+    let text = server.conninfo.as_deref()?;
+    let resolved = ConnInfo::parse(text)
+        .and_then(|c| c.resolve_from_env())
+        .ok()?;
+    let session = PgSession::connect(&resolved, "barman").await.ok()?;
+    session.has_backup_privileges().await.ok()
 }
 
 fn check_postgres(checker: &mut Checker<'_>, status: Option<&PgStatus>) {
@@ -830,7 +842,7 @@ fn check_backup_manager(checker: &mut Checker<'_>, backups: &[BackupInfo]) {
     );
     let done = backups
         .iter()
-        .filter(|b| has_status(b, &[BackupStatus::Done]))
+        .filter(|b| has_status(b, &[BackupStatus::Done]) && is_non_incremental(b))
         .count();
     let done = i64::try_from(done).unwrap_or(i64::MAX);
     checker.result(

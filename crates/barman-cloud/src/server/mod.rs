@@ -14,4 +14,5 @@ mod ini;
 pub mod lock;
 pub mod paths;
 pub mod put_wal;
+pub mod status;
 pub mod xlogdb;
