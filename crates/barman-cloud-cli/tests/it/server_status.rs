@@ -52,6 +52,18 @@ snapshot_instance = {instance}
 snapshot_disks = {disks}
 archiver = on
 
+[plain]
+description = Without backup privileges
+conninfo = host={socket} port={port} user=plain dbname=postgres
+ssh_command = {ssh}
+backup_method = snapshot
+backup_options = concurrent_backup
+snapshot_provider = aws
+aws_region = us-east-1
+snapshot_instance = {instance}
+snapshot_disks = {disks}
+archiver = on
+
 [idle]
 active = false
 conninfo = host={socket} port={port} user=postgres dbname=postgres
@@ -373,6 +385,58 @@ fn status_of_a_snapshot_server_matches_barman() {
     );
     setup.compare(&["-f", "json", "status", "all"]);
     setup.compare(&["status", "badcomp", "idle"]);
+
+    // A user without backup privileges: no data size, no data directory.
+    setup.cluster.psql("CREATE ROLE plain LOGIN");
+    let out = setup.compare(&["status", "plain"]);
+    let text = stdout(&out);
+    assert!(text.contains("\tCluster state: in production\n"), "{text}");
+    assert!(
+        !text.contains("Current data size") && !text.contains("Data directory"),
+        "{text}"
+    );
+
+    // The archiver failing: the count, the WAL and when (stable once archiving works
+    // again, so compared exactly).
+    setup
+        .cluster
+        .psql("ALTER SYSTEM SET archive_command = 'false'");
+    setup.cluster.psql("SELECT pg_reload_conf()");
+    setup
+        .cluster
+        .psql("INSERT INTO t SELECT 2; SELECT pg_switch_wal();");
+    setup
+        .cluster
+        .wait_for("an archiver failure", Duration::from_secs(30), || {
+            setup
+                .cluster
+                .psql("SELECT failed_count FROM pg_stat_archiver")
+                .trim()
+                != "0"
+        });
+    setup.cluster.psql("ALTER SYSTEM RESET archive_command");
+    setup.cluster.psql("SELECT pg_reload_conf()");
+    setup
+        .cluster
+        .wait_for("the failed WAL archived", Duration::from_secs(90), || {
+            setup
+                .cluster
+                .psql("SELECT last_archived_wal = last_failed_wal FROM pg_stat_archiver")
+                .trim()
+                == "t"
+        });
+    let out = setup.compare(&["status", "snap"]);
+    let text = stdout(&out);
+    let failures = text
+        .lines()
+        .find_map(|l| l.strip_prefix("\tFailures of WAL archiver: "))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        failures.contains(" (000000010000000000000002 at "),
+        "{text}"
+    );
+    setup.compare(&["-f", "json", "status", "snap"]);
 
     // Unknown servers: an error each, the known ones still shown, exit 1.
     let out = setup.compare(&["status", "nosuchserver"]);

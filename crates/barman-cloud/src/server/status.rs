@@ -43,6 +43,20 @@ struct Remote {
     archived_per_hour: Option<f64>,
 }
 
+/// The version in `SELECT version()`'s text, as Barman reads it: the second word, less
+/// its last component for EDB Postgres Advanced Server 10 and older (`EnterpriseDB
+/// 10.1.5 on ...`).
+fn txt_version(text: &str) -> Option<String> {
+    let mut words = text.split_whitespace();
+    let platform = words.next()?;
+    let version = words.next()?;
+    if platform == "EnterpriseDB" {
+        let parts: Vec<&str> = version.split('.').collect();
+        return Some(parts[..parts.len() - 1].join("."));
+    }
+    Some(version.to_string())
+}
+
 /// Python's `datetime.ctime()` of a timestamp PostgreSQL printed in the session's
 /// time zone (`2026-11-29 17:55:17.123+00`): `Sun Nov 29 17:55:17 2026`.
 fn ctime(text: &str) -> Option<String> {
@@ -58,7 +72,7 @@ async fn fetch_remote(server: &ServerConfig) -> Remote {
     };
     remote.txt_version = value(&client, "SELECT version()")
         .await
-        .and_then(|v| v.split_whitespace().nth(1).map(str::to_string));
+        .and_then(|v| txt_version(&v));
     if remote.txt_version.is_none() {
         connection.abort();
         return remote;
@@ -77,7 +91,22 @@ async fn fetch_remote(server: &ServerConfig) -> Remote {
         .and_then(|v| v.parse().ok());
     }
     if remote.is_in_recovery == Some(false) {
-        remote.current_xlog = value(&client, "SELECT pg_walfile_name(pg_current_wal_lsn())").await;
+        // From PostgreSQL 17 a position on a segment boundary names the new segment;
+        // Barman names the previous one, as older versions do.
+        let version: i64 = value(&client, "SHOW server_version_num")
+            .await
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let sql = if version >= 170000 {
+            "SELECT CASE WHEN (pg_walfile_name_offset(l)).file_offset = 0 \
+             THEN pg_walfile_name(l - 1) ELSE pg_walfile_name(l) END \
+             FROM pg_current_wal_lsn() AS l"
+        } else if version >= 100000 {
+            "SELECT pg_walfile_name(pg_current_wal_lsn())"
+        } else {
+            "SELECT pg_xlogfile_name(pg_current_xlog_location())"
+        };
+        remote.current_xlog = value(&client, sql).await;
     }
     remote.archive_mode = value(&client, "SHOW archive_mode").await;
     remote.archive_command = value(&client, "SHOW archive_command").await;
@@ -295,6 +324,18 @@ mod tests {
         assert_eq!(
             ctime("2026-11-01 07:05:01").as_deref(),
             Some("Sun Nov  1 07:05:01 2026")
+        );
+    }
+
+    #[test]
+    fn versions_are_read_as_barman_reads_them() {
+        assert_eq!(
+            txt_version("PostgreSQL 15.18 (Debian 15.18-1) on x86_64-pc-linux-gnu").as_deref(),
+            Some("15.18")
+        );
+        assert_eq!(
+            txt_version("EnterpriseDB 10.1.5 on x86_64").as_deref(),
+            Some("10.1")
         );
     }
 
