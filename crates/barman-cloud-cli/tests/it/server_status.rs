@@ -251,8 +251,11 @@ fn setup() -> Setup {
     std::fs::create_dir_all(&incoming).unwrap();
     chown_postgres(&incoming);
     let cluster = Cluster::initdb("srvstatus");
+    // A time zone other than the machine's and a non-ISO DateStyle: archiver times are
+    // the session's wall clock, whatever the date style.
     cluster.configure(&format!(
-        "archive_mode = on\narchive_command = 'test ! -f {dir}/%f && cp %p {dir}/%f'\n",
+        "archive_mode = on\narchive_command = 'test ! -f {dir}/%f && cp %p {dir}/%f'\n\
+         timezone = 'Asia/Kolkata'\ndatestyle = 'SQL, DMY'\n",
         dir = incoming.display()
     ));
     cluster.start();

@@ -111,11 +111,13 @@ async fn fetch_remote(server: &ServerConfig) -> Remote {
     remote.archive_mode = value(&client, "SHOW archive_mode").await;
     remote.archive_command = value(&client, "SHOW archive_command").await;
     // pg_stat_archiver, timestamps in the session's time zone as Python's driver sees
-    // them, the rate as Barman computes it.
+    // them (whatever the DateStyle), the rate as Barman computes it.
     if let Ok(messages) = client
         .simple_query(
-            "SELECT last_archived_wal, last_archived_time::timestamp::text, \
-             failed_count::text, last_failed_wal, last_failed_time::timestamp::text, \
+            "SELECT last_archived_wal, \
+             to_char(last_archived_time, 'YYYY-MM-DD HH24:MI:SS'), \
+             failed_count::text, last_failed_wal, \
+             to_char(last_failed_time, 'YYYY-MM-DD HH24:MI:SS'), \
              (3600 * (CAST(archived_count AS NUMERIC) \
              / EXTRACT(EPOCH FROM age(now(), stats_reset))))::text \
              FROM pg_stat_archiver",
