@@ -323,7 +323,7 @@ pub fn human_readable_timedelta(seconds: &PyValue) -> Result<String, CatalogErro
 
 /// Barman's `pretty_size`: powers of 1024 with `KiB`...`YiB`, one decimal; whole bytes
 /// below 1 KiB.
-fn pretty_size(size: i64) -> String {
+pub fn pretty_size(size: i64) -> String {
     const SUFFIXES: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
     let mut value = size as f64;
     let mut unit = 0;

@@ -679,21 +679,7 @@ fn failing_path(dir: &Path) -> PathBuf {
     path
 }
 
-/// Barman's `pretty_size`.
-pub fn pretty_size(size: i64) -> String {
-    const SUFFIXES: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
-    let mut value = size as f64;
-    let mut unit = 0;
-    while value.abs() >= 1024.0 && unit < SUFFIXES.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{} B", value.trunc())
-    } else {
-        format!("{value:.1} {}", SUFFIXES[unit])
-    }
-}
+use crate::catalog::render::pretty_size;
 
 fn human_delta(seconds: f64) -> String {
     crate::catalog::render::human_readable_timedelta(&crate::catalog::PyValue::Float(seconds))

@@ -8,9 +8,10 @@
 use chrono::NaiveDateTime;
 
 use crate::catalog::backup_info::{BackupInfo, BackupStatus};
+use crate::catalog::render::pretty_size;
 use crate::retention::RetentionPolicy;
 use crate::server::check::{
-    backup_privileges, has_status, is_non_incremental, load_backups, pretty_size, raw_client, value,
+    backup_privileges, has_status, is_non_incremental, load_backups, raw_client, value,
 };
 use crate::server::config::ServerConfig;
 
