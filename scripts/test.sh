@@ -34,7 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-step "Starting S3 and EC2 (moto, behind tests/fakes/ec2_fake.py), Azure (Azurite) and GCS (emulator) on 127.0.0.1"
+step "Starting the test services on 127.0.0.1: moto (S3, and EC2 behind tests/fakes/ec2_fake.py), Azurite, the GCS emulator, the Compute Engine and ARM fakes, OpenSSH"
 bash scripts/test-services.sh start "$STATE"
 # shellcheck disable=SC1091
 source "$STATE/env"
