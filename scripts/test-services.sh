@@ -125,6 +125,10 @@ start_sshd() {
     cp "$dir/client_ed25519.pub" "$dir/authorized_keys"
     if id postgres >/dev/null 2>&1; then
         install -m 0600 -o postgres -g postgres "$dir/client_ed25519" "$dir/client_ed25519_postgres"
+        # archive_command and restore_command run as postgres: it must reach its key through
+        # the state directory (mktemp makes it 0700). Traversal only: what others could read
+        # by name there is test data, logs and the fakes' throw-away TLS files.
+        chmod go+x "$STATE"
     fi
     printf '%s\n' "Port $port" "ListenAddress 127.0.0.1" "HostKey $dir/host_ed25519" \
         "PidFile $dir/sshd.pid" "AuthorizedKeysFile $dir/authorized_keys" \

@@ -589,6 +589,16 @@ fn archive_and_recover_through_server(server: Who) {
             world.conf()
         )
     };
+    // PostgreSQL's user must reach the server before anything waits on archiving (a key it
+    // cannot read would otherwise show only as pg_basebackup waiting 300 s).
+    let reach = as_postgres(
+        Path::new("/bin/sh"),
+        &[
+            "-c",
+            &client("barman-wal-archive", "-t 127.0.0.1 ours unused"),
+        ],
+    );
+    ok(&reach, "barman-wal-archive -t as postgres");
     let primary = Cluster::initdb("wal-clients-primary");
     primary.configure(&format!(
         "archive_mode = on\narchive_command = '{}'\n",
