@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod catalog_store;
 pub mod compression;
 pub mod delete;
+pub mod durable;
 pub mod error;
 pub mod layout;
 pub mod pg;

@@ -383,7 +383,7 @@ pub(super) fn get_wal_command(config: &Config, args: &GetWalArgs, out: &mut Outp
                 .and_then(|()| {
                     std::fs::rename(&temp, &destination).map_err(|e| Error::io(&destination, e))
                 })
-                .and_then(|()| barman_cloud::server::durable::sync_dir(Path::new(directory)));
+                .and_then(|()| barman_cloud::durable::sync_dir(Path::new(directory)));
             drop(file);
             let _ = std::fs::remove_file(&temp);
             finish_get_wal(sent, out)

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::compression::{Compression, CompressionLevel, StreamError, magic};
+use crate::durable;
 use crate::error::{Error, Result};
-use crate::server::durable;
 use crate::server::lock::LockFile;
 use crate::server::paths::WalArchivePaths;
 use crate::server::xlogdb::{XlogDb, XlogDbGuard, XlogEntry, python_timestamp};

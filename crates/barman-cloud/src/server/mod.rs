@@ -8,7 +8,6 @@
 pub mod archive;
 pub mod check;
 pub mod config;
-pub mod durable;
 pub mod get_wal;
 mod ini;
 pub mod lock;

@@ -12,9 +12,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
+use crate::durable;
 use crate::error::{Error, Result};
 use crate::server::archive::move_to_errors;
-use crate::server::durable;
 use crate::server::paths::WalArchivePaths;
 
 /// What put-wal did with each received file.

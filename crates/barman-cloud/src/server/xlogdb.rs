@@ -12,8 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::catalog::pyliteral::{repr_float, repr_str};
 use crate::compression::{Compression, magic};
+use crate::durable;
 use crate::error::{Error, Result};
-use crate::server::durable;
 use crate::server::lock::LockFile;
 use crate::server::paths::WalArchivePaths;
 

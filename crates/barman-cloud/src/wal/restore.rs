@@ -50,7 +50,7 @@ async fn restore(storage: &CloudStorage, request: &WalRestoreRequest) -> Result<
     let wal = WalName::parse(&request.wal_name)?;
     let spooled = request.spool_dir.join(wal.as_str());
     if spooled.is_file() && spooled_segment_is_sound(&spooled, &wal) {
-        move_file(&spooled, &request.destination).map_err(|e| {
+        crate::durable::move_file_io(&spooled, &request.destination).map_err(|e| {
             Error::Spool(format!(
                 "cannot move {} to {}: {e}",
                 spooled.display(),
@@ -179,7 +179,7 @@ pub(crate) async fn download_to_file(
         .await
         .and_then(|()| {
             std::fs::rename(&temp, target).map_err(|e| Error::io(target, e))?;
-            sync_dir(dir)
+            crate::durable::sync_dir(dir)
         });
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
@@ -428,31 +428,6 @@ impl Write for SegmentTap {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
-    }
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
-}
-
-/// rename, or copy + fsync + remove across filesystems.
-fn move_file(from: &Path, to: &Path) -> std::io::Result<()> {
-    match std::fs::rename(from, to) {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(18) => {
-            let dir = to
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let temp = dir.join(format!(".spool-move-{}.tmp", std::process::id()));
-            std::fs::copy(from, &temp)?;
-            std::fs::File::open(&temp)?.sync_all()?;
-            std::fs::rename(&temp, to)?;
-            std::fs::remove_file(from)
-        }
-        Err(e) => Err(e),
     }
 }
 

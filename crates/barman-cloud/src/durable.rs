@@ -1,5 +1,6 @@
-//! Durable file operations of the server's archive: what is reported stored has reached
-//! the disk (file and directory entry), as Barman's `fsync_file`/`fsync_dir` ensure.
+//! Durable file operations: what is reported stored has reached the disk (file and
+//! directory entry). Used by the server's WAL archive (as Barman's `fsync_file`/`fsync_dir`)
+//! and by barman-cloud-wal-restore's spool.
 
 use std::fs::{self, File};
 use std::path::Path;
@@ -28,14 +29,27 @@ pub fn make_dir(dir: &Path) -> Result<()> {
 /// Moves `from` to `to`: a rename, or, across file systems, a copy (fsynced) then the
 /// removal of `from`, as Python's `shutil.move`.
 pub fn move_file(from: &Path, to: &Path) -> Result<()> {
+    move_file_io(from, to).map_err(|e| Error::io(from, e))
+}
+
+/// [`move_file`] for callers that word the error themselves. Across file systems the copy
+/// goes to a temporary name next to `to` and is renamed once synced, so `to` never holds
+/// a partial file.
+pub fn move_file_io(from: &Path, to: &Path) -> std::io::Result<()> {
     match fs::rename(from, to) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            fs::copy(from, to).map_err(|e| Error::io(to, e))?;
-            sync_file(to)?;
-            fs::remove_file(from).map_err(|e| Error::io(from, e))
+            let dir = to
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let temp = dir.join(format!(".barman-rs-move-{}.tmp", std::process::id()));
+            fs::copy(from, &temp)?;
+            File::open(&temp)?.sync_all()?;
+            fs::rename(&temp, to)?;
+            fs::remove_file(from)
         }
-        Err(e) => Err(Error::io(from, e)),
+        Err(e) => Err(e),
     }
 }
 
