@@ -51,6 +51,104 @@ pub enum Command {
         archive: bool,
         archive_timeout: i64,
     },
+    Backup(Box<BackupArgs>),
+    ListBackups {
+        servers: Vec<String>,
+        minimal: bool,
+    },
+    ShowBackup {
+        server: String,
+        backup_id: String,
+    },
+    Delete {
+        server: String,
+        backup_id: String,
+    },
+    Keep {
+        server: String,
+        backup_id: String,
+        release: bool,
+        status: bool,
+        target: Option<String>,
+    },
+    Recover(Box<RecoverArgs>),
+}
+
+/// `backup`'s arguments. Options that mean nothing to a snapshot backup are kept so that
+/// the command can refuse or ignore them as Barman does.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BackupArgs {
+    pub servers: Vec<String>,
+    /// `--immediate-checkpoint` (true) / `--no-immediate-checkpoint` (false), the last
+    /// one given; `None`: the configuration's `immediate_checkpoint`.
+    pub immediate_checkpoint: Option<bool>,
+    pub incremental: Option<String>,
+    /// `--reuse-backup [copy|link|off]` (`link` without a value).
+    pub reuse_backup: Option<String>,
+    pub retry_times: Option<i64>,
+    pub retry_sleep: Option<i64>,
+    pub no_retry: bool,
+    pub jobs: Option<usize>,
+    pub jobs_start_batch_period: Option<usize>,
+    pub jobs_start_batch_size: Option<usize>,
+    pub bwlimit: Option<i64>,
+    pub wait: bool,
+    pub wait_timeout: Option<i64>,
+    pub keepalive_interval: Option<i64>,
+    pub name: Option<String>,
+    /// `--manifest` (true) / `--no-manifest` (false).
+    pub manifest: Option<bool>,
+    pub check_timeout: Option<i64>,
+    pub cloud_staging_directory: Option<String>,
+    pub cloud_staging_max_size: Option<String>,
+}
+
+/// `recover`/`restore`'s arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecoverArgs {
+    pub server: String,
+    pub backup_id: String,
+    pub destination: String,
+    /// A positive number, `current` or `latest`.
+    pub target_tli: Option<String>,
+    pub target_time: Option<String>,
+    pub target_xid: Option<String>,
+    pub target_lsn: Option<String>,
+    pub target_name: Option<String>,
+    pub target_immediate: bool,
+    pub exclusive: bool,
+    /// `--tablespace NAME:LOCATION`, each occurrence.
+    pub tablespaces: Vec<String>,
+    pub remote_ssh_command: Option<String>,
+    pub staging_wal_directory: Option<String>,
+    pub bwlimit: Option<i64>,
+    pub retry_times: Option<i64>,
+    pub retry_sleep: Option<i64>,
+    pub no_retry: bool,
+    pub jobs: Option<usize>,
+    pub jobs_start_batch_period: Option<usize>,
+    pub jobs_start_batch_size: Option<usize>,
+    /// `--get-wal` (true) / `--no-get-wal` (false); `None`: `recovery_options`.
+    pub get_wal: Option<bool>,
+    pub partial_wal: bool,
+    pub skip_archive_wal: bool,
+    pub network_compression: Option<bool>,
+    pub target_action: Option<String>,
+    pub standby_mode: bool,
+    pub recovery_staging_path: Option<String>,
+    pub local_staging_path: Option<String>,
+    pub staging_path: Option<String>,
+    pub staging_location: Option<String>,
+    pub combine_mode: Option<String>,
+    pub recovery_conf_filename: Option<String>,
+    pub recovery_option_port: Option<String>,
+    pub restore_command: Option<String>,
+    pub delta_restore: Option<bool>,
+    pub snapshot_recovery_instance: Option<String>,
+    pub snapshot_recovery_zone: Option<String>,
+    pub gcp_zone: Option<String>,
+    pub azure_resource_group: Option<String>,
+    pub aws_region: Option<String>,
 }
 
 /// `get-wal`'s arguments.
@@ -68,14 +166,23 @@ pub struct GetWalArgs {
 }
 
 /// The command names argparse accepts, aliases included, for usage and error texts.
-pub const COMMAND_NAMES: [&str; 10] = [
+pub const COMMAND_NAMES: [&str; 19] = [
     "archive-wal",
+    "backup",
     "check",
     "cron",
+    "delete",
     "get-wal",
+    "keep",
+    "list-backup",
+    "list-backups",
     "list-server",
     "list-servers",
     "put-wal",
+    "recover",
+    "restore",
+    "show-backup",
+    "show-backups",
     "status",
     "switch-wal",
     "switch-xlog",
@@ -353,7 +460,8 @@ fn command(
             parsed.command = Some(Command::ListServers { minimal });
         }
         "put-wal" | "archive-wal" | "get-wal" | "cron" | "check" | "status" | "switch-wal"
-        | "switch-xlog" => {
+        | "switch-xlog" | "backup" | "list-backups" | "list-backup" | "show-backup"
+        | "show-backups" | "delete" | "keep" | "recover" | "restore" => {
             let found = sub_command(name, rest)?;
             unrecognized.extend(found.unrecognized);
             parsed.command = Some(found.command);
@@ -380,7 +488,29 @@ fn command(
 struct OptionSpec {
     names: &'static [&'static str],
     valued: bool,
+    /// argparse's `nargs='?'`: the value may be left out (`--reuse-backup`).
+    optional: bool,
     key: &'static str,
+}
+
+/// A flag (`store_true`/`store_false`/`store_const`).
+const fn flag(names: &'static [&'static str], key: &'static str) -> OptionSpec {
+    OptionSpec {
+        names,
+        valued: false,
+        optional: false,
+        key,
+    }
+}
+
+/// An option with one value.
+const fn valued(names: &'static [&'static str], key: &'static str) -> OptionSpec {
+    OptionSpec {
+        names,
+        valued: true,
+        optional: false,
+        key,
+    }
 }
 
 struct SubCommand {
@@ -400,6 +530,7 @@ const PUT_WAL: SubCommand = SubCommand {
     options: &[OptionSpec {
         names: &["--test", "-t"],
         valued: false,
+        optional: false,
         key: "test",
     }],
     positionals: &["server_name"],
@@ -433,36 +564,43 @@ const GET_WAL: SubCommand = SubCommand {
         OptionSpec {
             names: &["--output-directory", "-o"],
             valued: true,
+            optional: false,
             key: "output_directory",
         },
         OptionSpec {
             names: &["--partial", "-P"],
             valued: false,
+            optional: false,
             key: "partial",
         },
         OptionSpec {
             names: &["--gzip", "-z", "-x"],
             valued: false,
+            optional: false,
             key: "gzip",
         },
         OptionSpec {
             names: &["--bzip2", "-j"],
             valued: false,
+            optional: false,
             key: "bzip2",
         },
         OptionSpec {
             names: &["--keep-compression"],
             valued: false,
+            optional: false,
             key: "keep_compression",
         },
         OptionSpec {
             names: &["--peek", "-p"],
             valued: true,
+            optional: false,
             key: "peek",
         },
         OptionSpec {
             names: &["--test", "-t"],
             valued: false,
+            optional: false,
             key: "test",
         },
     ],
@@ -477,6 +615,7 @@ const CRON: SubCommand = SubCommand {
     options: &[OptionSpec {
         names: &["--keep-descriptors"],
         valued: false,
+        optional: false,
         key: "keep_descriptors",
     }],
     positionals: &[],
@@ -496,11 +635,13 @@ const CHECK: SubCommand = SubCommand {
         OptionSpec {
             names: &["--nagios"],
             valued: false,
+            optional: false,
             key: "nagios",
         },
         OptionSpec {
             names: &["--check-timeout"],
             valued: true,
+            optional: false,
             key: "check_timeout",
         },
     ],
@@ -530,20 +671,236 @@ const SWITCH_WAL: SubCommand = SubCommand {
         OptionSpec {
             names: &["--force"],
             valued: false,
+            optional: false,
             key: "force",
         },
         OptionSpec {
             names: &["--archive"],
             valued: false,
+            optional: false,
             key: "archive",
         },
         OptionSpec {
             names: &["--archive-timeout"],
             valued: true,
+            optional: false,
             key: "archive_timeout",
         },
     ],
     positionals: &["server_name"],
+};
+
+const BACKUP: SubCommand = SubCommand {
+    usage: "usage: barman backup [-h] [--immediate-checkpoint] [--no-immediate-checkpoint]\n                     \
+            [--incremental BACKUP_ID]\n                     [--reuse-backup [{copy,link,off}]]\n                     \
+            [--retry-times RETRY_TIMES] [--retry-sleep RETRY_SLEEP]\n                     \
+            [--no-retry] [--jobs NJOBS]\n                     \
+            [--jobs-start-batch-period JOBS_START_BATCH_PERIOD]\n                     \
+            [--jobs-start-batch-size JOBS_START_BATCH_SIZE]\n                     \
+            [--bwlimit KBPS] [--wait] [--wait-timeout TIMEOUT]\n                     \
+            [--keepalive-interval KEEPALIVE_INTERVAL]\n                     \
+            [--name BACKUP_NAME] [--manifest] [--no-manifest]\n                     \
+            [--check-timeout CHECK_TIMEOUT]\n                     \
+            [--cloud-staging-directory CLOUD_STAGING_DIRECTORY]\n                     \
+            [--cloud-staging-max-size CLOUD_STAGING_MAX_SIZE]\n                     \
+            server_name [server_name ...]\n",
+    help: "\nTake a backup of each server ('all': every server). With backup_method = snapshot,\n\
+           the copy options (--reuse-backup, --jobs, --bwlimit...) have no effect.\n\n\
+           positional arguments:\n  server_name           the servers to back up\n\noptions:\n  \
+           -h, --help            show this help message and exit\n  --immediate-checkpoint\n                        \
+           ask PostgreSQL for an immediate checkpoint\n  --no-immediate-checkpoint\n                        \
+           let PostgreSQL spread the checkpoint\n  --incremental BACKUP_ID\n                        \
+           incremental backup (not with snapshots)\n  --reuse-backup [{copy,link,off}]\n                        \
+           rsync only\n  --retry-times RETRY_TIMES\n                        retries of a failed copy\n  \
+           --retry-sleep RETRY_SLEEP\n                        seconds between retries\n  \
+           --no-retry            no retries\n  --jobs NJOBS, -j NJOBS\n                        \
+           parallel copy jobs (rsync only)\n  --jobs-start-batch-period JOBS_START_BATCH_PERIOD\n                        \
+           rsync only\n  --jobs-start-batch-size JOBS_START_BATCH_SIZE\n                        \
+           rsync only\n  --bwlimit KBPS        bandwidth limit (rsync only)\n  \
+           --wait, -w            wait until the WAL files the backup needs are archived\n  \
+           --wait-timeout TIMEOUT\n                        give up waiting after TIMEOUT seconds\n  \
+           --keepalive-interval KEEPALIVE_INTERVAL\n                        \
+           seconds between keep-alive queries while in backup mode\n  \
+           --name BACKUP_NAME    a name to refer to the backup by\n  \
+           --manifest            rsync only\n  --no-manifest         rsync only\n  \
+           --check-timeout CHECK_TIMEOUT\n                        \
+           time limit of the checks before the backup (0: none)\n  \
+           --cloud-staging-directory CLOUD_STAGING_DIRECTORY\n                        \
+           local-to-cloud only\n  --cloud-staging-max-size CLOUD_STAGING_MAX_SIZE\n                        \
+           local-to-cloud only\n",
+    options: &[
+        flag(&["--immediate-checkpoint"], "immediate_checkpoint"),
+        flag(&["--no-immediate-checkpoint"], "no_immediate_checkpoint"),
+        valued(&["--incremental"], "incremental"),
+        OptionSpec {
+            names: &["--reuse-backup"],
+            valued: true,
+            optional: true,
+            key: "reuse_backup",
+        },
+        valued(&["--retry-times"], "retry_times"),
+        valued(&["--retry-sleep"], "retry_sleep"),
+        flag(&["--no-retry"], "no_retry"),
+        valued(&["--jobs", "-j"], "jobs"),
+        valued(&["--jobs-start-batch-period"], "jobs_start_batch_period"),
+        valued(&["--jobs-start-batch-size"], "jobs_start_batch_size"),
+        valued(&["--bwlimit"], "bwlimit"),
+        flag(&["--wait", "-w"], "wait"),
+        valued(&["--wait-timeout"], "wait_timeout"),
+        valued(&["--keepalive-interval"], "keepalive_interval"),
+        valued(&["--name"], "name"),
+        flag(&["--manifest"], "manifest"),
+        flag(&["--no-manifest"], "no_manifest"),
+        valued(&["--check-timeout"], "check_timeout"),
+        valued(&["--cloud-staging-directory"], "cloud_staging_directory"),
+        valued(&["--cloud-staging-max-size"], "cloud_staging_max_size"),
+    ],
+    positionals: &["server_name"],
+};
+
+const LIST_BACKUPS: SubCommand = SubCommand {
+    usage: "usage: barman list-backups [-h] [--minimal] server_name [server_name ...]\n",
+    help: "\nList the backups of each server ('all': every server).\n\npositional arguments:\n  \
+           server_name  the servers whose backups to list\n\noptions:\n  -h, --help   show this \
+           help message and exit\n  --minimal    machine readable output\n",
+    options: &[flag(&["--minimal"], "minimal")],
+    positionals: &["server_name"],
+};
+
+const SHOW_BACKUP: SubCommand = SubCommand {
+    usage: "usage: barman show-backup [-h] server_name backup_id\n",
+    help: "\nShow everything known about one backup.\n\npositional arguments:\n  server_name  \
+           the server\n  backup_id    the backup: ID, name or shortcut\n\noptions:\n  -h, --help   \
+           show this help message and exit\n",
+    options: &[],
+    positionals: &["server_name", "backup_id"],
+};
+
+const DELETE: SubCommand = SubCommand {
+    usage: "usage: barman delete [-h] server_name backup_id\n",
+    help: "\nDelete a backup (its snapshots first), then the WAL files no longer needed.\n\n\
+           positional arguments:\n  server_name  the server\n  backup_id    the backup: ID, \
+           name or shortcut\n\noptions:\n  -h, --help   show this help message and exit\n",
+    options: &[],
+    positionals: &["server_name", "backup_id"],
+};
+
+const KEEP: SubCommand = SubCommand {
+    usage: "usage: barman keep [-h] [-r] [-s] [--target {full,standalone}]\n                   \
+            server_name backup_id\n",
+    help: "\nKeep a backup out of retention, show or release the keep.\n\npositional arguments:\n  \
+           server_name           the server\n  backup_id             the backup: ID, name or \
+           shortcut\n\noptions:\n  -h, --help            show this help message and exit\n  \
+           -r, --release         release the keep\n  -s, --status          show the keep \
+           target, or nokeep\n  --target {full,standalone}\n                        \
+           full: the backup and every later WAL; standalone: the\n                        \
+           backup and the WAL it needs\n",
+    options: &[
+        flag(&["-r", "--release"], "release"),
+        flag(&["-s", "--status"], "status"),
+        valued(&["--target"], "target"),
+    ],
+    positionals: &["server_name", "backup_id"],
+};
+
+const RECOVER: SubCommand = SubCommand {
+    usage: "usage: barman restore [-h] [--target-tli TARGET_TLI]\n                      \
+            [--target-time TARGET_TIME] [--target-xid TARGET_XID]\n                      \
+            [--target-lsn TARGET_LSN] [--target-name TARGET_NAME]\n                      \
+            [--target-immediate] [--exclusive]\n                      \
+            [--tablespace NAME:LOCATION]\n                      \
+            [--remote-ssh-command SSH_COMMAND]\n                      \
+            [--staging-wal-directory STAGING_WAL_DIRECTORY]\n                      \
+            [--bwlimit KBPS] [--retry-times RETRY_TIMES]\n                      \
+            [--retry-sleep RETRY_SLEEP] [--no-retry] [--jobs NJOBS]\n                      \
+            [--jobs-start-batch-period JOBS_START_BATCH_PERIOD]\n                      \
+            [--jobs-start-batch-size JOBS_START_BATCH_SIZE]\n                      \
+            [--get-wal] [--no-get-wal] [--partial-wal]\n                      \
+            [--skip-archive-wal] [--network-compression]\n                      \
+            [--no-network-compression]\n                      \
+            [--target-action TARGET_ACTION] [--standby-mode]\n                      \
+            [--recovery-staging-path RECOVERY_STAGING_PATH]\n                      \
+            [--local-staging-path LOCAL_STAGING_PATH]\n                      \
+            [--staging-path STAGING_PATH]\n                      \
+            [--staging-location {local,remote}]\n                      \
+            [--combine-mode {copy,link,clone,copy-file-range}]\n                      \
+            [--recovery-conf-filename RECOVERY_CONF_FILENAME]\n                      \
+            [--recovery-option-port RECOVERY_OPTION_PORT]\n                      \
+            [--restore-command RESTORE_COMMAND] [--delta-restore]\n                      \
+            [--no-delta-restore]\n                      \
+            [--snapshot-recovery-instance SNAPSHOT_RECOVERY_INSTANCE]\n                      \
+            [--snapshot-recovery-zone SNAPSHOT_RECOVERY_ZONE]\n                      \
+            [--gcp-zone GCP_ZONE]\n                      \
+            [--azure-resource-group AZURE_RESOURCE_GROUP]\n                      \
+            [--aws-region AWS_REGION]\n                      \
+            server_name backup_id destination_directory\n",
+    help: "\nPrepare DESTINATION_DIRECTORY to recover the server from a backup, to a target if\n\
+           one is given. For a snapshot backup, the disks cloned from its snapshots must be\n\
+           attached and mounted on the recovery instance.\n\npositional arguments:\n  \
+           server_name           the server\n  backup_id             the backup: ID, name or \
+           shortcut\n  destination_directory\n                        PGDATA of the recovered \
+           server\n\noptions:\n  -h, --help            show this help message and exit\n  \
+           --target-tli TARGET_TLI\n                        timeline: a number, current or \
+           latest\n  --target-time TARGET_TIME\n  --target-xid TARGET_XID\n  \
+           --target-lsn TARGET_LSN\n  --target-name TARGET_NAME\n  --target-immediate    \
+           stop at the first consistent point\n  --exclusive           stop just before the \
+           target\n  --tablespace NAME:LOCATION\n  --remote-ssh-command SSH_COMMAND\n                        \
+           prepare the recovery on the host ssh reaches\n  --get-wal             \
+           fetch WAL with barman get-wal during recovery\n  --no-get-wal          copy the WAL \
+           files needed into the destination\n  --target-action TARGET_ACTION\n                        \
+           pause, shutdown or promote\n  --standby-mode        recover as a standby\n  \
+           --recovery-conf-filename RECOVERY_CONF_FILENAME\n  \
+           --recovery-option-port RECOVERY_OPTION_PORT\n  --restore-command RESTORE_COMMAND\n  \
+           --snapshot-recovery-instance SNAPSHOT_RECOVERY_INSTANCE\n                        \
+           the instance where the cloned disks are attached\n  --gcp-zone GCP_ZONE\n  \
+           --azure-resource-group AZURE_RESOURCE_GROUP\n  --aws-region AWS_REGION\n  \
+           (the other options are accepted as Barman accepts them)\n",
+    options: &[
+        valued(&["--target-tli"], "target_tli"),
+        valued(&["--target-time"], "target_time"),
+        valued(&["--target-xid"], "target_xid"),
+        valued(&["--target-lsn"], "target_lsn"),
+        valued(&["--target-name"], "target_name"),
+        flag(&["--target-immediate"], "target_immediate"),
+        flag(&["--exclusive"], "exclusive"),
+        valued(&["--tablespace"], "tablespace"),
+        valued(&["--remote-ssh-command"], "remote_ssh_command"),
+        valued(&["--staging-wal-directory"], "staging_wal_directory"),
+        valued(&["--bwlimit"], "bwlimit"),
+        valued(&["--retry-times"], "retry_times"),
+        valued(&["--retry-sleep"], "retry_sleep"),
+        flag(&["--no-retry"], "no_retry"),
+        valued(&["--jobs", "-j"], "jobs"),
+        valued(&["--jobs-start-batch-period"], "jobs_start_batch_period"),
+        valued(&["--jobs-start-batch-size"], "jobs_start_batch_size"),
+        flag(&["--get-wal"], "get_wal"),
+        flag(&["--no-get-wal"], "no_get_wal"),
+        flag(&["--partial-wal"], "partial_wal"),
+        flag(&["--skip-archive-wal"], "skip_archive_wal"),
+        flag(&["--network-compression"], "network_compression"),
+        flag(&["--no-network-compression"], "no_network_compression"),
+        valued(&["--target-action"], "target_action"),
+        flag(&["--standby-mode"], "standby_mode"),
+        valued(&["--recovery-staging-path"], "recovery_staging_path"),
+        valued(&["--local-staging-path"], "local_staging_path"),
+        valued(&["--staging-path"], "staging_path"),
+        valued(&["--staging-location"], "staging_location"),
+        valued(&["--combine-mode"], "combine_mode"),
+        valued(&["--recovery-conf-filename"], "recovery_conf_filename"),
+        valued(&["--recovery-option-port"], "recovery_option_port"),
+        valued(&["--restore-command"], "restore_command"),
+        flag(&["--delta-restore"], "delta_restore"),
+        flag(&["--no-delta-restore"], "no_delta_restore"),
+        valued(
+            &["--snapshot-recovery-instance"],
+            "snapshot_recovery_instance",
+        ),
+        valued(&["--snapshot-recovery-zone"], "snapshot_recovery_zone"),
+        valued(&["--gcp-zone"], "gcp_zone"),
+        valued(&["--azure-resource-group"], "azure_resource_group"),
+        valued(&["--aws-region"], "aws_region"),
+    ],
+    positionals: &["server_name", "backup_id", "destination_directory"],
 };
 
 /// argparse's `check_non_negative` for `option`.
@@ -554,6 +911,54 @@ fn non_negative(option: &str, text: &str) -> Result<i64, String> {
             "argument {option}: '{text}' is not a valid non negative integer"
         )),
     }
+}
+
+/// The last given of a pair of opposite flags (`store_true`/`store_false` on one dest):
+/// `Some(true)` for `yes`, `Some(false)` for `no`, `None` when neither was given.
+fn last_of(values: &[(&'static str, Option<String>)], yes: &str, no: &str) -> Option<bool> {
+    values.iter().rev().find_map(|(k, _)| match *k {
+        k if k == yes => Some(true),
+        k if k == no => Some(false),
+        _ => None,
+    })
+}
+
+/// argparse's `choices` check.
+fn choice_of(option: &str, value: &str, choices: &[&str]) -> Result<String, String> {
+    if choices.contains(&value) {
+        return Ok(value.to_string());
+    }
+    let quoted: Vec<String> = choices.iter().map(|c| format!("'{c}'")).collect();
+    Err(format!(
+        "argument {option}: invalid choice: '{value}' (choose from {})",
+        quoted.join(", ")
+    ))
+}
+
+/// Barman's `check_backup_name`: not empty, not a backup ID, not a reserved word.
+fn backup_name(text: &str) -> Result<String, String> {
+    const RESERVED: [&str; 8] = [
+        "latest",
+        "last",
+        "oldest",
+        "first",
+        "last-failed",
+        "latest-full",
+        "last-full",
+        "auto",
+    ];
+    if text.is_empty() {
+        return Err("Backup name cannot be empty".into());
+    }
+    if barman_cloud::backup_catalog::is_backup_id(text) {
+        return Err(format!("Backup name '{text}' is not allowed: backup ID"));
+    }
+    if RESERVED.contains(&text) {
+        return Err(format!(
+            "Backup name '{text}' is not allowed: reserved word"
+        ));
+    }
+    Ok(text.to_string())
 }
 
 struct Found {
@@ -586,10 +991,23 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
         "check" => &CHECK,
         "status" => &STATUS,
         "switch-wal" | "switch-xlog" => &SWITCH_WAL,
+        "backup" => &BACKUP,
+        "list-backups" | "list-backup" => &LIST_BACKUPS,
+        "show-backup" | "show-backups" => &SHOW_BACKUP,
+        "delete" => &DELETE,
+        "keep" => &KEEP,
+        "recover" | "restore" => &RECOVER,
         _ => &CRON,
     };
+    // argparse names a sub-parser by its command, not by the alias used.
+    let prog = match name {
+        "recover" => "restore",
+        "list-backup" => "list-backups",
+        "show-backups" => "show-backup",
+        other => other,
+    };
     let fail =
-        |message: String| Stop::Usage(format!("{}barman {name}: error: {message}\n", spec.usage));
+        |message: String| Stop::Usage(format!("{}barman {prog}: error: {message}\n", spec.usage));
     let shown = |option: &OptionSpec| option.names.join("/");
     let mut values: Vec<(&'static str, Option<String>)> = Vec::new();
     let mut positionals: Vec<String> = Vec::new();
@@ -651,6 +1069,10 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
                             index += 1;
                             next.clone()
                         }
+                        _ if option.optional => {
+                            values.push((option.key, None));
+                            continue;
+                        }
                         _ => {
                             return Err(fail(format!(
                                 "argument {}: expected one argument",
@@ -659,6 +1081,10 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
                         }
                     },
                 };
+                // argparse checks an optional value's choices as it takes it.
+                if option.key == "reuse_backup" {
+                    choice_of("--reuse-backup", &value, &["copy", "link", "off"]).map_err(fail)?;
+                }
                 values.push((option.key, Some(value)));
             } else if inline.is_some() {
                 return Err(fail(format!(
@@ -716,7 +1142,16 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
             spec.positionals[positionals.len()..].join(", ")
         )));
     }
-    if !matches!(name, "check" | "status" | "switch-wal" | "switch-xlog") {
+    if !matches!(
+        name,
+        "check"
+            | "status"
+            | "switch-wal"
+            | "switch-xlog"
+            | "backup"
+            | "list-backups"
+            | "list-backup"
+    ) {
         unrecognized.extend(positionals.drain(spec.positionals.len()..));
     }
     let flag = |key: &str| values.iter().any(|(k, _)| *k == key);
@@ -751,6 +1186,189 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
         "status" => Command::Status {
             servers: positionals.clone(),
         },
+        "backup" => {
+            let non_negative_of = |key: &str, option: &str| -> Result<Option<i64>, Stop> {
+                value(key)
+                    .map(|text| non_negative(option, &text).map_err(&fail))
+                    .transpose()
+            };
+            let positive_of = |key: &str, option: &str| -> Result<Option<usize>, Stop> {
+                value(key)
+                    .map(|text| {
+                        positive(&text).map_err(|e| fail(format!("argument {option}: {e}")))
+                    })
+                    .transpose()
+            };
+            let reuse_backup = if flag("reuse_backup") {
+                let given = value("reuse_backup").unwrap_or_else(|| "link".into());
+                Some(choice_of("--reuse-backup", &given, &["copy", "link", "off"]).map_err(&fail)?)
+            } else {
+                None
+            };
+            let name = value("name")
+                .map(|text| backup_name(&text).map_err(|e| fail(format!("argument --name: {e}"))))
+                .transpose()?;
+            Command::Backup(Box::new(BackupArgs {
+                servers: positionals.clone(),
+                immediate_checkpoint: last_of(
+                    &values,
+                    "immediate_checkpoint",
+                    "no_immediate_checkpoint",
+                ),
+                incremental: value("incremental"),
+                reuse_backup,
+                retry_times: non_negative_of("retry_times", "--retry-times")?,
+                retry_sleep: non_negative_of("retry_sleep", "--retry-sleep")?,
+                no_retry: flag("no_retry"),
+                jobs: positive_of("jobs", "--jobs/-j")?,
+                jobs_start_batch_period: positive_of(
+                    "jobs_start_batch_period",
+                    "--jobs-start-batch-period",
+                )?,
+                jobs_start_batch_size: positive_of(
+                    "jobs_start_batch_size",
+                    "--jobs-start-batch-size",
+                )?,
+                bwlimit: non_negative_of("bwlimit", "--bwlimit")?,
+                wait: flag("wait"),
+                wait_timeout: non_negative_of("wait_timeout", "--wait-timeout")?,
+                keepalive_interval: non_negative_of("keepalive_interval", "--keepalive-interval")?,
+                name,
+                manifest: last_of(&values, "manifest", "no_manifest"),
+                check_timeout: non_negative_of("check_timeout", "--check-timeout")?,
+                cloud_staging_directory: value("cloud_staging_directory"),
+                cloud_staging_max_size: value("cloud_staging_max_size"),
+            }))
+        }
+        "list-backups" | "list-backup" => Command::ListBackups {
+            servers: positionals.clone(),
+            minimal: flag("minimal"),
+        },
+        "show-backup" | "show-backups" => Command::ShowBackup {
+            server: positionals[0].clone(),
+            backup_id: positionals[1].clone(),
+        },
+        "delete" => Command::Delete {
+            server: positionals[0].clone(),
+            backup_id: positionals[1].clone(),
+        },
+        "keep" => {
+            let target = value("target")
+                .map(|t| choice_of("--target", &t, &["full", "standalone"]).map_err(&fail))
+                .transpose()?;
+            Command::Keep {
+                server: positionals[0].clone(),
+                backup_id: positionals[1].clone(),
+                release: flag("release"),
+                status: flag("status"),
+                target,
+            }
+        }
+        "recover" | "restore" => {
+            let non_negative_of = |key: &str, option: &str| -> Result<Option<i64>, Stop> {
+                value(key)
+                    .map(|text| non_negative(option, &text).map_err(&fail))
+                    .transpose()
+            };
+            let positive_of = |key: &str, option: &str| -> Result<Option<usize>, Stop> {
+                value(key)
+                    .map(|text| {
+                        positive(&text).map_err(|e| fail(format!("argument {option}: {e}")))
+                    })
+                    .transpose()
+            };
+            let target_tli = value("target_tli")
+                .map(|text| {
+                    if text == "current" || text == "latest" {
+                        Ok(text)
+                    } else {
+                        positive(&text)
+                            .map(|n| n.to_string())
+                            .map_err(|e| fail(format!("argument --target-tli: {e}")))
+                    }
+                })
+                .transpose()?;
+            let target_action = value("target_action")
+                .map(|text| {
+                    if matches!(text.as_str(), "pause" | "shutdown" | "promote") {
+                        Ok(text)
+                    } else {
+                        Err(fail(format!(
+                            "argument --target-action: '{text}' is not a valid recovery target action"
+                        )))
+                    }
+                })
+                .transpose()?;
+            let staging_location = value("staging_location")
+                .map(|t| choice_of("--staging-location", &t, &["local", "remote"]).map_err(&fail))
+                .transpose()?;
+            let combine_mode = value("combine_mode")
+                .map(|t| {
+                    choice_of(
+                        "--combine-mode",
+                        &t,
+                        &["copy", "link", "clone", "copy-file-range"],
+                    )
+                    .map_err(&fail)
+                })
+                .transpose()?;
+            Command::Recover(Box::new(RecoverArgs {
+                server: positionals[0].clone(),
+                backup_id: positionals[1].clone(),
+                destination: positionals[2].clone(),
+                target_tli,
+                target_time: value("target_time"),
+                target_xid: value("target_xid"),
+                target_lsn: value("target_lsn"),
+                target_name: value("target_name"),
+                target_immediate: flag("target_immediate"),
+                exclusive: flag("exclusive"),
+                tablespaces: values
+                    .iter()
+                    .filter(|(k, _)| *k == "tablespace")
+                    .filter_map(|(_, v)| v.clone())
+                    .collect(),
+                remote_ssh_command: value("remote_ssh_command"),
+                staging_wal_directory: value("staging_wal_directory"),
+                bwlimit: non_negative_of("bwlimit", "--bwlimit")?,
+                retry_times: non_negative_of("retry_times", "--retry-times")?,
+                retry_sleep: non_negative_of("retry_sleep", "--retry-sleep")?,
+                no_retry: flag("no_retry"),
+                jobs: positive_of("jobs", "--jobs/-j")?,
+                jobs_start_batch_period: positive_of(
+                    "jobs_start_batch_period",
+                    "--jobs-start-batch-period",
+                )?,
+                jobs_start_batch_size: positive_of(
+                    "jobs_start_batch_size",
+                    "--jobs-start-batch-size",
+                )?,
+                get_wal: last_of(&values, "get_wal", "no_get_wal"),
+                partial_wal: flag("partial_wal"),
+                skip_archive_wal: flag("skip_archive_wal"),
+                network_compression: last_of(
+                    &values,
+                    "network_compression",
+                    "no_network_compression",
+                ),
+                target_action,
+                standby_mode: flag("standby_mode"),
+                recovery_staging_path: value("recovery_staging_path"),
+                local_staging_path: value("local_staging_path"),
+                staging_path: value("staging_path"),
+                staging_location,
+                combine_mode,
+                recovery_conf_filename: value("recovery_conf_filename"),
+                recovery_option_port: value("recovery_option_port"),
+                restore_command: value("restore_command"),
+                delta_restore: last_of(&values, "delta_restore", "no_delta_restore"),
+                snapshot_recovery_instance: value("snapshot_recovery_instance"),
+                snapshot_recovery_zone: value("snapshot_recovery_zone"),
+                gcp_zone: value("gcp_zone"),
+                azure_resource_group: value("azure_resource_group"),
+                aws_region: value("aws_region"),
+            }))
+        }
         "check" => {
             let check_timeout = match value("check_timeout") {
                 Some(text) => Some(non_negative("--check-timeout", &text).map_err(fail)?),
@@ -877,7 +1495,7 @@ mod tests {
             ),
             (
                 vec!["bogus"],
-                "barman: error: argument command: invalid choice: 'bogus' (choose from 'archive-wal', 'check', 'cron', 'get-wal', 'list-server', 'list-servers', 'put-wal', 'status', 'switch-wal', 'switch-xlog')\n",
+                "barman: error: argument command: invalid choice: 'bogus' (choose from 'archive-wal', 'backup', 'check', 'cron', 'delete', 'get-wal', 'keep', 'list-backup', 'list-backups', 'list-server', 'list-servers', 'put-wal', 'recover', 'restore', 'show-backup', 'show-backups', 'status', 'switch-wal', 'switch-xlog')\n",
             ),
         ] {
             match parse(&args(&line)) {
@@ -885,6 +1503,92 @@ mod tests {
                     assert!(text.starts_with("usage: barman [-h]"), "{text}");
                     assert!(text.ends_with(expected), "{line:?}: {text}");
                 }
+                other => panic!("{line:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn backup_catalog_and_recover_commands() {
+        let parsed = parse(&args(&[
+            "backup",
+            "--name",
+            "nightly",
+            "-w",
+            "--reuse-backup",
+            "--no-immediate-checkpoint",
+            "--immediate-checkpoint",
+            "-j",
+            "3",
+            "pg",
+            "pg2",
+        ]))
+        .unwrap();
+        let Some(Command::Backup(backup)) = parsed.command else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(backup.servers, ["pg", "pg2"]);
+        assert_eq!(backup.name.as_deref(), Some("nightly"));
+        assert!(backup.wait);
+        assert_eq!(backup.reuse_backup.as_deref(), Some("link"));
+        assert_eq!(backup.immediate_checkpoint, Some(true));
+        assert_eq!(backup.jobs, Some(3));
+        let parsed = parse(&args(&[
+            "recover",
+            "--target-time",
+            "2026-01-01 00:00:00",
+            "--no-get-wal",
+            "--tablespace",
+            "a:/x",
+            "--tablespace",
+            "b:/y",
+            "--target-tli",
+            "latest",
+            "--snapshot-recovery-instance",
+            "i-1",
+            "pg",
+            "latest",
+            "/dest",
+        ]))
+        .unwrap();
+        let Some(Command::Recover(recover)) = parsed.command else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(recover.destination, "/dest");
+        assert_eq!(recover.get_wal, Some(false));
+        assert_eq!(recover.tablespaces, ["a:/x", "b:/y"]);
+        assert_eq!(recover.target_tli.as_deref(), Some("latest"));
+        assert_eq!(recover.snapshot_recovery_instance.as_deref(), Some("i-1"));
+        assert_eq!(
+            parse(&args(&["keep", "-s", "pg", "last"])).unwrap().command,
+            Some(Command::Keep {
+                server: "pg".into(),
+                backup_id: "last".into(),
+                release: false,
+                status: true,
+                target: None,
+            })
+        );
+        for (line, expected) in [
+            (
+                vec!["backup", "--reuse-backup", "pg"],
+                "barman backup: error: argument --reuse-backup: invalid choice: 'pg' (choose from 'copy', 'link', 'off')\n",
+            ),
+            (
+                vec!["backup", "--name", "latest", "pg"],
+                "barman backup: error: argument --name: Backup name 'latest' is not allowed: reserved word\n",
+            ),
+            (
+                vec!["recover", "pg", "latest"],
+                "barman restore: error: the following arguments are required: destination_directory\n",
+            ),
+            (
+                vec!["show-backup", "pg", "latest", "extra"],
+                "barman: error: unrecognized arguments: extra\n",
+            ),
+        ] {
+            match parse(&args(&line)) {
+                Err(Stop::Usage(text)) => assert!(text.ends_with(expected), "{line:?}: {text}"),
                 other => panic!("{line:?}: {other:?}"),
             }
         }

@@ -4,9 +4,13 @@
 //! `barman_cloud::server`.
 
 mod args;
+mod backup;
+mod catalog;
 mod check;
+mod delete;
 mod output;
 mod privileges;
+mod recover;
 mod status;
 mod wal;
 
@@ -175,6 +179,32 @@ fn run_command(command: &Command, config: &Config, out: &mut Output) -> u8 {
             archive,
             archive_timeout,
         } => check::switch_wal_command(config, servers, *force, *archive, *archive_timeout, out),
+        Command::Backup(args) => backup::backup_command(config, args, out),
+        Command::ListBackups { servers, minimal } => {
+            catalog::list_backups_command(config, servers, *minimal, out)
+        }
+        Command::ShowBackup { server, backup_id } => {
+            catalog::show_backup_command(config, server, backup_id, out)
+        }
+        Command::Keep {
+            server,
+            backup_id,
+            release,
+            status,
+            target,
+        } => catalog::keep_command(
+            config,
+            server,
+            backup_id,
+            *release,
+            *status,
+            target.as_deref(),
+            out,
+        ),
+        Command::Delete { server, backup_id } => {
+            delete::delete_command(config, server, backup_id, out)
+        }
+        Command::Recover(args) => recover::recover_command(config, args, out),
     }
 }
 

@@ -17,6 +17,7 @@ use barman_cloud::server::config::{Config, ServerConfig, Value};
 use barman_cloud::server::get_wal::{
     WalOutput, candidate_paths, parse_requested_name, peek, send_wal, ssh_host_suffix,
 };
+use barman_cloud::server::home::ServerHome;
 use barman_cloud::server::lock::LockFile;
 use barman_cloud::server::paths::WalArchivePaths;
 use barman_cloud::server::put_wal::{Received, put_wal};
@@ -102,34 +103,7 @@ fn get_server(
 
 /// Where the server's WAL archive lives, as its configuration says.
 pub(super) fn archive_paths(server: &ServerConfig) -> WalArchivePaths {
-    let base = PathBuf::from(&server.backup_directory);
-    let dir = |value: &Option<String>, default: &str| {
-        value
-            .as_ref()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| base.join(default))
-    };
-    let wals = dir(&server.wals_directory, "wals");
-    let xlogdb_dir = server
-        .xlogdb_directory
-        .as_ref()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| wals.clone());
-    let lock_dir = server
-        .barman_lock_directory
-        .as_ref()
-        .or(server.barman_home.as_ref())
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    WalArchivePaths {
-        server: server.name.clone(),
-        incoming: dir(&server.incoming_wals_directory, "incoming"),
-        streaming: dir(&server.streaming_wals_directory, "streaming"),
-        errors: dir(&server.errors_directory, "errors"),
-        xlogdb_file: xlogdb_dir.join(format!("{}-xlog.db", server.name)),
-        wals,
-        lock_dir,
-    }
+    ServerHome::from_config(server).wal
 }
 
 /// `compression` and `compression_level` of the server. Barman's aliases of gzip and

@@ -17,6 +17,7 @@ use crate::pg::session::{MIN_SERVER_VERSION, PgSession};
 use crate::retention::RetentionPolicy;
 use crate::server::archive::{ArchiveSettings, archive_incoming};
 use crate::server::config::ServerConfig;
+use crate::server::home::{self, ServerHome};
 use crate::server::paths::WalArchivePaths;
 use crate::server::xlogdb::XlogDb;
 use crate::snapshot::host::{Host, SshHost, run_shell};
@@ -175,44 +176,9 @@ async fn run_checks(ctx: &CheckContext<'_>, results: &mut Vec<CheckResult>) -> O
 // Backups on disk
 // ------------------------------------------------------------------------------------
 
-/// Every backup.info of the server (`meta/<id>-backup.info`, and the pre-3.13.2
-/// `base/<id>/backup.info` when meta has none), sorted by backup ID. Unreadable files
-/// are skipped.
+/// Every backup.info of the server, sorted by backup ID ([`home::load_backups`]).
 pub fn load_backups(server: &ServerConfig) -> Vec<BackupInfo> {
-    let base = PathBuf::from(&server.backup_directory);
-    let mut found: BTreeMap<String, BackupInfo> = BTreeMap::new();
-    if let Ok(entries) = std::fs::read_dir(base.join("meta")) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(id) = name.strip_suffix("-backup.info") else {
-                continue;
-            };
-            if let Ok(bytes) = std::fs::read(entry.path())
-                && let Ok(info) = BackupInfo::load(id, &bytes)
-            {
-                found.insert(id.to_string(), info);
-            }
-        }
-    }
-    let basebackups = server
-        .basebackups_directory
-        .as_ref()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| base.join("base"));
-    if let Ok(entries) = std::fs::read_dir(basebackups) {
-        for entry in entries.flatten() {
-            let id = entry.file_name().to_string_lossy().into_owned();
-            if found.contains_key(&id) {
-                continue;
-            }
-            if let Ok(bytes) = std::fs::read(entry.path().join("backup.info"))
-                && let Ok(info) = BackupInfo::load(&id, &bytes)
-            {
-                found.insert(id, info);
-            }
-        }
-    }
-    found.into_values().collect()
+    home::load_backups(&ServerHome::from_config(server))
 }
 
 pub(super) fn has_status(info: &BackupInfo, statuses: &[BackupStatus]) -> bool {

@@ -9,6 +9,7 @@ pub mod archive;
 pub mod check;
 pub mod config;
 pub mod get_wal;
+pub mod home;
 mod ini;
 pub mod lock;
 pub mod paths;
