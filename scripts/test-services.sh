@@ -284,7 +284,7 @@ cmd_install() {
         chmod 755 /usr/sbin/policy-rc.d
         deny_starts=1
     fi
-    apt_install openssh-server openssh-client
+    apt_install openssh-server openssh-client rsync
     [ "$deny_starts" = 0 ] || rm -f /usr/sbin/policy-rc.d
     say "sshd: $(/usr/sbin/sshd -V 2>&1 | head -n1)"
     say "go: $(go version) with $(dpkg-query -W -f='golang-github-blang-semver-dev ${Version}' golang-github-blang-semver-dev)"
