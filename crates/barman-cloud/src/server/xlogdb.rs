@@ -16,6 +16,7 @@ use crate::durable;
 use crate::error::{Error, Result};
 use crate::server::lock::LockFile;
 use crate::server::paths::WalArchivePaths;
+use crate::wal::name::WalName;
 
 /// One xlog.db line.
 #[derive(Debug, Clone, PartialEq)]
@@ -224,6 +225,82 @@ impl XlogDbGuard<'_> {
     }
 }
 
+impl XlogDbGuard<'_> {
+    /// Removes from the archive every entry `remove` selects: first from the index,
+    /// rewritten through a synced temporary file and renamed over it, then the stored files
+    /// (and hash directories left empty). A crash between the two leaves files that the
+    /// index no longer lists, never an index entry without its file. Returns the removed
+    /// entries in index order.
+    pub fn remove_where(
+        &mut self,
+        paths: &WalArchivePaths,
+        mut remove: impl FnMut(&XlogEntry) -> bool,
+    ) -> Result<Vec<XlogEntry>> {
+        let path = self.db.file.clone();
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let temporary = dir.join(format!(
+            ".{}.tmp-{}",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
+        ));
+        let mut removed = Vec::new();
+        let written = (|| -> Result<()> {
+            let mut out = std::io::BufWriter::new(
+                File::create(&temporary).map_err(|e| Error::io(&temporary, e))?,
+            );
+            self.for_each(|entry| {
+                if remove(&entry) {
+                    removed.push(entry);
+                } else {
+                    out.write_all(entry.to_line().as_bytes())
+                        .map_err(|e| Error::io(&temporary, e))?;
+                }
+                Ok(())
+            })?;
+            let file = out
+                .into_inner()
+                .map_err(|e| Error::io(&temporary, e.into_error()))?;
+            file.sync_all().map_err(|e| Error::io(&temporary, e))
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(e);
+        }
+        if removed.is_empty() {
+            let _ = std::fs::remove_file(&temporary);
+            return Ok(removed);
+        }
+        std::fs::rename(&temporary, &path).map_err(|e| Error::io(&path, e))?;
+        durable::sync_dir(&dir)?;
+        let mut touched_dirs = std::collections::BTreeSet::new();
+        for entry in &removed {
+            let Some(wal) = WalName::try_parse(&entry.name) else {
+                continue;
+            };
+            let stored = paths.stored_path(&wal);
+            match std::fs::remove_file(&stored) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&stored, e)),
+            }
+            if let Some(parent) = stored.parent() {
+                touched_dirs.insert(parent.to_path_buf());
+            }
+        }
+        for dir in &touched_dirs {
+            // Only an empty hash directory goes.
+            if *dir != paths.wals && std::fs::remove_dir(dir).is_ok() {
+                continue;
+            }
+            durable::sync_dir(dir)?;
+        }
+        if paths.wals.is_dir() {
+            durable::sync_dir(&paths.wals)?;
+        }
+        Ok(removed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,5 +431,55 @@ mod tests {
         );
         std::fs::write(db.path(), "garbage\n").unwrap();
         assert!(db.entries().is_err());
+    }
+
+    #[test]
+    fn remove_where_rewrites_the_index_then_removes_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = WalArchivePaths::with_defaults("pg", dir.path().join("pg"), dir.path());
+        let db = XlogDb::new(&paths);
+        let names = [
+            "000000010000000000000001",
+            "000000010000000100000002",
+            "00000002.history",
+            "000000010000000100000003",
+        ];
+        let mut guard = db.lock().unwrap();
+        let entries: Vec<XlogEntry> = names
+            .iter()
+            .map(|name| {
+                let stored = paths.stored_path(&WalName::parse(name).unwrap());
+                std::fs::create_dir_all(stored.parent().unwrap()).unwrap();
+                std::fs::write(&stored, name).unwrap();
+                XlogEntry::parse_line(&format!("{name}\t4\t1.5\tNone\tNone\n")).unwrap()
+            })
+            .collect();
+        guard.append(&entries).unwrap();
+        let removed = guard
+            .remove_where(&paths, |e| {
+                e.name.as_str() < "000000010000000100000003" && !e.name.ends_with(".history")
+            })
+            .unwrap();
+        assert_eq!(
+            removed.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+            &names[..2]
+        );
+        drop(guard);
+        let left: Vec<String> = db.entries().unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(left, ["00000002.history", "000000010000000100000003"]);
+        assert!(!paths.wals.join("0000000100000000").exists());
+        assert!(
+            paths
+                .wals
+                .join("0000000100000001/000000010000000100000003")
+                .exists()
+        );
+        assert!(
+            !paths
+                .wals
+                .join("0000000100000001/000000010000000100000002")
+                .exists()
+        );
+        assert!(paths.wals.join("00000002.history").exists());
     }
 }
