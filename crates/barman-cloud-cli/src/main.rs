@@ -5,6 +5,7 @@
 //! `barman-rs wal-archive ...`). One binary keeps the install small and the build to a
 //! single link step.
 
+mod argparse;
 mod args;
 mod commands;
 mod exit;

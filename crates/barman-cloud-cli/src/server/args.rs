@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use crate::argparse::{self, Arg, choice, flag, valued};
+
 /// Output writers (`-f`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -244,15 +246,12 @@ fn error(message: String) -> Stop {
     Stop::Usage(format!("{}barman: error: {message}\n", usage()))
 }
 
-fn choice<'a>(option: &str, value: &'a str, choices: &[&str]) -> Result<&'a str, Stop> {
+/// A global option's `choices`.
+fn global_choice<'a>(option: &str, value: &'a str, choices: &[&str]) -> Result<&'a str, Stop> {
     if choices.contains(&value) {
         Ok(value)
     } else {
-        let quoted: Vec<String> = choices.iter().map(|c| format!("'{c}'")).collect();
-        Err(error(format!(
-            "argument {option}: invalid choice: '{value}' (choose from {})",
-            quoted.join(", ")
-        )))
+        Err(error(argparse::invalid_choice(option, value, choices)))
     }
 }
 
@@ -398,20 +397,22 @@ pub fn parse(args: &[String]) -> Result<GlobalArgs, Stop> {
                 match option {
                     "--config" => parsed.config = Some(PathBuf::from(value)),
                     "--format" => {
-                        parsed.format = match choice(shown, &value, &["console", "json"])? {
+                        parsed.format = match global_choice(shown, &value, &["console", "json"])? {
                             "json" => Format::Json,
                             _ => Format::Console,
                         }
                     }
                     "--log-level" => {
-                        parsed.log_level = Some(choice(shown, &value, &LOG_LEVELS)?.to_string())
+                        parsed.log_level =
+                            Some(global_choice(shown, &value, &LOG_LEVELS)?.to_string())
                     }
                     _ => {
-                        parsed.color = match choice(shown, &value, &["never", "always", "auto"])? {
-                            "never" => Color::Never,
-                            "always" => Color::Always,
-                            _ => Color::Auto,
-                        }
+                        parsed.color =
+                            match global_choice(shown, &value, &["never", "always", "auto"])? {
+                                "never" => Color::Never,
+                                "always" => Color::Always,
+                                _ => Color::Auto,
+                            }
                     }
                 }
             }
@@ -483,40 +484,10 @@ fn command(
     Ok(parsed)
 }
 
-/// One option of a sub-command: its names as argparse shows them (`--peek/-p`),
-/// whether it takes a value, and the key it fills.
-struct OptionSpec {
-    names: &'static [&'static str],
-    valued: bool,
-    /// argparse's `nargs='?'`: the value may be left out (`--reuse-backup`).
-    optional: bool,
-    key: &'static str,
-}
-
-/// A flag (`store_true`/`store_false`/`store_const`).
-const fn flag(names: &'static [&'static str], key: &'static str) -> OptionSpec {
-    OptionSpec {
-        names,
-        valued: false,
-        optional: false,
-        key,
-    }
-}
-
-/// An option with one value.
-const fn valued(names: &'static [&'static str], key: &'static str) -> OptionSpec {
-    OptionSpec {
-        names,
-        valued: true,
-        optional: false,
-        key,
-    }
-}
-
 struct SubCommand {
     usage: &'static str,
     help: &'static str,
-    options: &'static [OptionSpec],
+    options: &'static [Arg],
     positionals: &'static [&'static str],
 }
 
@@ -527,12 +498,7 @@ const PUT_WAL: SubCommand = SubCommand {
            specifies the server name for the command\n\noptions:\n  -h, --help   show \
            this help message and exit\n  --test, -t   only check that the server is ready to \
            receive WAL files\n",
-    options: &[OptionSpec {
-        names: &["--test", "-t"],
-        valued: false,
-        optional: false,
-        key: "test",
-    }],
+    options: &[flag(&["--test", "-t"], "test")],
     positionals: &["server_name"],
 };
 
@@ -561,48 +527,13 @@ const GET_WAL: SubCommand = SubCommand {
            present from the requested one\n  --test, -t            only check that the server \
            is ready to send WAL files\n",
     options: &[
-        OptionSpec {
-            names: &["--output-directory", "-o"],
-            valued: true,
-            optional: false,
-            key: "output_directory",
-        },
-        OptionSpec {
-            names: &["--partial", "-P"],
-            valued: false,
-            optional: false,
-            key: "partial",
-        },
-        OptionSpec {
-            names: &["--gzip", "-z", "-x"],
-            valued: false,
-            optional: false,
-            key: "gzip",
-        },
-        OptionSpec {
-            names: &["--bzip2", "-j"],
-            valued: false,
-            optional: false,
-            key: "bzip2",
-        },
-        OptionSpec {
-            names: &["--keep-compression"],
-            valued: false,
-            optional: false,
-            key: "keep_compression",
-        },
-        OptionSpec {
-            names: &["--peek", "-p"],
-            valued: true,
-            optional: false,
-            key: "peek",
-        },
-        OptionSpec {
-            names: &["--test", "-t"],
-            valued: false,
-            optional: false,
-            key: "test",
-        },
+        valued(&["--output-directory", "-o"], "output_directory"),
+        flag(&["--partial", "-P"], "partial"),
+        flag(&["--gzip", "-z", "-x"], "gzip"),
+        flag(&["--bzip2", "-j"], "bzip2"),
+        flag(&["--keep-compression"], "keep_compression"),
+        valued(&["--peek", "-p"], "peek"),
+        flag(&["--test", "-t"], "test"),
     ],
     positionals: &["server_name", "wal_name"],
 };
@@ -612,12 +543,7 @@ const CRON: SubCommand = SubCommand {
     help: "\nRun maintenance tasks (global command)\n\noptions:\n  -h, --help          show \
            this help message and exit\n  --keep-descriptors  keep the standard output and \
            error of the\n                      subprocesses attached\n",
-    options: &[OptionSpec {
-        names: &["--keep-descriptors"],
-        valued: false,
-        optional: false,
-        key: "keep_descriptors",
-    }],
+    options: &[flag(&["--keep-descriptors"], "keep_descriptors")],
     positionals: &[],
 };
 
@@ -632,18 +558,8 @@ const CHECK: SubCommand = SubCommand {
            seconds, for the check\n                        operation. Set to zero to disable \
            the timeout.\n",
     options: &[
-        OptionSpec {
-            names: &["--nagios"],
-            valued: false,
-            optional: false,
-            key: "nagios",
-        },
-        OptionSpec {
-            names: &["--check-timeout"],
-            valued: true,
-            optional: false,
-            key: "check_timeout",
-        },
+        flag(&["--nagios"], "nagios"),
+        valued(&["--check-timeout"], "check_timeout"),
     ],
     positionals: &["server_name"],
 };
@@ -668,24 +584,9 @@ const SWITCH_WAL: SubCommand = SubCommand {
            --archive-timeout TIMEOUT\n                        the time, in seconds, the archiver \
            will wait for a new\n                        WAL file to be archived before timing out\n",
     options: &[
-        OptionSpec {
-            names: &["--force"],
-            valued: false,
-            optional: false,
-            key: "force",
-        },
-        OptionSpec {
-            names: &["--archive"],
-            valued: false,
-            optional: false,
-            key: "archive",
-        },
-        OptionSpec {
-            names: &["--archive-timeout"],
-            valued: true,
-            optional: false,
-            key: "archive_timeout",
-        },
+        flag(&["--force"], "force"),
+        flag(&["--archive"], "archive"),
+        valued(&["--archive-timeout"], "archive_timeout"),
     ],
     positionals: &["server_name"],
 };
@@ -732,10 +633,11 @@ const BACKUP: SubCommand = SubCommand {
         flag(&["--immediate-checkpoint"], "immediate_checkpoint"),
         flag(&["--no-immediate-checkpoint"], "no_immediate_checkpoint"),
         valued(&["--incremental"], "incremental"),
-        OptionSpec {
+        Arg {
             names: &["--reuse-backup"],
             valued: true,
             optional: true,
+            choices: &["copy", "link", "off"],
             key: "reuse_backup",
         },
         valued(&["--retry-times"], "retry_times"),
@@ -798,7 +700,7 @@ const KEEP: SubCommand = SubCommand {
     options: &[
         flag(&["-r", "--release"], "release"),
         flag(&["-s", "--status"], "status"),
-        valued(&["--target"], "target"),
+        choice(&["--target"], "target", &["full", "standalone"]),
     ],
     positionals: &["server_name", "backup_id"],
 };
@@ -884,8 +786,16 @@ const RECOVER: SubCommand = SubCommand {
         valued(&["--recovery-staging-path"], "recovery_staging_path"),
         valued(&["--local-staging-path"], "local_staging_path"),
         valued(&["--staging-path"], "staging_path"),
-        valued(&["--staging-location"], "staging_location"),
-        valued(&["--combine-mode"], "combine_mode"),
+        choice(
+            &["--staging-location"],
+            "staging_location",
+            &["local", "remote"],
+        ),
+        choice(
+            &["--combine-mode"],
+            "combine_mode",
+            &["copy", "link", "clone", "copy-file-range"],
+        ),
         valued(&["--recovery-conf-filename"], "recovery_conf_filename"),
         valued(&["--recovery-option-port"], "recovery_option_port"),
         valued(&["--restore-command"], "restore_command"),
@@ -911,28 +821,6 @@ fn non_negative(option: &str, text: &str) -> Result<i64, String> {
             "argument {option}: '{text}' is not a valid non negative integer"
         )),
     }
-}
-
-/// The last given of a pair of opposite flags (`store_true`/`store_false` on one dest):
-/// `Some(true)` for `yes`, `Some(false)` for `no`, `None` when neither was given.
-fn last_of(values: &[(&'static str, Option<String>)], yes: &str, no: &str) -> Option<bool> {
-    values.iter().rev().find_map(|(k, _)| match *k {
-        k if k == yes => Some(true),
-        k if k == no => Some(false),
-        _ => None,
-    })
-}
-
-/// argparse's `choices` check.
-fn choice_of(option: &str, value: &str, choices: &[&str]) -> Result<String, String> {
-    if choices.contains(&value) {
-        return Ok(value.to_string());
-    }
-    let quoted: Vec<String> = choices.iter().map(|c| format!("'{c}'")).collect();
-    Err(format!(
-        "argument {option}: invalid choice: '{value}' (choose from {})",
-        quoted.join(", ")
-    ))
 }
 
 /// Barman's `check_backup_name`: not empty, not a backup ID, not a reserved word.
@@ -1008,134 +896,13 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
     };
     let fail =
         |message: String| Stop::Usage(format!("{}barman {prog}: error: {message}\n", spec.usage));
-    let shown = |option: &OptionSpec| option.names.join("/");
-    let mut values: Vec<(&'static str, Option<String>)> = Vec::new();
-    let mut positionals: Vec<String> = Vec::new();
-    let mut unrecognized = Vec::new();
-    let mut index = 0;
-    let mut only_positionals = false;
-    while index < args.len() {
-        let arg = &args[index];
-        index += 1;
-        if only_positionals || arg == "-" || !arg.starts_with('-') {
-            positionals.push(arg.clone());
-            continue;
-        }
-        if arg == "--" {
-            only_positionals = true;
-            continue;
-        }
-        if arg.starts_with("--") {
-            let (given, inline) = match arg.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (arg.as_str(), None),
-            };
-            // Long names, `--help` (None) included, exact match first, then prefixes.
-            let mut longs: Vec<(&str, Option<&OptionSpec>)> = vec![("--help", None)];
-            for option in spec.options {
-                for n in option.names.iter().filter(|n| n.starts_with("--")) {
-                    longs.push((n, Some(option)));
-                }
-            }
-            let resolved = match longs.iter().find(|(n, _)| *n == given) {
-                Some((_, option)) => *option,
-                None => {
-                    let matches: Vec<&(&str, Option<&OptionSpec>)> =
-                        longs.iter().filter(|(n, _)| n.starts_with(given)).collect();
-                    match matches.len() {
-                        0 => {
-                            unrecognized.push(arg.clone());
-                            continue;
-                        }
-                        1 => matches[0].1,
-                        _ => {
-                            let all: Vec<&str> = matches.iter().map(|(n, _)| *n).collect();
-                            return Err(fail(format!(
-                                "ambiguous option: {given} could match {}",
-                                all.join(", ")
-                            )));
-                        }
-                    }
-                }
-            };
-            let Some(option) = resolved else {
-                return Err(Stop::Help(format!("{}{}", spec.usage, spec.help)));
-            };
-            if option.valued {
-                let value = match inline {
-                    Some(v) => v,
-                    None => match args.get(index) {
-                        Some(next) if !next.starts_with('-') || next == "-" => {
-                            index += 1;
-                            next.clone()
-                        }
-                        _ if option.optional => {
-                            values.push((option.key, None));
-                            continue;
-                        }
-                        _ => {
-                            return Err(fail(format!(
-                                "argument {}: expected one argument",
-                                shown(option)
-                            )));
-                        }
-                    },
-                };
-                // argparse checks an optional value's choices as it takes it.
-                if option.key == "reuse_backup" {
-                    choice_of("--reuse-backup", &value, &["copy", "link", "off"]).map_err(fail)?;
-                }
-                values.push((option.key, Some(value)));
-            } else if inline.is_some() {
-                return Err(fail(format!(
-                    "argument {}: ignored explicit argument '{}'",
-                    shown(option),
-                    inline.unwrap_or_default()
-                )));
-            } else {
-                values.push((option.key, None));
-            }
-            continue;
-        }
-        // Short options, possibly bundled.
-        let mut rest = &arg[1..];
-        while let Some(flag) = rest.chars().next() {
-            let short = format!("-{flag}");
-            rest = &rest[flag.len_utf8()..];
-            if short == "-h" {
-                return Err(Stop::Help(format!("{}{}", spec.usage, spec.help)));
-            }
-            let Some(option) = spec
-                .options
-                .iter()
-                .find(|o| o.names.contains(&short.as_str()))
-            else {
-                unrecognized.push(arg.clone());
-                break;
-            };
-            if option.valued {
-                let value = if !rest.is_empty() {
-                    rest.strip_prefix('=').unwrap_or(rest).to_string()
-                } else {
-                    match args.get(index) {
-                        Some(next) if !next.starts_with('-') || next == "-" => {
-                            index += 1;
-                            next.clone()
-                        }
-                        _ => {
-                            return Err(fail(format!(
-                                "argument {}: expected one argument",
-                                shown(option)
-                            )));
-                        }
-                    }
-                };
-                values.push((option.key, Some(value)));
-                break;
-            }
-            values.push((option.key, None));
-        }
-    }
+    let mut matched = match argparse::match_args(args, spec.options, false) {
+        Ok(matched) => matched,
+        Err(argparse::Stop::Error(message)) => return Err(fail(message)),
+        Err(_) => return Err(Stop::Help(format!("{}{}", spec.usage, spec.help))),
+    };
+    let mut positionals = std::mem::take(&mut matched.positionals);
+    let mut unrecognized = std::mem::take(&mut matched.unrecognized);
     if positionals.len() < spec.positionals.len() {
         return Err(fail(format!(
             "the following arguments are required: {}",
@@ -1154,14 +921,8 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
     ) {
         unrecognized.extend(positionals.drain(spec.positionals.len()..));
     }
-    let flag = |key: &str| values.iter().any(|(k, _)| *k == key);
-    let value = |key: &str| {
-        values
-            .iter()
-            .rev()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, v)| v.clone())
-    };
+    let flag = |key: &str| matched.has(key);
+    let value = |key: &str| matched.get(key).map(str::to_string);
     let command = match name {
         "put-wal" => Command::PutWal {
             server: positionals[0].clone(),
@@ -1199,22 +960,16 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
                     })
                     .transpose()
             };
-            let reuse_backup = if flag("reuse_backup") {
-                let given = value("reuse_backup").unwrap_or_else(|| "link".into());
-                Some(choice_of("--reuse-backup", &given, &["copy", "link", "off"]).map_err(&fail)?)
-            } else {
-                None
-            };
+            // Without a value, argparse's `const`: link.
+            let reuse_backup = flag("reuse_backup")
+                .then(|| value("reuse_backup").unwrap_or_else(|| "link".into()));
             let name = value("name")
                 .map(|text| backup_name(&text).map_err(|e| fail(format!("argument --name: {e}"))))
                 .transpose()?;
             Command::Backup(Box::new(BackupArgs {
                 servers: positionals.clone(),
-                immediate_checkpoint: last_of(
-                    &values,
-                    "immediate_checkpoint",
-                    "no_immediate_checkpoint",
-                ),
+                immediate_checkpoint: matched
+                    .last_of("immediate_checkpoint", "no_immediate_checkpoint"),
                 incremental: value("incremental"),
                 reuse_backup,
                 retry_times: non_negative_of("retry_times", "--retry-times")?,
@@ -1234,7 +989,7 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
                 wait_timeout: non_negative_of("wait_timeout", "--wait-timeout")?,
                 keepalive_interval: non_negative_of("keepalive_interval", "--keepalive-interval")?,
                 name,
-                manifest: last_of(&values, "manifest", "no_manifest"),
+                manifest: matched.last_of("manifest", "no_manifest"),
                 check_timeout: non_negative_of("check_timeout", "--check-timeout")?,
                 cloud_staging_directory: value("cloud_staging_directory"),
                 cloud_staging_max_size: value("cloud_staging_max_size"),
@@ -1253,9 +1008,7 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
             backup_id: positionals[1].clone(),
         },
         "keep" => {
-            let target = value("target")
-                .map(|t| choice_of("--target", &t, &["full", "standalone"]).map_err(&fail))
-                .transpose()?;
+            let target = value("target");
             Command::Keep {
                 server: positionals[0].clone(),
                 backup_id: positionals[1].clone(),
@@ -1299,19 +1052,6 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
                     }
                 })
                 .transpose()?;
-            let staging_location = value("staging_location")
-                .map(|t| choice_of("--staging-location", &t, &["local", "remote"]).map_err(&fail))
-                .transpose()?;
-            let combine_mode = value("combine_mode")
-                .map(|t| {
-                    choice_of(
-                        "--combine-mode",
-                        &t,
-                        &["copy", "link", "clone", "copy-file-range"],
-                    )
-                    .map_err(&fail)
-                })
-                .transpose()?;
             Command::Recover(Box::new(RecoverArgs {
                 server: positionals[0].clone(),
                 backup_id: positionals[1].clone(),
@@ -1323,11 +1063,7 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
                 target_name: value("target_name"),
                 target_immediate: flag("target_immediate"),
                 exclusive: flag("exclusive"),
-                tablespaces: values
-                    .iter()
-                    .filter(|(k, _)| *k == "tablespace")
-                    .filter_map(|(_, v)| v.clone())
-                    .collect(),
+                tablespaces: matched.all("tablespace"),
                 remote_ssh_command: value("remote_ssh_command"),
                 staging_wal_directory: value("staging_wal_directory"),
                 bwlimit: non_negative_of("bwlimit", "--bwlimit")?,
@@ -1343,25 +1079,22 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
                     "jobs_start_batch_size",
                     "--jobs-start-batch-size",
                 )?,
-                get_wal: last_of(&values, "get_wal", "no_get_wal"),
+                get_wal: matched.last_of("get_wal", "no_get_wal"),
                 partial_wal: flag("partial_wal"),
                 skip_archive_wal: flag("skip_archive_wal"),
-                network_compression: last_of(
-                    &values,
-                    "network_compression",
-                    "no_network_compression",
-                ),
+                network_compression: matched
+                    .last_of("network_compression", "no_network_compression"),
                 target_action,
                 standby_mode: flag("standby_mode"),
                 recovery_staging_path: value("recovery_staging_path"),
                 local_staging_path: value("local_staging_path"),
                 staging_path: value("staging_path"),
-                staging_location,
-                combine_mode,
+                staging_location: value("staging_location"),
+                combine_mode: value("combine_mode"),
                 recovery_conf_filename: value("recovery_conf_filename"),
                 recovery_option_port: value("recovery_option_port"),
                 restore_command: value("restore_command"),
-                delta_restore: last_of(&values, "delta_restore", "no_delta_restore"),
+                delta_restore: matched.last_of("delta_restore", "no_delta_restore"),
                 snapshot_recovery_instance: value("snapshot_recovery_instance"),
                 snapshot_recovery_zone: value("snapshot_recovery_zone"),
                 gcp_zone: value("gcp_zone"),
@@ -1387,7 +1120,7 @@ fn sub_command(name: &str, args: &[String]) -> Result<Found, Stop> {
                 }
                 None => None,
             };
-            let compression = values.iter().rev().find_map(|(k, _)| match *k {
+            let compression = matched.values.iter().rev().find_map(|(k, _)| match *k {
                 "gzip" => Some("gzip"),
                 "bzip2" => Some("bzip2"),
                 _ => None,

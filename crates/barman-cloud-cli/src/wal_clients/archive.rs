@@ -15,7 +15,9 @@ use barman_cloud::compression::{Compression, CompressionLevel, StreamError};
 use barman_cloud::server::put_wal::{SumsKind, sha256_hex, write_put_wal_tar};
 use barman_cloud::wal::name::{WalKind, WalName};
 
-use super::{Opt, Spec, Stop, connectivity_test, error_exit, exit_code_of, py_error, ssh_base};
+use crate::argparse::{Arg, flag, valued};
+
+use super::{Spec, Stop, connectivity_test, error_exit, exit_code_of, py_error, ssh_base};
 
 const USAGE: &str = "usage: barman-wal-archive [-h] [-V] [-U USER] [--port PORT] [-c CONFIG] [-t]
                           [--md5] [-z] [-j] [--xz] [--snappy] [--zstd] [--lz4]
@@ -58,77 +60,21 @@ options:
                         where --parallel remembers the last WAL sent (default:
                         /tmp/barman-SERVER_NAME-COMPUTED_HASH)";
 
-const OPTS: &[Opt] = &[
-    Opt {
-        short: Some('U'),
-        long: "user",
-        value: Some("USER"),
-    },
-    Opt {
-        short: None,
-        long: "port",
-        value: Some("PORT"),
-    },
-    Opt {
-        short: Some('c'),
-        long: "config",
-        value: Some("CONFIG"),
-    },
-    Opt {
-        short: Some('t'),
-        long: "test",
-        value: None,
-    },
-    Opt {
-        short: None,
-        long: "md5",
-        value: None,
-    },
-    Opt {
-        short: Some('z'),
-        long: "gzip",
-        value: None,
-    },
-    Opt {
-        short: Some('j'),
-        long: "bzip2",
-        value: None,
-    },
-    Opt {
-        short: None,
-        long: "xz",
-        value: None,
-    },
-    Opt {
-        short: None,
-        long: "snappy",
-        value: None,
-    },
-    Opt {
-        short: None,
-        long: "zstd",
-        value: None,
-    },
-    Opt {
-        short: None,
-        long: "lz4",
-        value: None,
-    },
-    Opt {
-        short: None,
-        long: "compression-level",
-        value: Some("COMPRESSION_LEVEL"),
-    },
-    Opt {
-        short: Some('p'),
-        long: "parallel",
-        value: Some("PARALLEL"),
-    },
-    Opt {
-        short: None,
-        long: "prefetch-cache-dir",
-        value: Some("PREFETCH_CACHE_DIR"),
-    },
+const OPTS: &[Arg] = &[
+    valued(&["-U", "--user"], "user"),
+    valued(&["--port"], "port"),
+    valued(&["-c", "--config"], "config"),
+    flag(&["-t", "--test"], "test"),
+    flag(&["--md5"], "md5"),
+    flag(&["-z", "--gzip"], "gzip"),
+    flag(&["-j", "--bzip2"], "bzip2"),
+    flag(&["--xz"], "xz"),
+    flag(&["--snappy"], "snappy"),
+    flag(&["--zstd"], "zstd"),
+    flag(&["--lz4"], "lz4"),
+    valued(&["--compression-level"], "compression-level"),
+    valued(&["-p", "--parallel"], "parallel"),
+    valued(&["--prefetch-cache-dir"], "prefetch-cache-dir"),
 ];
 
 const SPEC: Spec = Spec {
@@ -201,8 +147,8 @@ fn parse(args: &[String]) -> Result<Config, Stop> {
         user: parsed.get("user").unwrap_or("barman").to_string(),
         port,
         config,
-        test: parsed.flag("test"),
-        md5: parsed.flag("md5"),
+        test: parsed.has("test"),
+        md5: parsed.has("md5"),
         compression,
         level,
         parallel,

@@ -13,6 +13,8 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 
+use crate::argparse::{self, Arg, Matched};
+
 pub const NAMES: [&str; 2] = ["barman-wal-archive", "barman-wal-restore"];
 
 /// Runs the client `name` (one of [`NAMES`]) with `argv` (argv[0] first).
@@ -30,54 +32,18 @@ pub fn main(name: &str, argv: Vec<OsString>) -> ExitCode {
     ExitCode::from((code & 0xff) as u8)
 }
 
-/// One option of an argparse-like command line.
-pub struct Opt {
-    pub short: Option<char>,
-    pub long: &'static str,
-    /// Metavar for options taking a value, `None` for flags.
-    pub value: Option<&'static str>,
-}
-
-/// The outcome of [`parse`]: option values by long name (flags hold ""), positionals.
-#[derive(Default)]
-pub struct Parsed {
-    pub values: Vec<(&'static str, String)>,
-    pub positionals: Vec<String>,
-}
-
-impl Parsed {
-    pub fn get(&self, long: &str) -> Option<&str> {
-        self.values
-            .iter()
-            .rev()
-            .find(|(k, _)| *k == long)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn flag(&self, long: &str) -> bool {
-        self.get(long).is_some()
-    }
-}
-
 /// A command line description: program name, usage text, help body, options and the
 /// names of the required positionals.
 pub struct Spec {
     pub prog: &'static str,
     pub usage: &'static str,
     pub help: &'static str,
-    pub opts: &'static [Opt],
+    pub opts: &'static [Arg],
     pub positionals: &'static [&'static str],
 }
 
 /// Why parsing stopped without arguments to run with: the exit code to use.
 pub type Stop = i32;
-
-fn opt_display(o: &Opt) -> String {
-    match o.short {
-        Some(s) => format!("-{s}/--{}", o.long),
-        None => format!("--{}", o.long),
-    }
-}
 
 impl Spec {
     pub fn error(&self, message: &str) -> Stop {
@@ -86,157 +52,46 @@ impl Spec {
     }
 
     /// Parses `args` as argparse would; `-h` and `-V` print and stop with 0.
-    pub fn parse(&self, args: &[String]) -> Result<Parsed, Stop> {
-        let mut parsed = Parsed::default();
-        let mut unrecognized: Vec<String> = Vec::new();
-        let mut i = 0;
-        let mut only_positionals = false;
-        while i < args.len() {
-            let arg = &args[i];
-            i += 1;
-            if only_positionals || arg == "-" || !arg.starts_with('-') {
-                parsed.positionals.push(arg.clone());
-                continue;
-            }
-            if arg == "--" {
-                only_positionals = true;
-                continue;
-            }
-            if arg == "-h"
-                || arg == "--help"
-                || (arg.len() > 3 && "--help".starts_with(arg.as_str()) && arg.starts_with("--h"))
-            {
+    pub fn parse(&self, args: &[String]) -> Result<Matched, Stop> {
+        let mut matched = match argparse::match_args(args, self.opts, true) {
+            Ok(matched) => matched,
+            Err(argparse::Stop::Help) => {
                 println!("{}\n\n{}", self.usage, self.help);
                 return Err(0);
             }
-            if arg == "-V" || (arg.starts_with("--v") && "--version".starts_with(arg.as_str())) {
+            Err(argparse::Stop::Version) => {
                 println!("{} {}", self.prog, crate::BARMAN_VERSION);
                 return Err(0);
             }
-            if let Some(long) = arg.strip_prefix("--") {
-                let (key, inline) = match long.split_once('=') {
-                    Some((k, v)) => (k, Some(v.to_string())),
-                    None => (long, None),
-                };
-                let exact = self.opts.iter().find(|o| o.long == key);
-                let matches: Vec<&Opt> = match exact {
-                    Some(o) => vec![o],
-                    None => self
-                        .opts
-                        .iter()
-                        .filter(|o| o.long.starts_with(key))
-                        .collect(),
-                };
-                let opt = match matches.as_slice() {
-                    [] => {
-                        unrecognized.push(arg.clone());
-                        continue;
-                    }
-                    [one] => *one,
-                    many => {
-                        let names: Vec<String> =
-                            many.iter().map(|o| format!("--{}", o.long)).collect();
-                        return Err(self.error(&format!(
-                            "ambiguous option: --{key} could match {}",
-                            names.join(", ")
-                        )));
-                    }
-                };
-                let value = match (opt.value, inline) {
-                    (None, Some(_)) => {
-                        return Err(self.error(&format!(
-                            "argument {}: ignored explicit argument '{}'",
-                            opt_display(opt),
-                            long.split_once('=').map(|x| x.1).unwrap_or_default()
-                        )));
-                    }
-                    (None, None) => String::new(),
-                    (Some(_), Some(v)) => v,
-                    (Some(_), None) => match args.get(i) {
-                        Some(v) if !v.starts_with('-') || v.len() == 1 || is_number(v) => {
-                            i += 1;
-                            v.clone()
-                        }
-                        _ => {
-                            return Err(self.error(&format!(
-                                "argument {}: expected one argument",
-                                opt_display(opt)
-                            )));
-                        }
-                    },
-                };
-                parsed.values.push((opt.long, value));
-                continue;
-            }
-            // Short options, possibly bundled (`-tz`) or with an attached value (`-Uroot`).
-            let chars: Vec<char> = arg[1..].chars().collect();
-            let mut j = 0;
-            while j < chars.len() {
-                let c = chars[j];
-                j += 1;
-                if c == 'h' {
-                    println!("{}\n\n{}", self.usage, self.help);
-                    return Err(0);
-                }
-                if c == 'V' {
-                    println!("{} {}", self.prog, crate::BARMAN_VERSION);
-                    return Err(0);
-                }
-                let Some(opt) = self.opts.iter().find(|o| o.short == Some(c)) else {
-                    unrecognized.push(arg.clone());
-                    break;
-                };
-                if opt.value.is_none() {
-                    parsed.values.push((opt.long, String::new()));
-                    continue;
-                }
-                let rest: String = chars[j..].iter().collect();
-                let value = if !rest.is_empty() {
-                    rest.strip_prefix('=').unwrap_or(&rest).to_string()
-                } else {
-                    match args.get(i) {
-                        Some(v) if !v.starts_with('-') || v.len() == 1 || is_number(v) => {
-                            i += 1;
-                            v.clone()
-                        }
-                        _ => {
-                            return Err(self.error(&format!(
-                                "argument {}: expected one argument",
-                                opt_display(opt)
-                            )));
-                        }
-                    }
-                };
-                parsed.values.push((opt.long, value));
-                break;
-            }
-        }
+            Err(argparse::Stop::Error(message)) => return Err(self.error(&message)),
+        };
         let wanted = self.positionals.len();
-        if parsed.positionals.len() < wanted {
+        if matched.positionals.len() < wanted {
             return Err(self.error(&format!(
                 "the following arguments are required: {}",
-                self.positionals[parsed.positionals.len()..].join(", ")
+                self.positionals[matched.positionals.len()..].join(", ")
             )));
         }
-        unrecognized.extend(parsed.positionals.drain(wanted..));
-        if !unrecognized.is_empty() {
+        let extra: Vec<String> = matched.positionals.drain(wanted..).collect();
+        matched.unrecognized.extend(extra);
+        if !matched.unrecognized.is_empty() {
             return Err(self.error(&format!(
                 "unrecognized arguments: {}",
-                unrecognized.join(" ")
+                matched.unrecognized.join(" ")
             )));
         }
-        Ok(parsed)
+        Ok(matched)
     }
 
     /// An `int` option (Python's `int()`: surrounding blanks, a sign, `_` separators).
-    pub fn int(&self, parsed: &Parsed, long: &str, default: i64) -> Result<i64, Stop> {
+    pub fn int(&self, parsed: &Matched, long: &str, default: i64) -> Result<i64, Stop> {
         let Some(text) = parsed.get(long) else {
             return Ok(default);
         };
         let opt = self
             .opts
             .iter()
-            .find(|o| o.long == long)
+            .find(|o| o.key == long)
             .expect("known option");
         let trimmed = text.trim();
         let digits = trimmed.strip_prefix(['+', '-']).unwrap_or(trimmed);
@@ -249,16 +104,10 @@ impl Spec {
             Ok(n) if valid => Ok(n),
             _ => Err(self.error(&format!(
                 "argument {}: invalid int value: '{text}'",
-                opt_display(opt)
+                opt.shown()
             ))),
         }
     }
-}
-
-/// argparse takes `-1` as a value, not an option, when no option looks like a number.
-fn is_number(text: &str) -> bool {
-    text.strip_prefix('-')
-        .is_some_and(|d| !d.is_empty() && d.parse::<f64>().is_ok())
 }
 
 /// `ERROR: message` on stderr, then the exit code; with `sleep`, Barman's pause.

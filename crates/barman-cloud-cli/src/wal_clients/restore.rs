@@ -12,8 +12,10 @@ use std::process::{Command, Stdio};
 
 use barman_cloud::compression::{Compression, StreamError, magic};
 
+use crate::argparse::{Arg, flag, valued};
+
 use super::{
-    Opt, Spec, Stop, connectivity_test, create_temp_next_to, error_exit, exit_code_of, py_error,
+    Spec, Stop, connectivity_test, create_temp_next_to, error_exit, exit_code_of, py_error,
     ssh_base, sync_dir_of,
 };
 
@@ -52,62 +54,18 @@ options:
   -t, --test            only check the connection and that the server can
                         serve WAL files (WAL_NAME and WAL_DEST are ignored)";
 
-const OPTS: &[Opt] = &[
-    Opt {
-        short: Some('U'),
-        long: "user",
-        value: Some("USER"),
-    },
-    Opt {
-        short: None,
-        long: "port",
-        value: Some("PORT"),
-    },
-    Opt {
-        short: Some('s'),
-        long: "sleep",
-        value: Some("SECONDS"),
-    },
-    Opt {
-        short: Some('p'),
-        long: "parallel",
-        value: Some("JOBS"),
-    },
-    Opt {
-        short: None,
-        long: "spool-dir",
-        value: Some("SPOOL_DIR"),
-    },
-    Opt {
-        short: Some('P'),
-        long: "partial",
-        value: None,
-    },
-    Opt {
-        short: Some('z'),
-        long: "gzip",
-        value: None,
-    },
-    Opt {
-        short: Some('j'),
-        long: "bzip2",
-        value: None,
-    },
-    Opt {
-        short: None,
-        long: "keep-compression",
-        value: None,
-    },
-    Opt {
-        short: Some('c'),
-        long: "config",
-        value: Some("CONFIG"),
-    },
-    Opt {
-        short: Some('t'),
-        long: "test",
-        value: None,
-    },
+const OPTS: &[Arg] = &[
+    valued(&["-U", "--user"], "user"),
+    valued(&["--port"], "port"),
+    valued(&["-s", "--sleep"], "sleep"),
+    valued(&["-p", "--parallel"], "parallel"),
+    valued(&["--spool-dir"], "spool-dir"),
+    flag(&["-P", "--partial"], "partial"),
+    flag(&["-z", "--gzip"], "gzip"),
+    flag(&["-j", "--bzip2"], "bzip2"),
+    flag(&["--keep-compression"], "keep-compression"),
+    valued(&["-c", "--config"], "config"),
+    flag(&["-t", "--test"], "test"),
 ];
 
 const SPEC: Spec = Spec {
@@ -173,7 +131,7 @@ fn parse(args: &[String]) -> Result<Config, Stop> {
         sleep,
         parallel,
         spool_dir: PathBuf::from(parsed.get("spool-dir").unwrap_or(DEFAULT_SPOOL_DIR)),
-        partial: parsed.flag("partial"),
+        partial: parsed.has("partial"),
         compression: match first {
             Some("gzip") => Some("gzip"),
             Some("bzip2") => Some("bzip2"),
@@ -181,7 +139,7 @@ fn parse(args: &[String]) -> Result<Config, Stop> {
         },
         keep_compression: first == Some("keep-compression"),
         config: parsed.get("config").map(str::to_string),
-        test: parsed.flag("test"),
+        test: parsed.has("test"),
         host: p[0].clone(),
         server: p[1].clone(),
         wal_name: p[2].clone(),
