@@ -52,7 +52,9 @@ fn refusal(snapshot: &str, backup_id: &str) -> Error {
     ))
 }
 
-async fn check_backup(
+/// Checks the snapshots of one backup (see [`check_snapshots`]); also used by the
+/// server's `barman delete`.
+pub async fn check_backup(
     backup_id: &str,
     info: &SnapshotsInfo,
     providers: &dyn ProviderSource,

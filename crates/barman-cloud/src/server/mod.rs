@@ -9,6 +9,7 @@ pub mod archive;
 pub mod backup_id;
 pub mod check;
 pub mod config;
+pub mod delete;
 pub mod get_wal;
 pub mod home;
 mod ini;
