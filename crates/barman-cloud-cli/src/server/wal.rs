@@ -438,13 +438,26 @@ pub(super) fn cron_command(config: &Config, keep_descriptors: bool, out: &mut Ou
     }
     servers.sort_by(|a, b| a.name.cmp(&b.name));
     for server in &servers {
-        server_cron(config, server, keep_descriptors, out);
+        if !server_cron(config, server, keep_descriptors, out) {
+            // A locked snapshot stopped this server's retention (Barman's whole cron
+            // would end here; the other servers still get theirs).
+            out.error_occurred = true;
+        }
+    }
+    if config.lock_directory_cleanup {
+        lock_files_cleanup(&lock_dir, out);
     }
     out.close()
 }
 
-/// One server's part of cron, under its cron lock.
-fn server_cron(config: &Config, server: &ServerConfig, keep_descriptors: bool, out: &mut Output) {
+/// One server's part of cron, under its cron lock. `false`: a locked snapshot stopped
+/// its retention.
+fn server_cron(
+    config: &Config,
+    server: &ServerConfig,
+    keep_descriptors: bool,
+    out: &mut Output,
+) -> bool {
     let paths = archive_paths(server);
     let cron_lock = paths.lock_dir.join(format!(".{}-cron.lock", server.name));
     let _cron = match LockFile::try_acquire(&cron_lock) {
@@ -455,43 +468,20 @@ fn server_cron(config: &Config, server: &ServerConfig, keep_descriptors: bool, o
                  next server",
                 server.name
             ));
-            return;
+            return true;
         }
         Err(error) => {
             out.error(&lock_error(&error, &cron_lock), "barman.server");
-            return;
+            return true;
         }
     };
     // Inactive servers only stop their receive-wal (not run by barman-rs); passive
     // nodes sync from their primary (not supported yet).
     if !server.active || server.passive_node {
-        return;
+        return true;
     }
-    let archive_lock = paths.archive_wal_lock();
-    match LockFile::try_acquire(&archive_lock) {
-        Ok(Some(lock)) => {
-            out.info(&format!(
-                "Starting WAL archiving for server {}",
-                server.name
-            ));
-            drop(lock);
-        }
-        Ok(None) => {
-            out.info(&format!(
-                "Another archive-wal process is already running on server {}. Skipping \
-                 to the next server",
-                server.name
-            ));
-            return;
-        }
-        Err(error) => {
-            out.error(&lock_error(&error, &archive_lock), "barman.server");
-            return;
-        }
-    }
-    if let Err(error) = spawn_archive_wal(&config.config_file, &server.name, keep_descriptors) {
-        out.error(&os_error(&error, Path::new("barman")), "barman.server");
-    }
+    archive_step(config, server, &paths, keep_descriptors, out);
+    super::delete::enforce_retention(server, out)
 }
 
 fn lock_error(error: &Error, path: &Path) -> String {
@@ -530,4 +520,71 @@ fn spawn_archive_wal(config_file: &Path, server: &str, keep_descriptors: bool) -
         });
     }
     command.spawn().map(drop)
+}
+
+/// cron's archive-wal step for one server: start `archive-wal` in the background unless
+/// one is running.
+fn archive_step(
+    config: &Config,
+    server: &ServerConfig,
+    paths: &WalArchivePaths,
+    keep_descriptors: bool,
+    out: &mut Output,
+) {
+    let archive_lock = paths.archive_wal_lock();
+    match LockFile::try_acquire(&archive_lock) {
+        Ok(Some(lock)) => {
+            out.info(&format!(
+                "Starting WAL archiving for server {}",
+                server.name
+            ));
+            drop(lock);
+        }
+        Ok(None) => {
+            out.info(&format!(
+                "Another archive-wal process is already running on server {}. Skipping \
+                 to the next server",
+                server.name
+            ));
+            return;
+        }
+        Err(error) => {
+            out.error(&lock_error(&error, &archive_lock), "barman.server");
+            return;
+        }
+    }
+    if let Err(error) = spawn_archive_wal(&config.config_file, &server.name, keep_descriptors) {
+        out.error(&os_error(&error, Path::new("barman")), "barman.server");
+    }
+}
+
+/// The server `barman delete` works on (Barman's `get_server` with inactive servers
+/// accepted and disabled ones an error).
+pub(super) fn server_for_delete(
+    config: &Config,
+    name: &str,
+    out: &mut Output,
+) -> Result<ServerConfig, u8> {
+    get_server(config, name, GET_WAL, out)
+}
+
+/// Barman's `lock_files_cleanup`: every `.*.lock` of the lock directory that nobody
+/// holds is removed.
+fn lock_files_cleanup(lock_dir: &Path, out: &mut Output) {
+    out.log
+        .record(20, "barman.utils", "Cleaning up lockfiles directory.");
+    let Ok(entries) = std::fs::read_dir(lock_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with('.') && name.ends_with(".lock")) {
+            continue;
+        }
+        let path = entry.path();
+        if let Ok(Some(lock)) = LockFile::try_acquire(&path) {
+            let _ = std::fs::remove_file(&path);
+            drop(lock);
+        }
+    }
 }
