@@ -74,11 +74,11 @@ fn run_one(
     let ctx = DeleteContext {
         home,
         providers: &providers,
+        // The configuration adds it when no strategy is set, as Barman does.
         concurrent_backup: server
             .backup_options
             .iter()
-            .any(|o| o == "concurrent_backup")
-            || server.backup_method == "snapshot",
+            .any(|o| o == "concurrent_backup"),
     };
     let mut say = say_to(out);
     let result = runtime().block_on(lib::delete_backup(

@@ -246,6 +246,8 @@ impl Home {
         let mut found = BTreeMap::new();
         walk(&root, &root, &mut found);
         let mut masked = BTreeMap::new();
+        // Barman's cron writes its configuration-changes queue (not a part of this).
+        found.remove("cfg_changes.queue");
         for (path, mut content) in found {
             if path.ends_with(".lock") {
                 content = String::new();
@@ -258,11 +260,10 @@ impl Home {
         masked
     }
 
-    /// [`Self::tree`] without the lock files and the configuration-changes queue of
-    /// `barman_home` (cron's detached archive-wal takes and leaves locks at its own pace).
+    /// [`Self::tree`] without the lock files of `barman_home` (cron's detached archive-wal takes and leaves locks at its own pace).
     fn tree_without_locks(&self) -> BTreeMap<String, String> {
         let mut tree = self.tree();
-        tree.retain(|path, _| !path.ends_with(".lock") && path != "cfg_changes.queue");
+        tree.retain(|path, _| !path.ends_with(".lock"));
         tree
     }
 
@@ -521,6 +522,13 @@ fn compare_cron(pair: &Pair) -> (Output, Output) {
         stderr(&ours),
         stderr(&theirs)
     );
+    assert_eq!(
+        error_lines(&stderr(&ours)),
+        error_lines(&stderr(&theirs)),
+        "stderr of cron\nours: {}\nBarman's: {}",
+        stderr(&ours),
+        stderr(&theirs)
+    );
     assert_eq!(ours.status.code(), theirs.status.code());
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -627,4 +635,153 @@ fn server_delete_cron_retention_recovery_window() {
     pair.assert_snapshots(&[&ids[1], &ids[2], &ids[3], &ids[4]], &[&ids[0]]);
     let left = xlog(&pair.ours);
     assert!(left.starts_with("000000010000000000000005\t"), "{left}");
+}
+
+/// What an interrupted deletion leaves in one copy: the delete annotation, the snapshot
+/// gone (when `snapshot_gone`) and `base/<id>/data` removed.
+fn interrupt(pair: &Pair, id: &str, snapshot_gone: bool) {
+    for home in [&pair.theirs, &pair.ours] {
+        let root = home.world.path("home/snap");
+        std::fs::write(root.join(format!("meta/{id}-delete_this")), "delete").unwrap();
+        if snapshot_gone {
+            pair.ec2.delete_snapshot(&home.snapshots[id]).unwrap();
+        }
+        std::fs::remove_dir_all(root.join(format!("base/{id}/data"))).unwrap();
+    }
+}
+
+#[test]
+fn server_delete_interrupted_deletions_are_finished_by_cron_and_delete() {
+    let specs = [
+        spec("20261102T100000", 5, 6),
+        spec("20261103T100000", 8, 9),
+        spec("20261104T100000", 11, 12),
+        spec("20261105T100000", 14, 15),
+    ];
+    let wals: Vec<u32> = (4..=16).collect();
+    let pair = Pair::new(
+        "srvdelint",
+        "retention_policy = REDUNDANCY 10\n",
+        &specs,
+        &wals,
+    );
+    interrupt(&pair, "20261102T100000", true);
+    // An orphan: only the backup.info of 20261104T100000 is left, without annotation.
+    for home in [&pair.theirs, &pair.ours] {
+        std::fs::remove_dir_all(home.world.path("home/snap/base/20261104T100000")).unwrap();
+    }
+    let (ours, _) = compare_cron(&pair);
+    assert!(
+        stdout(&ours).contains(
+            "Enforcing retention policy: removing backup 20261102T100000 for server snap\n"
+        ),
+        "{}",
+        stdout(&ours)
+    );
+    assert!(
+        stderr(&ours).contains("Backup '20261104T100000' is an orphan backup"),
+        "{}",
+        stderr(&ours)
+    );
+    assert!(!pair.ours.exists("meta/20261102T100000-backup.info"));
+    assert!(xlog(&pair.ours).starts_with("000000010000000000000008\t"));
+    // Interrupted before its snapshot went: `delete` finishes it.
+    interrupt(&pair, "20261103T100000", false);
+    pair.compare(&["delete", "snap", "20261103T100000"]);
+    pair.assert_snapshots(&["20261105T100000"], &["20261103T100000"]);
+}
+
+#[test]
+fn server_delete_refuses_a_snapshot_of_another_backup() {
+    let specs = [spec("20261102T100000", 5, 6), spec("20261103T100000", 8, 9)];
+    let wals: Vec<u32> = (4..=10).collect();
+    let pair = Pair::new("srvdelown", "", &specs, &wals);
+    // 20261102T100000's backup.info names the snapshot of 20261103T100000.
+    for home in [&pair.theirs, &pair.ours] {
+        let info = home
+            .world
+            .path("home/snap/meta/20261102T100000-backup.info");
+        let text = std::fs::read_to_string(&info).unwrap().replace(
+            &home.snapshots["20261102T100000"],
+            &home.snapshots["20261103T100000"],
+        );
+        std::fs::write(&info, text).unwrap();
+    }
+    let before = xlog(&pair.ours);
+    let out = pair.compare(&["delete", "snap", "oldest"]);
+    assert_eq!(out.status.code(), Some(1));
+    let refusal = format!(
+        "EXCEPTION: Refusing to delete snapshot {}: it is not recognized as a snapshot \
+         created for backup 20261102T100000\nSee log file for more details.",
+        pair.ours.snapshots["20261103T100000"]
+    );
+    assert!(stderr(&out).contains(&refusal), "{}", stderr(&out));
+    assert_eq!(xlog(&pair.ours), before);
+    assert!(pair.ours.exists("base/20261102T100000/data/backup_label"));
+    pair.assert_snapshots(&["20261102T100000", "20261103T100000"], &[]);
+}
+
+#[test]
+fn server_delete_busy_locks_and_other_servers() {
+    use barman_cloud::server::lock::LockFile;
+    let specs = [
+        spec("20261102T100000", 5, 6),
+        spec("20261103T100000", 8, 9),
+        spec("20261104T100000", 11, 12),
+    ];
+    let wals: Vec<u32> = (4..=13).collect();
+    let extra = "retention_policy = REDUNDANCY 1\n\n[off]\ndescription = Inactive\n\
+                 active = false\nconninfo = host=/nonexistent\nssh_command = ssh nowhere\n\
+                 backup_method = snapshot\nbackup_options = concurrent_backup\n\
+                 snapshot_provider = aws\nsnapshot_instance = i\nsnapshot_disks = d\n\n\
+                 [broken]\ndescription = Disabled\nconninfo = host=/nonexistent\n\
+                 ssh_command = ssh nowhere\nbackup_method = snapshot\n\
+                 backup_options = concurrent_backup\nbackup_compression = gzip\n\
+                 snapshot_provider = aws\nsnapshot_instance = i\nsnapshot_disks = d\n";
+    let pair = Pair::new("srvdelbusy", extra, &specs, &wals);
+    pair.compare(&["delete", "off", "latest"]);
+    pair.compare(&["delete", "broken", "latest"]);
+    pair.compare(&["delete", "all", "latest"]);
+    let hold = |name: &str| -> Vec<LockFile> {
+        [&pair.theirs, &pair.ours]
+            .iter()
+            .map(|home| {
+                LockFile::try_acquire(&home.world.path("home").join(name))
+                    .unwrap()
+                    .unwrap()
+            })
+            .collect()
+    };
+    {
+        let _held = hold(".snap-backup.lock");
+        let out = pair.compare(&["delete", "snap", "oldest"]);
+        assert!(
+            stderr(&out).contains("Another process in running on server snap."),
+            "{}",
+            stderr(&out)
+        );
+    }
+    {
+        let _held = hold(".snap-20261102T100000.lock");
+        let out = pair.compare(&["delete", "snap", "oldest"]);
+        assert!(
+            stderr(&out).contains("Another process is holding the lock for backup"),
+            "{}",
+            stderr(&out)
+        );
+        // cron leaves the locked backup and deletes the other obsolete one.
+        let (ours, _) = compare_cron(&pair);
+        assert!(
+            stderr(&ours).contains(
+                "Another action is in progress for the backup 20261102T100000 of server \
+                 snap, skipping retention policy application"
+            ),
+            "{}",
+            stderr(&ours)
+        );
+        pair.assert_snapshots(
+            &["20261102T100000", "20261104T100000"],
+            &["20261103T100000"],
+        );
+    }
 }
