@@ -147,6 +147,22 @@ pub(super) fn delete_command(
             out.warning(&message, "barman.server");
             false
         }
+        // Barman deletes the whole tree of a backup with incremental children; no
+        // snapshot backup has any, and barman-rs does not walk backup trees.
+        None if backup
+            .children_backup_ids
+            .as_ref()
+            .is_some_and(|c| !c.is_empty()) =>
+        {
+            out.error(
+                &format!(
+                    "Backup {id} has incremental backups which depend on it: deleting a \
+                     backup tree is not supported by barman-rs"
+                ),
+                "barman.server",
+            );
+            false
+        }
         None => match locked_delete(&server, &home, &backup, out) {
             Ok(deleted) => deleted,
             Err(code) => return code,

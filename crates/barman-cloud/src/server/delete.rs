@@ -323,15 +323,61 @@ pub async fn delete_backup(
         let db = XlogDb::new(&home.wal);
         let mut guard = db.lock()?;
         let mut invalid = Vec::new();
+        // What each hash directory held before the removal, to say which listed files
+        // were already missing as Barman does.
+        let mut listings: BTreeMap<std::path::PathBuf, BTreeSet<String>> = BTreeMap::new();
+        let mut selected: Vec<(std::path::PathBuf, String)> = Vec::new();
         let removed =
             guard.remove_where(&home.wal, |entry| match WalName::try_parse(&entry.name) {
-                Some(name) => wal_is_removed(&name, until, &timelines, &ranges),
+                Some(name) => {
+                    let removed = wal_is_removed(&name, until, &timelines, &ranges);
+                    if removed {
+                        let stored = home.wal.stored_path(&name);
+                        let dir = stored.parent().map(Path::to_path_buf).unwrap_or_default();
+                        listings.entry(dir.clone()).or_insert_with(|| {
+                            std::fs::read_dir(&dir)
+                                .map(|entries| {
+                                    entries
+                                        .flatten()
+                                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                                        .collect()
+                                })
+                                .unwrap_or_default()
+                        });
+                        selected.push((dir, entry.name.clone()));
+                    }
+                    removed
+                }
                 None => {
                     invalid.push(entry.name.clone());
                     false
                 }
             })?;
         drop(guard);
+        for (dir, listing) in &listings {
+            let names: BTreeSet<&str> = selected
+                .iter()
+                .filter(|(d, _)| d == dir)
+                .map(|(_, n)| n.as_str())
+                .collect();
+            // Barman removes a directory whole when everything in it goes (no warning).
+            let whole = names.len() >= 256 || listing.iter().all(|n| names.contains(n.as_str()));
+            if whole {
+                continue;
+            }
+            for name in names.iter().filter(|n| !listing.contains(**n)) {
+                let path = dir.join(name);
+                say(
+                    Level::Warning,
+                    format!(
+                        "Ignoring deletion of WAL file {name} for server {}: [Errno 2] No such \
+                         file or directory: '{}'",
+                        home.server,
+                        path.display()
+                    ),
+                );
+            }
+        }
         for name in invalid {
             say(
                 Level::Error,
