@@ -478,6 +478,22 @@ fn server_delete_refusals_match_barman() {
         "{}",
         stderr(&out)
     );
+    // The same refusal with the JSON writer.
+    // Barman's `_ERROR` names the backup by its object's repr (see `error_lines`).
+    let args = ["-f", "json", "delete", "snap", "latest"];
+    let theirs = pair.theirs.run(&python_barman(), &args, &pair.ec2);
+    let ours = pair.ours.run(&pair.ours.world.ours(), &args, &pair.ec2);
+    let parse = |out: &Output| {
+        let mut value: serde_json::Value = serde_json::from_str(&stdout(out)).unwrap();
+        let error = value["_ERROR"][0].as_str().unwrap().to_string();
+        assert!(error.starts_with("Cannot delete backup (snap "), "{error}");
+        value["_ERROR"][0] = "Cannot delete backup (snap <BACKUP>)".into();
+        value
+    };
+    assert_eq!(parse(&ours), parse(&theirs));
+    assert_eq!(ours.status.code(), theirs.status.code());
+    assert!(stdout(&ours).contains("\"_WARNING\""), "{}", stdout(&ours));
+    pair.assert_same_trees("delete in JSON");
     pair.assert_snapshots(&["20261102T100000", "20261103T100000"], &[]);
 }
 
