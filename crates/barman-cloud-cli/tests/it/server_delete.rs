@@ -843,3 +843,127 @@ fn server_delete_busy_locks_and_other_servers() {
         );
     }
 }
+
+const REAL_CONF: &str = "[barman]
+barman_home = {home}
+barman_user = root
+log_level = INFO
+log_file = {dir}/barman.log
+
+[snap]
+description = Snapshot server
+conninfo = host={socket} port={port} user=postgres dbname=postgres
+ssh_command = {ssh}
+backup_method = snapshot
+backup_options = concurrent_backup
+snapshot_provider = aws
+aws_region = us-east-1
+snapshot_instance = {instance}
+snapshot_disks = {disks}
+archiver = on
+check_timeout = 30
+";
+
+/// Python Barman takes real snapshot backups of a running PostgreSQL on moto's EC2 (the
+/// `server_check` set-up); ours deletes one, Python Barman then sees the catalog ours
+/// left and deletes the next; cron's retention by ours deletes another one.
+#[test]
+fn server_delete_of_backups_python_barman_took() {
+    use crate::server_world::CheckHost;
+    let ec2 = Ec2World::new("srvdelreal", 1);
+    let host = CheckHost::new("srvdelreal", "snap", ec2.env());
+    host.mounts
+        .mount(&ec2.volume(0).device, &host.cluster.data(), "rw,noatime");
+    let conf = REAL_CONF
+        .replace("{ssh}", &host.good_ssh.display().to_string())
+        .replace("{instance}", ec2.instance_name())
+        .replace("{disks}", &ec2.volume(0).name);
+    host.write_conf(&conf);
+    let python = python_barman();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let out = host.run(&python, &["backup", "snap", "--wait"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let ls = host.run(&python, &["list-backups", "--minimal", "snap"]);
+        let newest = stdout(&ls).lines().next().unwrap().trim().to_string();
+        assert!(!ids.contains(&newest), "two backups in one second");
+        ids.push(newest);
+        // Backup IDs have a one-second resolution.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let snapshot_of = |id: &str| -> String {
+        let info =
+            std::fs::read_to_string(host.world.path(&format!("home/snap/meta/{id}-backup.info")))
+                .unwrap();
+        let at = info.find("'snapshot_id': '").unwrap() + "'snapshot_id': '".len();
+        info[at..at + info[at..].find('\'').unwrap()].to_string()
+    };
+    let snapshots: Vec<String> = ids.iter().map(|id| snapshot_of(id)).collect();
+
+    // Ours deletes the oldest: its snapshot, its files and the WAL before the next one.
+    let out = host.run(&host.world.ours(), &["delete", "snap", "oldest"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    assert!(
+        text.starts_with(&format!("Deleting backup {} for server snap\n", ids[0])),
+        "{text}"
+    );
+    assert!(text.contains("Delete associated WAL segments:\n"), "{text}");
+    assert!(ec2.snapshot(&snapshots[0]).is_none());
+    assert!(ec2.snapshot(&snapshots[1]).is_some());
+    let next_info = std::fs::read_to_string(
+        host.world
+            .path(&format!("home/snap/meta/{}-backup.info", ids[1])),
+    )
+    .unwrap();
+    let begin_wal = next_info
+        .lines()
+        .find_map(|l| l.strip_prefix("begin_wal="))
+        .unwrap()
+        .to_string();
+    let xlog = std::fs::read_to_string(host.world.path("home/snap/wals/snap-xlog.db")).unwrap();
+    for line in xlog.lines() {
+        let name = line.split('\t').next().unwrap();
+        assert!(
+            name.ends_with(".history") || name >= begin_wal.as_str(),
+            "{name} older than {begin_wal} kept"
+        );
+    }
+
+    // Python Barman reads what ours left and deletes the next one.
+    let ls = host.run(&python, &["list-backups", "--minimal", "snap"]);
+    assert_eq!(
+        stdout(&ls).lines().collect::<Vec<_>>(),
+        [&ids[3], &ids[2], &ids[1]]
+    );
+    let out = host.run(&python, &["delete", "snap", "oldest"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(ec2.snapshot(&snapshots[1]).is_none());
+
+    // Ours enforces REDUNDANCY 1 in cron: the older of the two left goes.
+    host.write_conf(&(conf + "retention_policy = REDUNDANCY 1\n"));
+    let out = host.run(&host.world.ours(), &["cron"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "Enforcing retention policy: removing backup {} for server snap\n",
+            ids[2]
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert!(ec2.snapshot(&snapshots[2]).is_none());
+    assert!(ec2.snapshot(&snapshots[3]).is_some());
+    let ls = host.run(&python, &["list-backups", "--minimal", "snap"]);
+    assert_eq!(stdout(&ls).lines().collect::<Vec<_>>(), [&ids[3]]);
+    let check = host.run(&python, &["check", "snap"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+    // Let the detached archive-wal finish before the home goes.
+    std::thread::sleep(Duration::from_secs(2));
+}
