@@ -11,9 +11,9 @@
 //! A run stopped anywhere can be run again: snapshots already gone are skipped, and the
 //! backup.info stays until everything else is gone.
 //!
-//! [`plan_delete`] decides (refusals for kept backups and `minimum_redundancy`), the
-//! [`delete_backup`] runs one deletion; [`retention_plan`] says which backups the
-//! retention policy makes obsolete. The callers take the locks.
+//! [`refusal`] says why `barman delete` would not delete a backup (a keep annotation,
+//! `minimum_redundancy`), [`delete_backup`] runs one deletion and [`retention_plan`]
+//! says which backups the retention policy makes obsolete. The callers take the locks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
