@@ -1,15 +1,381 @@
-//! `barman recover` (`restore`) of a snapshot backup.
+//! `barman recover` (`restore`) of a snapshot backup: Barman 3.20.1's checks of the
+//! command line (`cli.restore`) in its order, the WAL archiving it runs first, then
+//! `barman_cloud::server::recover` and Barman's closing report.
 
-use barman_cloud::server::config::Config;
+use barman_cloud::Error;
+use barman_cloud::catalog::PyValue;
+use barman_cloud::catalog::render::human_readable_timedelta;
+use barman_cloud::catalog::timestamp;
+use barman_cloud::server::archive::archive_incoming;
+use barman_cloud::server::backup_id;
+use barman_cloud::server::config::{Config, Value};
+use barman_cloud::server::home::{ServerHome, load_backups};
+use barman_cloud::server::recover::{RecoverOptions, RecoveryResults, Report, recover_snapshot};
+use barman_cloud::snapshot::aws::AwsSnapshotSettings;
+use barman_cloud::snapshot::{ProviderOptions, provider_for_backup};
 
+use super::args::RecoverArgs;
 use super::output::Output;
+use super::wal::{RECOVER, archive_paths, archive_settings, get_server};
 
-pub(super) fn recover_command(
-    config: &Config,
-    args: &super::args::RecoverArgs,
-    out: &mut Output,
-) -> u8 {
-    let _ = (config, args);
-    out.error("this command is not implemented yet", "barman.cli");
-    out.close().max(1)
+struct Console<'a>(&'a mut Output);
+
+impl Report for Console<'_> {
+    fn info(&mut self, line: &str) {
+        self.0.info(line);
+    }
+
+    fn warning(&mut self, line: &str) {
+        self.0.warning(line, "barman.recovery_executor");
+    }
+}
+
+/// Python's `socket.getfqdn()`, near enough: `hostname -f`, else the kernel's host name.
+fn fqdn() -> String {
+    std::process::Command::new("hostname")
+        .arg("-f")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|name| !name.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+pub(super) fn recover_command(config: &Config, args: &RecoverArgs, out: &mut Output) -> u8 {
+    let mut server = match get_server(config, &args.server, RECOVER, out) {
+        Ok(server) => server,
+        Err(code) => return code,
+    };
+    let targets = [
+        args.target_time.is_some(),
+        args.target_xid.is_some(),
+        args.target_lsn.is_some(),
+        args.target_name.is_some(),
+        args.target_immediate,
+    ];
+    if targets.iter().filter(|t| **t).count() > 1 {
+        out.error(
+            "You cannot specify multiple targets for the recovery operation",
+            "barman.cli",
+        );
+        return out.close();
+    }
+    if args.backup_id == "auto" {
+        out.error(
+            "barman-rs does not choose the backup to recover ('auto'): give a backup ID",
+            "barman.cli",
+        );
+        return out.close();
+    }
+    let home = ServerHome::from_config(&server);
+    let backups = load_backups(&home);
+    let info = match backup_id::resolve(&backups, &args.backup_id, &server.name) {
+        Ok(info) => info.clone(),
+        Err(error) => {
+            out.error(&error.to_string(), "barman.cli");
+            return out.close();
+        }
+    };
+    if !info.status.as_ref().is_some_and(|s| s.is_copy_done()) {
+        out.error(
+            &format!(
+                "Cannot restore from backup '{}' of server '{}': backup status is not DONE",
+                args.backup_id, server.name
+            ),
+            "barman.cli",
+        );
+        return out.close();
+    }
+    let mut tablespaces: Vec<(String, String)> = Vec::new();
+    for rule in &args.tablespaces {
+        match rule.split_once(':') {
+            Some((name, location)) => {
+                tablespaces.retain(|(n, _)| n != name);
+                tablespaces.push((name.to_string(), location.to_string()));
+            }
+            None => {
+                out.error(
+                    &format!(
+                        "Invalid tablespace relocation rule '{rule}'\nHINT: The valid syntax \
+                         for a relocation rule is NAME:LOCATION"
+                    ),
+                    "barman.cli",
+                );
+                return out.close();
+            }
+        }
+    }
+    let valid: Vec<String> = info
+        .tablespaces
+        .iter()
+        .flatten()
+        .map(|t| t.name.clone())
+        .collect();
+    for (name, _) in &tablespaces {
+        if !valid.contains(name) {
+            out.error(
+                &format!(
+                    "Invalid tablespace name '{name}'\nHINT: Please use any of the following \
+                     tablespaces: {}",
+                    valid.join(", ")
+                ),
+                "barman.cli",
+            );
+            return out.close();
+        }
+    }
+    if args.destination.contains(':') {
+        out.error(
+            "The destination directory parameter cannot contain the ':' character\nHINT: If \
+             you want to do a remote recovery you have to use the --remote-ssh-command option",
+            "barman.cli",
+        );
+        return out.close();
+    }
+    let get_wal = args
+        .get_wal
+        .unwrap_or_else(|| server.recovery_options.iter().any(|o| o == "get-wal"));
+    if args.network_compression == Some(true) && args.remote_ssh_command.is_none() {
+        out.error(
+            "Network compression can only be used with remote recovery.\nHINT: If you want \
+             to do a remote recovery you have to use the --remote-ssh-command option",
+            "barman.cli",
+        );
+        return out.close();
+    }
+    let backup_id = info.backup_id.clone().unwrap_or_default();
+    if info.snapshots_info.is_none() {
+        if args.snapshot_recovery_instance.is_some() {
+            out.error(
+                &format!(
+                    "Backup {backup_id} is not a snapshot backup but the following snapshot \
+                     arguments have been used: --snapshot-recovery-instance"
+                ),
+                "barman.cli",
+            );
+        } else {
+            out.error(
+                &format!(
+                    "Backup {backup_id} is not a snapshot backup: barman-rs recovers snapshot \
+                     backups only"
+                ),
+                "barman.cli",
+            );
+        }
+        return out.close();
+    }
+    let Some(instance) = args.snapshot_recovery_instance.clone() else {
+        out.error(
+            &format!(
+                "Backup {backup_id} is a snapshot backup and the following required arguments \
+                 have not been provided: --snapshot-recovery-instance"
+            ),
+            "barman.cli",
+        );
+        return out.close();
+    };
+    if !tablespaces.is_empty() {
+        out.error(
+            &format!(
+                "Backup {backup_id} is a snapshot backup therefore tablespace relocation rules \
+                 cannot be used."
+            ),
+            "barman.cli",
+        );
+        return out.close();
+    }
+    if let Some(region) = &args.aws_region {
+        server.aws_region = Some(region.clone());
+    }
+    if let Some(group) = &args.azure_resource_group {
+        server.azure_resource_group = Some(group.clone());
+    }
+    if let Some(zone) = args
+        .gcp_zone
+        .as_ref()
+        .or(args.snapshot_recovery_zone.as_ref())
+    {
+        server.gcp_zone = Some(zone.clone());
+    }
+
+    // Barman files the WALs waiting in incoming/ first (quietly).
+    if !args.skip_archive_wal && server.archiver {
+        match archive_settings(&server) {
+            Ok(settings) => match archive_incoming(&archive_paths(&server), &settings) {
+                Ok(outcome) => {
+                    for line in outcome.lines(false) {
+                        out.info(&line);
+                    }
+                }
+                Err(error) => {
+                    out.exception(
+                        &format!("{error}\nSee log file for more details."),
+                        "barman.cli",
+                    );
+                    return out.close();
+                }
+            },
+            Err(message) => {
+                out.error(&message, "barman.server");
+                return out.close();
+            }
+        }
+    }
+
+    let parallel_jobs = args
+        .jobs
+        .unwrap_or_else(|| match server.value("parallel_jobs") {
+            Some(Value::Int(n)) => usize::try_from(*n).unwrap_or(1),
+            _ => 1,
+        });
+    let options = RecoverOptions {
+        destination: args.destination.clone(),
+        remote_ssh_command: args.remote_ssh_command.clone(),
+        recovery_instance: instance,
+        target_time: args.target_time.clone(),
+        target_xid: args.target_xid.clone(),
+        target_lsn: args.target_lsn.clone(),
+        target_name: args.target_name.clone(),
+        target_immediate: args.target_immediate,
+        exclusive: args.exclusive,
+        target_tli: args.target_tli.clone(),
+        target_action: args.target_action.clone(),
+        standby_mode: args.standby_mode,
+        get_wal,
+        restore_command: args.restore_command.clone(),
+        recovery_option_port: args.recovery_option_port.clone(),
+        recovery_conf_filename: args.recovery_conf_filename.clone(),
+        wal_directory: args.staging_wal_directory.clone(),
+        partial_wal: args.partial_wal,
+        parallel_jobs,
+        barman_user: config.barman_user.clone(),
+        fqdn: if args.remote_ssh_command.is_some() {
+            fqdn()
+        } else {
+            String::new()
+        },
+    };
+    let provider_options = ProviderOptions {
+        aws: AwsSnapshotSettings {
+            profile: server.aws_profile.clone(),
+            region: server.aws_region.clone(),
+            ..Default::default()
+        },
+        gcp_zone: server.gcp_zone.clone(),
+        azure_resource_group: server.azure_resource_group.clone(),
+        azure_credential: match server.azure_credential.as_deref() {
+            Some("azure-cli") => Some(barman_cloud::storage::AzureCredentialKind::AzureCli),
+            Some("managed-identity") => {
+                Some(barman_cloud::storage::AzureCredentialKind::ManagedIdentity)
+            }
+            _ => None,
+        },
+    };
+    let runtime = super::check::runtime();
+    let snapshots = info.snapshots_info.clone().expect("a snapshot backup");
+    let name = server.name.clone();
+    let outcome = runtime.block_on(async {
+        let provider = provider_for_backup(&snapshots, &provider_options).await?;
+        let mut console = Console(out);
+        recover_snapshot(
+            &home,
+            &name,
+            &info,
+            &options,
+            provider.as_ref(),
+            &mut console,
+        )
+        .await
+    });
+    match outcome {
+        Ok(results) => {
+            print_results(&results, out);
+            out.close()
+        }
+        Err(error) => {
+            match &error {
+                Error::Io { .. } => out.exception(
+                    &format!("{error}\nSee log file for more details."),
+                    "barman.cli",
+                ),
+                _ => out.error(&error.to_string(), "barman.cli"),
+            }
+            out.close()
+        }
+    }
+}
+
+/// Barman's console `result_recovery`.
+fn print_results(results: &RecoveryResults, out: &mut Output) {
+    if !results.changes.is_empty() {
+        out.info("");
+        out.info("IMPORTANT");
+        out.info("These settings have been modified to prevent data losses");
+        out.info("");
+        for a in &results.changes {
+            out.info(&format!(
+                "{} line {}: {} = {}",
+                a.filename, a.line, a.key, a.value
+            ));
+        }
+    }
+    if !results.warnings.is_empty() {
+        out.info("");
+        out.info("WARNING");
+        out.info("You are required to review the following options as potentially dangerous");
+        out.info("");
+        for a in &results.warnings {
+            out.info(&format!(
+                "{} line {}: {} = {}",
+                a.filename, a.line, a.key, a.value
+            ));
+        }
+    }
+    if !results.missing_files.is_empty() {
+        out.info("");
+        out.info("WARNING");
+        out.info(
+            "The following configuration files have not been saved during backup, hence they \
+             have not been restored.",
+        );
+        out.info(
+            "You need to manually restore them in order to start the restored PostgreSQL \
+             instance:",
+        );
+        out.info("");
+        for name in &results.missing_files {
+            out.info(&format!("    {name}"));
+        }
+    }
+    if results.get_wal {
+        out.info("");
+        out.info("WARNING: 'get-wal' is in the specified 'recovery_options'.");
+        out.info(&format!(
+            "Before you start up the PostgreSQL server, please review the {} file",
+            results.recovery_configuration_file
+        ));
+        out.info(
+            "inside the target directory. Make sure that 'restore_command' can be executed by \
+             the PostgreSQL user.",
+        );
+    }
+    out.info("");
+    let start = results.start_time.fixed_offset();
+    let elapsed = (chrono::Local::now() - results.start_time)
+        .num_microseconds()
+        .unwrap_or(0) as f64
+        / 1e6;
+    let elapsed = human_readable_timedelta(&PyValue::Float(elapsed))
+        .unwrap_or_else(|_| "less than one second".to_string());
+    out.info(&format!(
+        "Restore operation completed (start time: {}, elapsed time: {elapsed})",
+        timestamp::python_str(&start)
+    ));
+    out.info("Your PostgreSQL server has been successfully prepared for recovery!");
 }

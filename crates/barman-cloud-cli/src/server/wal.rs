@@ -32,7 +32,7 @@ const BAD_INPUT: u8 = 3;
 /// How a single-server command treats inactive and disabled servers (the flags of
 /// Barman's `get_server`).
 #[derive(Clone, Copy)]
-struct Policy {
+pub(super) struct Policy {
     /// Inactive: say `Skipping inactive server` and stop with success.
     skip_inactive: bool,
     /// Inactive: an error.
@@ -52,8 +52,14 @@ const GET_WAL: Policy = Policy {
     inactive_is_error: false,
 };
 
+/// `recover`: inactive servers recover too, disabled ones are refused.
+pub(super) const RECOVER: Policy = Policy {
+    skip_inactive: false,
+    inactive_is_error: false,
+};
+
 /// The server a command runs on, or the exit code when it must not run.
-fn get_server(
+pub(super) fn get_server(
     config: &Config,
     name: &str,
     policy: Policy,

@@ -67,6 +67,29 @@ pub async fn restore_snapshot_backup(
         )));
     };
 
+    check_recovery_instance(snapshots, instance, provider.as_ref(), host, destination).await?;
+
+    let layout = ServerLayout::new(storage, server);
+    let label_key = layout.backup_label(backup_id);
+    let label = storage.get(&label_key).await?;
+    check_label(storage, &layout.manifest(backup_id), &label_key, &label).await?;
+    let destination = destination.to_path_buf();
+    tokio::task::spawn_blocking(move || write_label(&destination, &label))
+        .await
+        .map_err(|e| Error::Failed(format!("writing backup_label failed: {e}")))?
+}
+
+/// Barman's snapshot recovery preconditions (`SnapshotRecoveryExecutor`): a disk cloned
+/// from each of the backup's snapshots is attached to `instance`, each one is mounted
+/// where and how its source disk was (as `host` sees it), and `destination` is a
+/// directory there. Shared by barman-cloud-restore and `barman recover`.
+pub async fn check_recovery_instance(
+    snapshots: &crate::catalog::snapshots::SnapshotsInfo,
+    instance: &str,
+    provider: &dyn crate::snapshot::SnapshotProvider,
+    host: &dyn Host,
+    destination: &Path,
+) -> Result<()> {
     // Each snapshot of the backup must be the source of a disk of the recovery instance.
     let attached = provider.attached_disks(instance, None).await?;
     let mut clones: Vec<(&AttachedDisk, &crate::catalog::snapshots::SnapshotMetadata)> = Vec::new();
@@ -142,14 +165,7 @@ pub async fn restore_snapshot_backup(
         )));
     }
 
-    let layout = ServerLayout::new(storage, server);
-    let label_key = layout.backup_label(backup_id);
-    let label = storage.get(&label_key).await?;
-    check_label(storage, &layout.manifest(backup_id), &label_key, &label).await?;
-    let destination = destination.to_path_buf();
-    tokio::task::spawn_blocking(move || write_label(&destination, &label))
-        .await
-        .map_err(|e| Error::Failed(format!("writing backup_label failed: {e}")))?
+    Ok(())
 }
 
 /// With a manifest (snapshot backups written by barman-rs), the label must be the one

@@ -16,5 +16,7 @@ mod ini;
 pub mod lock;
 pub mod paths;
 pub mod put_wal;
+pub mod recover;
+pub mod recovery_conf;
 pub mod status;
 pub mod xlogdb;
