@@ -30,21 +30,59 @@ impl Report for Console<'_> {
     }
 }
 
-/// Python's `socket.getfqdn()`, near enough: `hostname -f`, else the kernel's host name.
+/// Python's `socket.getfqdn()`: the host name resolved to an address and that address
+/// back to its (first) name; the host name itself when either lookup fails. (Python
+/// would prefer an alias containing a dot; the resolver gives the primary name only.)
 fn fqdn() -> String {
-    std::process::Command::new("hostname")
-        .arg("-f")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|name| !name.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "localhost".to_string())
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is writable for its whole length.
+    let named = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    let end = buffer.iter().position(|b| *b == 0).unwrap_or(buffer.len());
+    let hostname = String::from_utf8_lossy(&buffer[..end]).into_owned();
+    if named != 0 {
+        return hostname;
+    }
+    reverse_name(&hostname).unwrap_or(hostname)
+}
+
+fn reverse_name(hostname: &str) -> Option<String> {
+    let name = std::ffi::CString::new(hostname).ok()?;
+    let mut found: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: valid C string, null hints and service, `found` freed below.
+    let resolved = unsafe {
+        libc::getaddrinfo(
+            name.as_ptr(),
+            std::ptr::null(),
+            std::ptr::null(),
+            &mut found,
+        )
+    };
+    if resolved != 0 || found.is_null() {
+        return None;
+    }
+    let mut host = [0 as libc::c_char; 1025];
+    // SAFETY: `found` is the list getaddrinfo returned; its first entry's address and
+    // length are valid; `host` is writable for its length.
+    let named = unsafe {
+        let first = &*found;
+        let named = libc::getnameinfo(
+            first.ai_addr,
+            first.ai_addrlen,
+            host.as_mut_ptr(),
+            host.len() as libc::socklen_t,
+            std::ptr::null_mut(),
+            0,
+            libc::NI_NAMEREQD,
+        );
+        libc::freeaddrinfo(found);
+        named
+    };
+    if named != 0 {
+        return None;
+    }
+    // SAFETY: getnameinfo wrote a NUL-terminated string.
+    let text = unsafe { std::ffi::CStr::from_ptr(host.as_ptr()) };
+    Some(text.to_string_lossy().into_owned())
 }
 
 pub(super) fn recover_command(config: &Config, args: &RecoverArgs, out: &mut Output) -> u8 {

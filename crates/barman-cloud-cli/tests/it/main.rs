@@ -15,6 +15,7 @@ mod server_check;
 mod server_check_clouds;
 mod server_config;
 mod server_delete;
+mod server_recover;
 mod server_status;
 mod server_wal_cli;
 mod server_world;

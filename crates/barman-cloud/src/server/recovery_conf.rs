@@ -3,8 +3,10 @@
 //! settings that would harm the recovered server commented out (`#BARMAN#`) and replaced,
 //! and settings the user must review (paths of the old server) listed.
 //!
-//! Beyond Barman: a commented-out last line without a newline is ended before the recovery
-//! settings are appended (Barman appends them to that comment, which disables them).
+//! The recovery settings are appended after a blank line, as Barman appends them (its check
+//! for a missing final newline never fails). Beyond Barman: when every line was commented
+//! out and the last one has no newline, it is ended before the recovery settings (Barman
+//! appends them to that comment, which disables them).
 
 /// A setting found in a configuration file: the file's base name, the line (counted from
 /// 0, as Barman prints it), the setting, and the value Barman prints (the replacement for
@@ -82,6 +84,7 @@ pub fn mangle(
 ) -> (Vec<u8>, Vec<Assertion>) {
     let mut out = Vec::with_capacity(content.len() + 256);
     let mut changes = Vec::new();
+    let mut kept_a_line = false;
     for (number, line) in lines(content).into_iter().enumerate() {
         let text = String::from_utf8_lossy(line);
         if let Some((key, _)) = setting(&text)
@@ -103,9 +106,16 @@ pub fn mangle(
             });
             continue;
         }
+        kept_a_line = true;
         out.extend_from_slice(line);
     }
     if let Some(append) = append.filter(|a| !a.is_empty()) {
+        // Barman's test for a missing final newline is always true (it compares a byte
+        // with a one-byte string), so after any kept line it adds one: a blank line when
+        // the file ended properly.
+        if kept_a_line {
+            out.push(b'\n');
+        }
         if out.last().is_some_and(|b| *b != b'\n') {
             out.push(b'\n');
         }
@@ -280,7 +290,7 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "port = 5\n#BARMAN#archive_command = 'cp %p /x'\narchive_command = false\n\
-             #archive_command = ''\n#BARMAN#recovery_target_name = 'a'\nrestore_command = 'x'\n"
+             #archive_command = ''\n#BARMAN#recovery_target_name = 'a'\n\nrestore_command = 'x'\n"
         );
         assert_eq!(changes.len(), 2);
         assert_eq!((changes[0].line, changes[0].value.as_str()), (1, "false"));
@@ -292,6 +302,8 @@ mod tests {
         let append = vec!["a = 1".to_string()];
         let (out, _) = mangle(b"port = 5", "f", Some(&append));
         assert_eq!(out, b"port = 5\na = 1\n");
+        let (out, _) = mangle(b"port = 5\n", "f", Some(&append));
+        assert_eq!(out, b"port = 5\n\na = 1\n");
         // Barman would append to the comment; we end it first.
         let (out, _) = mangle(b"recovery_target = 'immediate'", "f", Some(&append));
         assert_eq!(out, b"#BARMAN#recovery_target = 'immediate'\na = 1\n");
