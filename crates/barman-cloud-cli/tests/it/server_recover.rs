@@ -44,7 +44,7 @@ check_timeout = 30
 const CLONE_DEVICE: &str = "/dev/sdk";
 
 /// Names of the PGDATA copies, one per recovery run.
-const COPIES: [&str; 8] = [
+const COPIES: [&str; 18] = [
     "ours-getwal",
     "barman-getwal",
     "ours-nogetwal",
@@ -53,6 +53,16 @@ const COPIES: [&str; 8] = [
     "barman-standby",
     "ours-remote",
     "barman-remote",
+    "ours-time",
+    "barman-time",
+    "ours-lsn",
+    "barman-lsn",
+    "ours-xid",
+    "barman-xid",
+    "ours-immediate",
+    "barman-immediate",
+    "ours-plain",
+    "barman-plain",
 ];
 
 struct Setup {
@@ -60,6 +70,10 @@ struct Setup {
     ec2: Ec2World,
     backup_id: String,
     recovery: String,
+    /// After the `wanted` row, before the `after` one: UTC, without a zone.
+    target_time: String,
+    target_lsn: String,
+    target_xid: String,
 }
 
 fn conf_text(host: &CheckHost, ec2: &Ec2World, user: &str, log: bool) -> String {
@@ -350,6 +364,9 @@ fn setup() -> Setup {
         ec2,
         backup_id: String::new(),
         recovery: String::new(),
+        target_time: String::new(),
+        target_lsn: String::new(),
+        target_xid: String::new(),
     };
     let out = setup.run(&python_barman(), &["backup", "snap", "--wait"]);
     assert_success(&out, "barman backup snap --wait");
@@ -362,20 +379,29 @@ fn setup() -> Setup {
     setup.backup_id = ids.remove(0);
 
     // The cloned disks' content: PGDATA as it stands after the backup.
+    let (time, lsn, xid) = {
+        let cluster = &setup.host.cluster;
+        cluster.pg_ctl("stop");
+        for name in COPIES {
+            cp_a(&cluster.data(), &setup.copy(name));
+        }
+        cluster.start();
+        let xid = cluster.psql("insert into marks values (2, 'wanted') returning txid_current()");
+        cluster.psql("select pg_create_restore_point('rp1')");
+        let lsn = cluster.psql("select pg_current_wal_lsn()");
+        std::thread::sleep(Duration::from_millis(1100));
+        let time =
+            cluster.psql("select to_char(now() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')");
+        std::thread::sleep(Duration::from_millis(1100));
+        cluster.psql("insert into marks values (3, 'after')");
+        cluster.archive_everything();
+        cluster.pg_ctl("stop");
+        let out = setup.run(&setup.host.world.ours(), &["archive-wal", "snap"]);
+        assert_success(&out, "barman archive-wal snap");
+        std::fs::rename(cluster.data(), cluster.root.path().join("data-original")).unwrap();
+        (time, lsn, xid)
+    };
     let cluster = &setup.host.cluster;
-    cluster.pg_ctl("stop");
-    for name in COPIES {
-        cp_a(&cluster.data(), &setup.copy(name));
-    }
-    cluster.start();
-    cluster.psql("insert into marks values (2, 'wanted')");
-    cluster.psql("select pg_create_restore_point('rp1')");
-    cluster.psql("insert into marks values (3, 'after')");
-    cluster.archive_everything();
-    cluster.pg_ctl("stop");
-    let out = setup.run(&setup.host.world.ours(), &["archive-wal", "snap"]);
-    assert_success(&out, "barman archive-wal snap");
-    std::fs::rename(cluster.data(), cluster.root.path().join("data-original")).unwrap();
 
     // The recovery instance: a volume from the backup's snapshot, mounted where PGDATA
     // was.
@@ -389,6 +415,9 @@ fn setup() -> Setup {
         .mounts
         .mount(CLONE_DEVICE, &cluster.data(), DEFAULT_MOUNT_OPTIONS);
     setup.recovery = recovery.name.clone();
+    setup.target_time = time;
+    setup.target_lsn = lsn;
+    setup.target_xid = xid;
     setup
 }
 
@@ -538,11 +567,87 @@ fn server_recover_of_a_snapshot_backup_matches_barman_and_postgresql_replays_it(
     let auto = std::fs::read_to_string(remote.join("postgresql.auto.conf")).unwrap();
     assert!(auto.contains("restore_command = 'barman-wal-restore -P -U root --port 2222 "));
 
+    let cluster = &setup.host.cluster;
+
+    // Targets: a time without zone (local time assumed, normalised with its zone), not
+    // inclusive, a promotion, the backup's timeline.
+    let time = setup.target_time.clone();
+    let (_, text) = setup.compare_recoveries(
+        "ours-time",
+        "barman-time",
+        &[
+            "--no-get-wal",
+            "--target-time",
+            &time,
+            "--exclusive",
+            "--target-action",
+            "promote",
+            "--target-tli",
+            "current",
+        ],
+    );
+    assert!(
+        text.contains("Doing PITR. Recovery target time: '"),
+        "{text}"
+    );
+    // An LSN (the WALs copied stop at its segment), a timeline number.
+    let lsn = setup.target_lsn.clone();
+    setup.compare_recoveries(
+        "ours-lsn",
+        "barman-lsn",
+        &["--no-get-wal", "--target-lsn", &lsn, "--target-tli", "1"],
+    );
+    // An xid with a custom restore command (quotes doubled), latest timeline.
+    let xid = setup.target_xid.clone();
+    let (xid_dir, _) = setup.compare_recoveries(
+        "ours-xid",
+        "barman-xid",
+        &[
+            "--get-wal",
+            "--target-xid",
+            &xid,
+            "--restore-command",
+            "cp '/somewhere/%f' %p",
+            "--target-tli",
+            "latest",
+            "--exclusive",
+        ],
+    );
+    let auto = std::fs::read_to_string(xid_dir.join("postgresql.auto.conf")).unwrap();
+    assert!(
+        auto.contains("restore_command = 'cp ''/somewhere/%f'' %p'\n"),
+        "{auto}"
+    );
+    // Immediate, WALs copied.
+    setup.compare_recoveries(
+        "ours-immediate",
+        "barman-immediate",
+        &["--no-get-wal", "--target-immediate"],
+    );
+    // No target, no get-wal: the WALs into pg_wal with their .done files, no recovery
+    // settings.
+    let (plain, _) = setup.compare_recoveries("ours-plain", "barman-plain", &["--no-get-wal"]);
+    assert!(!plain.join("recovery.signal").exists());
+
+    // PostgreSQL 15 on our time-target result (WALs copied, cp): promoted after the
+    // wanted row, without the later one.
+    let time_dir = cluster.root.path().join("result-ours-time");
+    std::fs::rename(&time_dir, setup.data()).unwrap();
+    start_recovered(&setup, &setup.data());
+    cluster.wait_for("the promotion", Duration::from_secs(180), || {
+        cluster.psql("select pg_is_in_recovery()") == "f"
+    });
+    assert_eq!(
+        cluster.psql("select string_agg(i || ':' || phase, ',' order by i) from marks"),
+        "1:base,2:wanted"
+    );
+    cluster.pg_ctl("stop");
+    std::fs::rename(setup.data(), &time_dir).unwrap();
+
     // PostgreSQL 15 on our get-wal result: replays through our get-wal up to the
     // restore point and pauses there.
     std::fs::rename(&ours, setup.data()).unwrap();
     start_recovered(&setup, &setup.data());
-    let cluster = &setup.host.cluster;
     cluster.wait_for("the recovery target", Duration::from_secs(180), || {
         cluster.psql("select pg_get_wal_replay_pause_state()") == "paused"
     });
