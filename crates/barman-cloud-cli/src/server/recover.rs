@@ -11,6 +11,7 @@ use barman_cloud::server::backup_id;
 use barman_cloud::server::config::{Config, Value};
 use barman_cloud::server::home::{ServerHome, load_backups};
 use barman_cloud::server::recover::{RecoverOptions, RecoveryResults, Report, recover_snapshot};
+use barman_cloud::server::recovery_conf::Assertion;
 use barman_cloud::snapshot::aws::AwsSnapshotSettings;
 use barman_cloud::snapshot::{ProviderOptions, provider_for_backup};
 
@@ -337,7 +338,15 @@ pub(super) fn recover_command(config: &Config, args: &RecoverArgs, out: &mut Out
             out.close()
         }
         Err(error) => {
+            let text = error.to_string();
+            let unreachable = text.starts_with("Connection failed using")
+                || text.starts_with("Unable to execute");
             match &error {
+                // Barman lets these exceptions through to its main loop.
+                _ if unreachable => out.exception(
+                    &format!("{error}\nSee log file for more details."),
+                    "barman.cli",
+                ),
                 Error::Io { .. } => out.exception(
                     &format!("{error}\nSee log file for more details."),
                     "barman.cli",
@@ -349,8 +358,99 @@ pub(super) fn recover_command(config: &Config, args: &RecoverArgs, out: &mut Out
     }
 }
 
+fn elapsed_seconds(results: &RecoveryResults) -> f64 {
+    (chrono::Local::now() - results.start_time)
+        .num_microseconds()
+        .unwrap_or(0) as f64
+        / 1e6
+}
+
+fn elapsed_text(seconds: f64) -> String {
+    human_readable_timedelta(&PyValue::Float(seconds))
+        .unwrap_or_else(|_| "less than one second".to_string())
+}
+
+/// Barman's JSON `result_recovery`: the lists (each setting as `[file, line, key,
+/// value]`), their counts, warnings, and the start time and duration.
+fn json_results(results: &RecoveryResults, out: &mut Output) {
+    let assertions = |list: &[Assertion]| {
+        PyValue::List(
+            list.iter()
+                .map(|a| {
+                    PyValue::List(vec![
+                        PyValue::str(&a.filename),
+                        PyValue::Int(a.line as i128),
+                        PyValue::str(&a.key),
+                        a.value
+                            .as_deref()
+                            .map(PyValue::str)
+                            .unwrap_or(PyValue::None),
+                    ])
+                })
+                .collect(),
+        )
+    };
+    out.json_result("changes_count", PyValue::Int(results.changes.len() as i128));
+    out.json_result("changes", assertions(&results.changes));
+    if !results.changes.is_empty() {
+        out.warning(
+            "IMPORTANT! Some settings have been modified to prevent data losses. See \
+             'changes' key.",
+            "barman.output",
+        );
+    }
+    out.json_result(
+        "warnings_count",
+        PyValue::Int(results.warnings.len() as i128),
+    );
+    out.json_result("warnings", assertions(&results.warnings));
+    if !results.warnings.is_empty() {
+        out.warning(
+            "WARNING! You are required to review the options as potentially dangerous. See \
+             'warnings' key.",
+            "barman.output",
+        );
+    }
+    out.json_result(
+        "missing_files",
+        PyValue::List(results.missing_files.iter().map(PyValue::str).collect()),
+    );
+    if !results.missing_files.is_empty() {
+        out.warning(
+            "WARNING! Some configuration files have not been saved during backup, hence \
+             they have not been restored. See 'missing_files' key.",
+            "barman.output",
+        );
+    }
+    if results.get_wal {
+        out.warning(
+            "WARNING: 'get-wal' is in the specified 'recovery_options'. Before you start up \
+             the PostgreSQL server, please review the recovery configuration inside the \
+             target directory. Make sure that 'restore_command' can be executed by the \
+             PostgreSQL user.",
+            "barman.output",
+        );
+    }
+    let start = results.start_time.fixed_offset();
+    out.json_result(
+        "recovery_start_time",
+        PyValue::str(timestamp::python_str(&start)),
+    );
+    out.json_result(
+        "recovery_start_time_timestamp",
+        PyValue::str(start.timestamp().to_string()),
+    );
+    let seconds = elapsed_seconds(results);
+    out.json_result("recovery_elapsed_time", PyValue::str(elapsed_text(seconds)));
+    out.json_result("recovery_elapsed_time_seconds", PyValue::Float(seconds));
+}
+
 /// Barman's console `result_recovery`.
 fn print_results(results: &RecoveryResults, out: &mut Output) {
+    if out.format == super::args::Format::Json {
+        json_results(results, out);
+        return;
+    }
     if !results.changes.is_empty() {
         out.info("");
         out.info("IMPORTANT");
@@ -359,7 +459,10 @@ fn print_results(results: &RecoveryResults, out: &mut Output) {
         for a in &results.changes {
             out.info(&format!(
                 "{} line {}: {} = {}",
-                a.filename, a.line, a.key, a.value
+                a.filename,
+                a.line,
+                a.key,
+                a.shown_value()
             ));
         }
     }
@@ -371,7 +474,10 @@ fn print_results(results: &RecoveryResults, out: &mut Output) {
         for a in &results.warnings {
             out.info(&format!(
                 "{} line {}: {} = {}",
-                a.filename, a.line, a.key, a.value
+                a.filename,
+                a.line,
+                a.key,
+                a.shown_value()
             ));
         }
     }
@@ -405,12 +511,7 @@ fn print_results(results: &RecoveryResults, out: &mut Output) {
     }
     out.info("");
     let start = results.start_time.fixed_offset();
-    let elapsed = (chrono::Local::now() - results.start_time)
-        .num_microseconds()
-        .unwrap_or(0) as f64
-        / 1e6;
-    let elapsed = human_readable_timedelta(&PyValue::Float(elapsed))
-        .unwrap_or_else(|_| "less than one second".to_string());
+    let elapsed = elapsed_text(elapsed_seconds(results));
     out.info(&format!(
         "Restore operation completed (start time: {}, elapsed time: {elapsed})",
         timestamp::python_str(&start)

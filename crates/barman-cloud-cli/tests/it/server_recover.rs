@@ -44,7 +44,11 @@ check_timeout = 30
 const CLONE_DEVICE: &str = "/dev/sdk";
 
 /// Names of the PGDATA copies, one per recovery run.
-const COPIES: [&str; 18] = [
+const COPIES: [&str; 22] = [
+    "ours-json",
+    "barman-json",
+    "ours-broken",
+    "barman-broken",
     "ours-getwal",
     "barman-getwal",
     "ours-nogetwal",
@@ -123,17 +127,29 @@ impl Setup {
     /// Puts copy `name` at the data directory, runs `program recover ...`, moves the
     /// result to `result-<name>`; returns the output and the result's path.
     fn recover_copy(&self, program: &Path, name: &str, extra: &[&str]) -> (Output, PathBuf) {
+        self.recover_copy_with(program, name, &[], extra)
+    }
+
+    /// [`Self::recover_copy`] with global options.
+    fn recover_copy_with(
+        &self,
+        program: &Path,
+        name: &str,
+        global: &[&str],
+        extra: &[&str],
+    ) -> (Output, PathBuf) {
         let data = self.data();
         std::fs::rename(self.copy(name), &data).unwrap();
         let dest = data.display().to_string();
-        let mut args = vec![
+        let mut args = global.to_vec();
+        args.extend([
             "recover",
             "snap",
             self.backup_id.as_str(),
             dest.as_str(),
             "--snapshot-recovery-instance",
             self.recovery.as_str(),
-        ];
+        ]);
         args.extend(extra);
         let out = self.run(program, &args);
         let result = self.host.cluster.root.path().join(format!("result-{name}"));
@@ -628,6 +644,55 @@ fn server_recover_of_a_snapshot_backup_matches_barman_and_postgresql_replays_it(
     // settings.
     let (plain, _) = setup.compare_recoveries("ours-plain", "barman-plain", &["--no-get-wal"]);
     assert!(!plain.join("recovery.signal").exists());
+
+    // JSON output: the same document but for the times.
+    let mut documents = Vec::new();
+    for (program, name) in [
+        (python_barman(), "barman-json"),
+        (setup.host.world.ours(), "ours-json"),
+    ] {
+        let (out, _) = setup.recover_copy_with(
+            &program,
+            name,
+            &["-f", "json"],
+            &["--get-wal", "--target-name", "rp1"],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let mut value: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        for key in [
+            "recovery_start_time",
+            "recovery_start_time_timestamp",
+            "recovery_elapsed_time",
+            "recovery_elapsed_time_seconds",
+        ] {
+            assert!(value.get(key).is_some(), "{key}: {value}");
+            value.as_object_mut().unwrap().remove(key);
+        }
+        documents.push(value);
+    }
+    assert_eq!(documents[0], documents[1]);
+    assert_eq!(documents[1]["changes"][0][3], "false", "{}", documents[1]);
+
+    // A failure after the backup label was copied (postgresql.conf is a directory): both
+    // fail; Barman leaves the label and recovery.signal behind, we remove them.
+    for name in ["ours-broken", "barman-broken"] {
+        let conf = setup.copy(name).join("postgresql.conf");
+        std::fs::remove_file(&conf).unwrap();
+        std::fs::create_dir(&conf).unwrap();
+    }
+    let args = ["--get-wal", "--target-name", "rp1"];
+    let (theirs, their_dir) = setup.recover_copy(&python_barman(), "barman-broken", &args);
+    let (our_out, our_dir) = setup.recover_copy(&setup.host.world.ours(), "ours-broken", &args);
+    assert_eq!(theirs.status.code(), Some(1));
+    assert_eq!(our_out.status.code(), Some(1));
+    assert_eq!(
+        mask_start_time(&stdout(&our_out)),
+        mask_start_time(&stdout(&theirs))
+    );
+    assert!(their_dir.join("backup_label").exists());
+    assert!(their_dir.join("recovery.signal").exists());
+    assert!(!our_dir.join("backup_label").exists());
+    assert!(!our_dir.join("recovery.signal").exists());
 
     // PostgreSQL 15 on our time-target result (WALs copied, cp): promoted after the
     // wanted row, without the later one.

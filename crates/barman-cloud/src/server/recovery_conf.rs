@@ -17,7 +17,14 @@ pub struct Assertion {
     pub filename: String,
     pub line: usize,
     pub key: String,
-    pub value: String,
+    pub value: Option<String>,
+}
+
+impl Assertion {
+    /// The value as Barman prints it (`None` for a setting only commented out).
+    pub fn shown_value(&self) -> &str {
+        self.value.as_deref().unwrap_or("None")
+    }
 }
 
 /// Settings commented out in the recovered configuration, with their replacement.
@@ -102,7 +109,7 @@ pub fn mangle(
                 filename: filename.to_string(),
                 line: number,
                 key: key.to_string(),
-                value: replacement.unwrap_or("None").to_string(),
+                value: replacement.map(str::to_string),
             });
             continue;
         }
@@ -138,7 +145,7 @@ pub fn detect_issues(content: &[u8], filename: &str) -> Vec<Assertion> {
                 filename: filename.to_string(),
                 line: number,
                 key: key.to_string(),
-                value: value.to_string(),
+                value: Some(value.to_string()),
             });
         }
     }
@@ -293,8 +300,8 @@ mod tests {
              #archive_command = ''\n#BARMAN#recovery_target_name = 'a'\n\nrestore_command = 'x'\n"
         );
         assert_eq!(changes.len(), 2);
-        assert_eq!((changes[0].line, changes[0].value.as_str()), (1, "false"));
-        assert_eq!((changes[1].line, changes[1].value.as_str()), (3, "None"));
+        assert_eq!((changes[0].line, changes[0].shown_value()), (1, "false"));
+        assert_eq!((changes[1].line, changes[1].shown_value()), (3, "None"));
     }
 
     #[test]
@@ -319,7 +326,7 @@ mod tests {
         );
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].line, 1);
-        assert_eq!(found[0].value, "'/tmp' # x");
+        assert_eq!(found[0].shown_value(), "'/tmp' # x");
         assert_eq!(found[1].key, "include_dir");
     }
 
