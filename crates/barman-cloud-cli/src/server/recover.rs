@@ -338,20 +338,16 @@ pub(super) fn recover_command(config: &Config, args: &RecoverArgs, out: &mut Out
             out.close()
         }
         Err(error) => {
-            let text = error.to_string();
-            let unreachable = text.starts_with("Connection failed using")
-                || text.starts_with("Unable to execute");
             match &error {
-                // Barman lets these exceptions through to its main loop.
-                _ if unreachable => out.exception(
+                // Barman's own refusals and failed steps.
+                Error::Config(_) | Error::Failed(_) | Error::Refused(_) => {
+                    out.error(&error.to_string(), "barman.cli")
+                }
+                // What Barman lets through to its main loop (cloud, host, files).
+                _ => out.exception(
                     &format!("{error}\nSee log file for more details."),
                     "barman.cli",
                 ),
-                Error::Io { .. } => out.exception(
-                    &format!("{error}\nSee log file for more details."),
-                    "barman.cli",
-                ),
-                _ => out.error(&error.to_string(), "barman.cli"),
             }
             out.close()
         }

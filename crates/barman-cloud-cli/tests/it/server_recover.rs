@@ -490,6 +490,34 @@ fn server_recover_of_a_snapshot_backup_matches_barman_and_postgresql_replays_it(
         "{}",
         stderr(&out)
     );
+    // Another region: the recovery instance is not found there (Barman: an exception).
+    let args = with_instance(&["--aws-region", "eu-west-3"]);
+    let out = setup.compare_refusal(&strs(&args));
+    assert!(
+        stderr(&out).contains(&format!("EXCEPTION: Cannot find instance {instance}")),
+        "{}",
+        stderr(&out)
+    );
+    // The clone not mounted where the source disk was.
+    setup.host.mounts.unmount(CLONE_DEVICE);
+    let elsewhere = setup.host.cluster.root.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    setup
+        .host
+        .mounts
+        .mount(CLONE_DEVICE, &elsewhere, DEFAULT_MOUNT_OPTIONS);
+    let args = with_instance(&[]);
+    let out = setup.compare_refusal(&strs(&args));
+    assert!(
+        stderr(&out).contains("ERROR: Error checking mount points: "),
+        "{}",
+        stderr(&out)
+    );
+    setup.host.mounts.unmount(CLONE_DEVICE);
+    setup
+        .host
+        .mounts
+        .mount(CLONE_DEVICE, &setup.data(), DEFAULT_MOUNT_OPTIONS);
     let files: Vec<String> = std::fs::read_dir(setup.data())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

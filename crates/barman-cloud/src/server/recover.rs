@@ -103,22 +103,27 @@ impl Place {
         }
     }
 
-    /// `mkdir -p`, the last directory with `mode` when it is created.
+    /// Barman's `create_dir_if_not_exists`: nothing when the directory is there, an error
+    /// when something else is; else `mkdir -p`, the last directory with `mode`.
     async fn create_dir(&self, path: &str, mode: Option<u32>) -> Result<()> {
         match &self.remote {
             Some((_, host)) => {
-                let created = host.run("mkdir", &["-p", path]).await?;
-                if !created.success {
-                    return Err(Error::Failed(format!("mkdir execution failed for {path}")));
+                if host.directory_exists(path).await? {
+                    return Ok(());
                 }
-                if let Some(mode) = mode {
-                    let mode = format!("{mode:o}");
-                    host.run("chmod", &[&mode, path]).await?;
+                let mode = mode.map(|m| format!("{m:o}"));
+                let mut args = vec!["-p", path];
+                if let Some(mode) = &mode {
+                    args.extend(["-m", mode.as_str()]);
                 }
-                Ok(())
+                if host.run("mkdir", &args).await?.success {
+                    Ok(())
+                } else {
+                    Err(Error::Failed("mkdir execution failed".to_string()))
+                }
             }
             None => {
-                if Path::new(path).is_dir() {
+                if LocalHost.directory_exists(path).await? {
                     return Ok(());
                 }
                 let mut builder = fs::DirBuilder::new();
@@ -494,6 +499,24 @@ struct Written {
     paths: Vec<String>,
 }
 
+/// Barman reports its failed recovery preconditions as errors ([`Error::Refused`] here);
+/// what the cloud or the host answered otherwise stays an [`Error::Provider`] (Barman
+/// lets those exceptions through).
+fn precondition(error: Error) -> Error {
+    const PRECONDITIONS: [&str; 4] = [
+        "The following snapshots are not attached to recovery instance",
+        "Error checking mount points: ",
+        "Error checking mount options: ",
+        "Recovery directory '",
+    ];
+    match error {
+        Error::Provider(text) if PRECONDITIONS.iter().any(|p| text.starts_with(p)) => {
+            Error::Refused(text)
+        }
+        other => other,
+    }
+}
+
 /// Checks the recovery instance and prepares `options.destination` for recovery of the
 /// snapshot backup `info`. Errors carry Barman's message.
 pub async fn recover_snapshot(
@@ -524,7 +547,8 @@ pub async fn recover_snapshot(
         place.host(),
         Path::new(dest),
     )
-    .await?;
+    .await
+    .map_err(precondition)?;
     place.create_dir(dest, Some(0o700)).await.map_err(|e| {
         Error::Failed(format!(
             "unable to initialise destination directory '{dest}': {e}"
