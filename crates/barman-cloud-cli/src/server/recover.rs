@@ -293,6 +293,8 @@ pub(super) fn recover_command(config: &Config, args: &RecoverArgs, out: &mut Out
         wal_directory: args.staging_wal_directory.clone(),
         partial_wal: args.partial_wal,
         parallel_jobs,
+        network_compression: args.network_compression == Some(true),
+        bwlimit: args.bwlimit,
         barman_user: config.barman_user.clone(),
         fqdn: if args.remote_ssh_command.is_some() {
             fqdn()

@@ -602,6 +602,9 @@ fn server_recover_of_a_snapshot_backup_matches_barman_and_postgresql_replays_it(
             &ssh,
             "--recovery-option-port",
             "2222",
+            "--network-compression",
+            "--bwlimit",
+            "100000",
         ],
     );
     assert!(

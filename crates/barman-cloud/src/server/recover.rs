@@ -8,7 +8,8 @@
 //!
 //! Remote files move with rsync over the ssh command, as Barman's do.
 //!
-//! Beyond Barman: when a step fails after the backup label was put in place, the label
+//! Beyond Barman: files are written under temporary names, fsynced and renamed, and the
+//! directories fsynced at the end (local recoveries). When a step fails after the backup label was put in place, the label
 //! and the signal file written by this run are removed again, so that the directory is
 //! not left looking ready for recovery (Barman leaves it half-prepared).
 
@@ -62,6 +63,10 @@ pub struct RecoverOptions {
     pub wal_directory: Option<String>,
     pub partial_wal: bool,
     pub parallel_jobs: usize,
+    /// `--network-compression`: rsync's `-z` for remote copies.
+    pub network_compression: bool,
+    /// `--bwlimit` (KiB/s; 0 or absent: none) for remote copies.
+    pub bwlimit: Option<i64>,
     pub barman_user: String,
     /// The Barman host's name for barman-wal-restore (Python's `socket.getfqdn()`).
     pub fqdn: String,
@@ -165,9 +170,14 @@ impl Place {
 }
 
 /// `rsync` over the ssh command (`:` marks the remote side), as Barman's `RsyncPgData`
-/// does for single files.
-async fn rsync(ssh: &str, args: &[&str]) -> Result<()> {
-    let mut line = format!("rsync -e {} -rLKpts", shell_quote(ssh));
+/// does for single files; `flags` are `-z` and `--bwlimit`.
+async fn rsync_with(ssh: &str, flags: &[String], args: &[&str]) -> Result<()> {
+    let mut line = format!("rsync -e {}", shell_quote(ssh));
+    for flag in flags {
+        line.push(' ');
+        line.push_str(&shell_quote(flag));
+    }
+    line.push_str(" -rLKpts");
     for arg in args {
         line.push(' ');
         line.push_str(&shell_quote(arg));
@@ -641,6 +651,22 @@ async fn prepare(
     let dest = options.destination.as_str();
     let backup_id = info.backup_id.clone().unwrap_or_default();
     let ssh = place.remote.as_ref().map(|(ssh, _)| ssh.as_str());
+    let mut flags = Vec::new();
+    if options.network_compression {
+        flags.push("-z".to_string());
+    }
+    if let Some(limit) = options.bwlimit.filter(|l| *l > 0) {
+        flags.push(format!("--bwlimit={limit}"));
+    }
+    let rsync = |ssh: &str, args: &[&str]| {
+        let ssh = ssh.to_string();
+        let flags = flags.clone();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            rsync_with(&ssh, &flags, &args).await
+        }
+    };
 
     // The backup label.
     report.info("Copying the backup label.");
@@ -912,6 +938,13 @@ async fn prepare(
         rsync(ssh, &args).await.map_err(|e| {
             Error::Failed(format!("remote copy of configuration files failed: {e}"))
         })?;
+    }
+    if ssh.is_none() {
+        // The renames and new files survive a crash (beyond Barman).
+        if !options.get_wal {
+            crate::durable::sync_dir(Path::new(&plan.wal_dest))?;
+        }
+        crate::durable::sync_dir(Path::new(dest))?;
     }
     Ok((
         changes,
