@@ -86,6 +86,88 @@ fn reverse_name(hostname: &str) -> Option<String> {
     Some(text.to_string_lossy().into_owned())
 }
 
+/// Barman's backup choice for `auto` (`cli.restore`): with a time or LSN target, the
+/// newest copied backup ending at or before it (on the target timeline if one is given);
+/// without a target, the newest one (on the target timeline if given). Refusals are
+/// [`Error::Refused`]; what Barman raises (an unparsable time, `current`) is an error of
+/// another kind.
+fn choose_backup<'a>(
+    home: &ServerHome,
+    backups: &'a [barman_cloud::catalog::BackupInfo],
+    args: &RecoverArgs,
+) -> Result<&'a barman_cloud::catalog::BackupInfo, Error> {
+    let tli = match args.target_tli.as_deref() {
+        None => None,
+        Some("current") => {
+            return Err(Error::Config(
+                "'current' is not a valid timeline keyword when recovering without a backup_id"
+                    .into(),
+            ));
+        }
+        Some("latest") => {
+            let latest = barman_cloud::server::check::latest_archived(&home.wal);
+            Some(i64::from(*latest.keys().next_back().ok_or_else(|| {
+                Error::Config("max() arg is an empty sequence".into())
+            })?))
+        }
+        Some(number) => Some(
+            number
+                .parse::<i64>()
+                .map_err(|_| Error::Config(format!("{number} is not a valid timeline")))?,
+        ),
+    };
+    let refused = if args.target_immediate {
+        Some("target_immediate")
+    } else if args.target_xid.is_some() {
+        Some("target_xid")
+    } else if args.target_name.is_some() {
+        Some("target_name")
+    } else {
+        None
+    };
+    if let Some(option) = refused {
+        return Err(Error::Refused(format!(
+            "For PITR without a backup_id, the only possible recovery targets are target_time \
+             and target_lsn. '{option}' recovery target is not allowed without a backup_id."
+        )));
+    }
+    let mut candidates: Vec<&barman_cloud::catalog::BackupInfo> = backups
+        .iter()
+        .filter(|b| b.status.as_ref().is_some_and(|s| s.is_copy_done()))
+        .collect();
+    candidates.sort_by(|a, b| b.backup_id.cmp(&a.backup_id));
+    let on_timeline = |b: &&&barman_cloud::catalog::BackupInfo| tli.is_none() || b.timeline == tli;
+    let chosen = if let Some(text) = &args.target_time {
+        let target = timestamp::parse(text).map_err(|e| {
+            Error::Config(format!(
+                "Unable to parse the target time parameter {}: {e}",
+                barman_cloud::catalog::pyliteral::repr_str(text)
+            ))
+        })?;
+        candidates
+            .iter()
+            .filter(|b| b.end_time.is_some_and(|end| end <= target))
+            .find(on_timeline)
+    } else if let Some(text) = &args.target_lsn {
+        let target = barman_cloud::wal::Lsn::parse(text)
+            .ok_or_else(|| Error::Config(format!("Invalid LSN: {text}")))?;
+        candidates
+            .iter()
+            .filter(|b| {
+                b.end_xlog
+                    .as_deref()
+                    .and_then(barman_cloud::wal::Lsn::parse)
+                    .is_some_and(|end| end <= target)
+            })
+            .find(on_timeline)
+    } else {
+        candidates.iter().find(on_timeline)
+    };
+    chosen
+        .copied()
+        .ok_or_else(|| Error::Refused("Cannot find any candidate backup for recovery.".into()))
+}
+
 pub(super) fn recover_command(config: &Config, args: &RecoverArgs, out: &mut Output) -> u8 {
     let mut server = match get_server(config, &args.server, RECOVER, out) {
         Ok(server) => server,
@@ -105,20 +187,30 @@ pub(super) fn recover_command(config: &Config, args: &RecoverArgs, out: &mut Out
         );
         return out.close();
     }
-    if args.backup_id == "auto" {
-        out.error(
-            "barman-rs does not choose the backup to recover ('auto'): give a backup ID",
-            "barman.cli",
-        );
-        return out.close();
-    }
     let home = ServerHome::from_config(&server);
     let backups = load_backups(&home);
-    let info = match backup_id::resolve(&backups, &args.backup_id, &server.name) {
-        Ok(info) => info.clone(),
-        Err(error) => {
-            out.error(&error.to_string(), "barman.cli");
-            return out.close();
+    let info = if args.backup_id == "auto" {
+        match choose_backup(&home, &backups, args) {
+            Ok(info) => info.clone(),
+            Err(Error::Refused(message)) => {
+                out.error(&message, "barman.cli");
+                return out.close();
+            }
+            Err(error) => {
+                out.exception(
+                    &format!("{error}\nSee log file for more details."),
+                    "barman.cli",
+                );
+                return out.close();
+            }
+        }
+    } else {
+        match backup_id::resolve(&backups, &args.backup_id, &server.name) {
+            Ok(info) => info.clone(),
+            Err(error) => {
+                out.error(&error.to_string(), "barman.cli");
+                return out.close();
+            }
         }
     };
     if !info.status.as_ref().is_some_and(|s| s.is_copy_done()) {

@@ -44,7 +44,9 @@ check_timeout = 30
 const CLONE_DEVICE: &str = "/dev/sdk";
 
 /// Names of the PGDATA copies, one per recovery run.
-const COPIES: [&str; 22] = [
+const COPIES: [&str; 24] = [
+    "ours-auto",
+    "barman-auto",
     "ours-json",
     "barman-json",
     "ours-broken",
@@ -127,7 +129,7 @@ impl Setup {
     /// Puts copy `name` at the data directory, runs `program recover ...`, moves the
     /// result to `result-<name>`; returns the output and the result's path.
     fn recover_copy(&self, program: &Path, name: &str, extra: &[&str]) -> (Output, PathBuf) {
-        self.recover_copy_with(program, name, &[], extra)
+        self.recover_copy_with(program, name, &[], &self.backup_id, extra)
     }
 
     /// [`Self::recover_copy`] with global options.
@@ -136,6 +138,7 @@ impl Setup {
         program: &Path,
         name: &str,
         global: &[&str],
+        id: &str,
         extra: &[&str],
     ) -> (Output, PathBuf) {
         let data = self.data();
@@ -145,7 +148,7 @@ impl Setup {
         args.extend([
             "recover",
             "snap",
-            self.backup_id.as_str(),
+            id,
             dest.as_str(),
             "--snapshot-recovery-instance",
             self.recovery.as_str(),
@@ -490,6 +493,25 @@ fn server_recover_of_a_snapshot_backup_matches_barman_and_postgresql_replays_it(
         "{}",
         stderr(&out)
     );
+    // `auto` refusals: a target Barman cannot choose by, no backup before the target.
+    let auto_args = |more: &[&str]| {
+        let mut args = vec![
+            "auto".to_string(),
+            dest.clone(),
+            "--snapshot-recovery-instance".to_string(),
+            instance.clone(),
+        ];
+        args.extend(more.iter().map(|s| s.to_string()));
+        args
+    };
+    let out = setup.compare_refusal(&strs(&auto_args(&["--target-name", "rp1"])));
+    assert!(stderr(&out).contains("is not allowed without a backup_id"));
+    let out = setup.compare_refusal(&strs(&auto_args(&[
+        "--target-time",
+        "2020-01-01 00:00:00+00:00",
+    ])));
+    assert!(stderr(&out).contains("Cannot find any candidate backup for recovery."));
+
     // Another region: the recovery instance is not found there (Barman: an exception).
     let args = with_instance(&["--aws-region", "eu-west-3"]);
     let out = setup.compare_refusal(&strs(&args));
@@ -676,6 +698,30 @@ fn server_recover_of_a_snapshot_backup_matches_barman_and_postgresql_replays_it(
     let (plain, _) = setup.compare_recoveries("ours-plain", "barman-plain", &["--no-get-wal"]);
     assert!(!plain.join("recovery.signal").exists());
 
+    // `auto`: the backup chosen by the target LSN.
+    let mut outputs = Vec::new();
+    for (program, name) in [
+        (python_barman(), "barman-auto"),
+        (setup.host.world.ours(), "ours-auto"),
+    ] {
+        let (out, dir) = setup.recover_copy_with(
+            &program,
+            name,
+            &[],
+            "auto",
+            &["--get-wal", "--target-lsn", &lsn],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        outputs.push((mask_start_time(&stdout(&out)), dir));
+    }
+    assert_eq!(outputs[0].0, outputs[1].0);
+    assert!(
+        outputs[1].0.contains(&format!("using backup {id}\n")),
+        "{}",
+        outputs[1].0
+    );
+    compare_trees(&outputs[1].1, &outputs[0].1, "recover auto");
+
     // JSON output: the same document but for the times.
     let mut documents = Vec::new();
     for (program, name) in [
@@ -686,6 +732,7 @@ fn server_recover_of_a_snapshot_backup_matches_barman_and_postgresql_replays_it(
             &program,
             name,
             &["-f", "json"],
+            &setup.backup_id,
             &["--get-wal", "--target-name", "rp1"],
         );
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
