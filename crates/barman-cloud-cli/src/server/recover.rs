@@ -335,6 +335,30 @@ pub(super) fn recover_command(config: &Config, args: &RecoverArgs, out: &mut Out
         server.gcp_zone = Some(zone.clone());
     }
 
+    // Barman runs these around the recovery; skipping them silently could break what
+    // they guard, so they are refused until barman-rs runs them.
+    let hooks: Vec<&str> = [
+        "pre_recovery_script",
+        "pre_recovery_retry_script",
+        "post_recovery_retry_script",
+        "post_recovery_script",
+    ]
+    .into_iter()
+    .filter(|k| server.hooks.get(*k).is_some_and(|v| !v.trim().is_empty()))
+    .collect();
+    if !hooks.is_empty() {
+        out.error(
+            &format!(
+                "barman-rs does not run recovery hook scripts yet: {} configured for server \
+                 '{}'",
+                hooks.join(", "),
+                server.name
+            ),
+            "barman.cli",
+        );
+        return out.close();
+    }
+
     // Barman files the WALs waiting in incoming/ first (quietly).
     if !args.skip_archive_wal && server.archiver {
         match archive_settings(&server) {

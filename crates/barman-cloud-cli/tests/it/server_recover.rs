@@ -512,6 +512,30 @@ fn server_recover_of_a_snapshot_backup_matches_barman_and_postgresql_replays_it(
     ])));
     assert!(stderr(&out).contains("Cannot find any candidate backup for recovery."));
 
+    // Recovery hook scripts are not run yet: refused rather than skipped.
+    let conf = setup.host.world.path("barman.conf");
+    let original = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(
+        &conf,
+        format!("{original}pre_recovery_script = /bin/true\n"),
+    )
+    .unwrap();
+    let out = setup.run(
+        &setup.host.world.ours(),
+        &strs(&{
+            let mut all = vec!["recover".to_string(), "snap".to_string()];
+            all.extend(with_instance(&[]));
+            all
+        }),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("does not run recovery hook scripts yet: pre_recovery_script"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(&conf, original).unwrap();
+
     // Another region: the recovery instance is not found there (Barman: an exception).
     let args = with_instance(&["--aws-region", "eu-west-3"]);
     let out = setup.compare_refusal(&strs(&args));
