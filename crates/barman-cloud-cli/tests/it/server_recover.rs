@@ -343,7 +343,19 @@ fn start_recovered(setup: &Setup, data: &Path) {
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     chown_postgres(&setup.host.world.path("home"));
-    chown_postgres(data);
+    // No chown of the data directory: our recovery keeps it PostgreSQL's (Barman, run
+    // as root, leaves root's files there).
+    {
+        use std::os::unix::fs::MetadataExt;
+        let owner = std::fs::metadata(data).unwrap().uid();
+        for name in ["postgresql.conf", "postgresql.auto.conf", "backup_label"] {
+            assert_eq!(
+                std::fs::metadata(data.join(name)).unwrap().uid(),
+                owner,
+                "owner of {name}"
+            );
+        }
+    }
     let log = setup.host.cluster.root.path().join("recovered.log");
     let out = Command::new("runuser")
         .args(["-u", "postgres", "--", "env"])

@@ -205,6 +205,31 @@ fn copy_file(from: &Path, to: &Path) -> Result<()> {
     write_file(to, &content, mode & 0o7777)
 }
 
+/// Beyond Barman: a file written into the data directory gets the owner of `like` (the
+/// file it replaces, or the directory), so that a recovery run as root leaves files the
+/// PostgreSQL user can read. Only root can do this; failures are ignored.
+fn owned_like(path: &Path, like: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(meta) = fs::metadata(like) {
+        let _ = std::os::unix::fs::chown(path, Some(meta.uid()), Some(meta.gid()));
+    }
+}
+
+/// [`owned_like`] for `dir` and everything below it.
+fn owned_tree(dir: &Path, like: &Path) {
+    owned_like(dir, like);
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                owned_tree(&path, like);
+            } else {
+                owned_like(&path, like);
+            }
+        }
+    }
+}
+
 fn write_file(to: &Path, content: &[u8], mode: u32) -> Result<()> {
     let name = to.file_name().map(|n| n.to_string_lossy().into_owned());
     let temp = to.with_file_name(format!(
@@ -680,7 +705,8 @@ async fn prepare(
             )
             .await
         }
-        None => copy_file(&label, Path::new(&label_dest)),
+        None => copy_file(&label, Path::new(&label_dest))
+            .map(|()| owned_like(Path::new(&label_dest), Path::new(dest))),
     };
     if let Err(e) = copied {
         return Err(Error::Failed(format!(
@@ -919,6 +945,9 @@ async fn prepare(
             & 0o7777;
         fs::rename(&path, &origin).map_err(|e| Error::io(&path, e))?;
         write_file(&path, &mangled, mode)?;
+        if ssh.is_none() {
+            owned_like(&path, &origin);
+        }
         changes.extend(found);
         warnings.extend(recovery_conf::detect_issues(&mangled, &base));
     }
@@ -940,6 +969,9 @@ async fn prepare(
         })?;
     }
     if ssh.is_none() {
+        // The WAL directory and what was copied into it belong to the data directory's
+        // owner, who runs the restore_command (beyond Barman).
+        owned_tree(Path::new(&plan.wal_dest), Path::new(dest));
         // The renames and new files survive a crash (beyond Barman).
         if !options.get_wal {
             crate::durable::sync_dir(Path::new(&plan.wal_dest))?;
