@@ -44,7 +44,9 @@ check_timeout = 30
 const CLONE_DEVICE: &str = "/dev/sdk";
 
 /// Names of the PGDATA copies, one per recovery run.
-const COPIES: [&str; 24] = [
+const COPIES: [&str; 26] = [
+    "ours-custom",
+    "barman-custom",
     "ours-auto",
     "barman-auto",
     "ours-json",
@@ -259,7 +261,9 @@ fn cp_a(from: &Path, to: &Path) {
 }
 
 /// Entries the recovery may write (or leave): compared byte for byte, with their modes.
-const WRITTEN: [&str; 9] = [
+const WRITTEN: [&str; 11] = [
+    "custom.conf",
+    "custom.conf.origin",
     "backup_label",
     ".barman-recover.info",
     "postgresql.auto.conf",
@@ -722,6 +726,26 @@ fn server_recover_of_a_snapshot_backup_matches_barman_and_postgresql_replays_it(
     assert!(
         auto.contains("restore_command = 'cp ''/somewhere/%f'' %p'\n"),
         "{auto}"
+    );
+    // Another recovery configuration file (created, then treated as Barman treats it).
+    let (custom, text) = setup.compare_recoveries(
+        "ours-custom",
+        "barman-custom",
+        &[
+            "--get-wal",
+            "--target-immediate",
+            "--recovery-conf-filename",
+            "custom.conf",
+        ],
+    );
+    assert!(
+        text.contains("please review the custom.conf file"),
+        "{text}"
+    );
+    let written = std::fs::read_to_string(custom.join("custom.conf")).unwrap();
+    assert!(
+        written.ends_with("recovery_target = 'immediate'\n"),
+        "{written}"
     );
     // Immediate, WALs copied.
     setup.compare_recoveries(
