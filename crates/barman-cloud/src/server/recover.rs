@@ -272,6 +272,13 @@ fn lsn_segment(lsn: &str, tli: u32, segment_size: u64) -> Result<String> {
     ))
 }
 
+/// Whether a target time names its zone: a second zone cannot be appended to a time
+/// that has one (a date alone gets a midnight first).
+fn explicit_zone(text: &str) -> bool {
+    timestamp::parse(&format!("{text} UTC")).is_err()
+        && timestamp::parse(&format!("{text} 00:00:00 UTC")).is_err()
+}
+
 /// Everything the recovery computed before touching the destination.
 struct Plan {
     is_pitr: bool,
@@ -340,10 +347,7 @@ fn plan_targets(
                 repr_str(text)
             ))
         })?;
-        // A zone given in the text survives a second zone appended: then it was
-        // explicit, else the parser used the local one.
-        let explicit = timestamp::parse(&format!("{text} UTC")).is_err();
-        if !explicit {
+        if !explicit_zone(text) {
             report.warning(
                 "No time zone has been specified through '--target-time' command-line \
                  option. Barman assumed the same time zone from the Barman host.",
@@ -990,6 +994,17 @@ async fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn explicit_zones_are_told_from_local_times() {
+        assert!(!explicit_zone("2026-11-30 10:00:00"));
+        assert!(!explicit_zone("2026-11-30 10:00:00.123456"));
+        assert!(!explicit_zone("2026-11-30"));
+        assert!(explicit_zone("2026-11-30 10:00:00+02"));
+        assert!(explicit_zone("2026-11-30 10:00:00+02:00"));
+        assert!(explicit_zone("2026-11-30T10:00:00Z"));
+        assert!(explicit_zone("2026-11-30 10:00:00 UTC"));
+    }
 
     #[test]
     fn lsn_segments_are_named_as_postgresql_names_them() {
