@@ -572,6 +572,15 @@ pub async fn recover_snapshot(
             info.backup_id.as_deref().unwrap_or_default()
         )));
     };
+    // PostgreSQL 11 and older read recovery.conf, which Barman writes for them; we do
+    // not, so such backups are refused before anything is touched.
+    if info.version.is_some_and(|v| v < 120000) {
+        return Err(Error::Refused(format!(
+            "Backup {} is of PostgreSQL {}: barman-rs recovers PostgreSQL 12 and later only",
+            info.backup_id.as_deref().unwrap_or_default(),
+            info.version.unwrap_or_default()
+        )));
+    }
     let place = Place {
         remote: match &options.remote_ssh_command {
             Some(ssh) => Some((ssh.clone(), SshHost::connect(ssh).await?)),
