@@ -41,14 +41,12 @@ async fn open_or_test(
 }
 
 pub async fn wal_archive(args: WalArchiveArgs) -> Result<()> {
-    let wal_path = match (&args.wal_path, hook_wal_path()) {
-        (Some(path), _) => path.clone(),
-        (None, Some(path)) => path.into(),
-        (None, None) => {
-            return Err(Error::InvalidInput(
-                "the following arguments are required: WAL_PATH".into(),
-            ));
-        }
+    let wal_path = match hook_wal_path()? {
+        // Barman takes BARMAN_FILE even when a WAL_PATH is given too.
+        Some(path) => path.into(),
+        None => args.wal_path.clone().ok_or_else(|| {
+            Error::InvalidInput("the following arguments are required: WAL_PATH".into())
+        })?,
     };
     let basename = wal_path
         .file_name()
@@ -84,16 +82,28 @@ pub async fn wal_archive(args: WalArchiveArgs) -> Result<()> {
     wal::archive_wal(&storage, &request).await.map(|_| ())
 }
 
-/// In Barman hook mode (`archive_script`/`archive_retry_script`, phase `pre`) the WAL path
-/// comes from `BARMAN_FILE`.
-fn hook_wal_path() -> Option<String> {
+/// The hook script Barman runs us as: (`BARMAN_HOOK`, `BARMAN_PHASE`) when both are set.
+fn barman_hook() -> Option<(String, String)> {
     let hook = std::env::var("BARMAN_HOOK").ok()?;
     let phase = std::env::var("BARMAN_PHASE").ok()?;
-    if (hook == "archive_script" || hook == "archive_retry_script") && phase == "pre" {
-        std::env::var("BARMAN_FILE").ok()
-    } else {
-        None
+    Some((hook, phase))
+}
+
+/// In Barman hook mode the WAL path comes from `BARMAN_FILE`, and only the `pre` phase of
+/// `archive_script`/`archive_retry_script` is a hook we can be. Barman ends both refusals
+/// with a traceback (exit 1).
+fn hook_wal_path() -> Result<Option<String>> {
+    let Some((hook, phase)) = barman_hook() else {
+        return Ok(None);
+    };
+    if !(matches!(hook.as_str(), "archive_script" | "archive_retry_script") && phase == "pre") {
+        return Err(Error::Refused(format!(
+            "barman-cloud-wal-archive called as unsupported hook script: {phase}_{hook}"
+        )));
     }
+    std::env::var("BARMAN_FILE")
+        .map(Some)
+        .map_err(|_| Error::Refused("Expected environment variable BARMAN_FILE not set".into()))
 }
 
 pub async fn wal_restore(args: WalRestoreArgs) -> Result<()> {
@@ -480,12 +490,6 @@ async fn snapshot_backup(args: BackupArgs, tags: Vec<(String, String)>) -> Resul
 }
 
 pub async fn backup(args: BackupArgs) -> Result<()> {
-    if std::env::var_os("BARMAN_HOOK").is_some() && std::env::var_os("BARMAN_PHASE").is_some() {
-        return Err(Error::Unsupported(
-            "running barman-cloud-backup as a Barman hook script is not supported yet by barman-rs"
-                .into(),
-        ));
-    }
     if args.is_snapshot_backup() && args.compression().is_some() {
         return Err(Error::Config(
             "Compression options cannot be used with snapshot backups".into(),
@@ -510,6 +514,16 @@ pub async fn backup(args: BackupArgs) -> Result<()> {
         return Err(Error::Config(
             "KMS key cannot be specified for snapshot backups".into(),
         ));
+    }
+    if let Some(hook) = barman_hook() {
+        // As in Barman: -t first, then the hook checks; snapshot options are ignored.
+        if args.max_archive_size >= backup::MAX_ARCHIVE_SIZE {
+            tracing::warn!("max-archive-size too big. Capping it to to 1.0 TiB");
+        }
+        let Some(storage) = open_backup_destination(&args).await? else {
+            return Ok(());
+        };
+        return hook_backup(args, tags, hook, storage).await;
     }
     if args.is_snapshot_backup() {
         return snapshot_backup(args, tags).await;
@@ -544,6 +558,71 @@ pub async fn backup(args: BackupArgs) -> Result<()> {
         "backup {}: {} bytes read, {} bytes stored in {} objects",
         outcome.backup_id,
         outcome.bytes_read,
+        outcome.bytes_stored,
+        outcome.objects
+    );
+    Ok(())
+}
+
+/// `barman-cloud-backup` as the `post` phase of a Barman server's `backup_script` or
+/// `backup_retry_script`: Barman 3.20.1's checks, in its order, then the upload of the
+/// server's backup.
+async fn hook_backup(
+    args: BackupArgs,
+    tags: Vec<(String, String)>,
+    (hook, phase): (String, String),
+    storage: CloudStorage,
+) -> Result<()> {
+    use barman_cloud::backup::hook::{HookUploadRequest, ServerBackup, upload_server_backup};
+    if !(matches!(hook.as_str(), "backup_script" | "backup_retry_script") && phase == "post") {
+        return Err(Error::Config(format!(
+            "barman-cloud-backup called as unsupported hook script: {phase}_{hook}"
+        )));
+    }
+    if args.name.is_some() {
+        return Err(Error::Config(
+            "Cannot set backup name when running as a hook script".into(),
+        ));
+    }
+    let required = |name: &str| {
+        std::env::var(name)
+            .map_err(|_| Error::Config(format!("{name} environment variable not set")))
+    };
+    let backup_dir = required("BARMAN_BACKUP_DIR")?;
+    let backup_id = required("BARMAN_BACKUP_ID")?;
+    let status = std::env::var("BARMAN_STATUS").unwrap_or_else(|_| "None".into());
+    if status != "DONE" {
+        return Err(Error::HookAbort(format!(
+            "backup in '{backup_dir}' has status '{status}' (status should be: DONE)"
+        )));
+    }
+    let info_path = required("BARMAN_BACKUP_INFO_PATH")?;
+    let backup = ServerBackup::load(
+        &backup_id,
+        std::path::Path::new(&backup_dir),
+        std::path::Path::new(&info_path),
+    )?;
+    if backup.is_compressed() {
+        return Err(Error::Config(
+            "Compressed backups are not supported when running as a hook script".into(),
+        ));
+    }
+    let request = HookUploadRequest {
+        server_name: args.server_name.clone(),
+        compression: args.compression(),
+        jobs: args.jobs as usize,
+        max_archive_size: args.max_archive_size,
+        min_chunk_size: args.min_chunk_size,
+        max_bandwidth: args.max_bandwidth,
+        tags,
+    };
+    let progress = Arc::new(backup::WalkProgress::default());
+    let bar = BackupProgress::start(progress.clone(), args.common.quiet > 0);
+    let outcome = upload_server_backup(Arc::new(storage), &backup, &request, progress).await;
+    drop(bar);
+    let outcome = outcome?;
+    tracing::debug!(
+        "backup {backup_id}: {} bytes stored in {} objects",
         outcome.bytes_stored,
         outcome.objects
     );

@@ -15,6 +15,8 @@ const FAILED: u8 = 1;
 const NETWORK: u8 = 2;
 const BAD_INPUT: u8 = 3;
 const OTHER: u8 = 4;
+/// Barman's `UnrecoverableHookScriptError`: the hook must not be retried.
+const HOOK_ABORT: u8 = 63;
 
 /// Logs `error` as one line (through the same logger as everything else, so `-q` works,
 /// and secrets are hidden there) and returns its exit code.
@@ -62,6 +64,7 @@ impl ExitRules {
     pub fn code_for(self, error: &Error) -> u8 {
         match error.root() {
             Error::InvalidInput(_) => BAD_INPUT,
+            Error::HookAbort(_) => HOOK_ABORT,
             Error::Connectivity(_) if self.connectivity_probe => NETWORK,
             Error::Spool(_) => NETWORK,
             Error::BucketMissing(_) if self.bucket_probe => FAILED,

@@ -113,6 +113,11 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+
+    /// A Barman hook script refusing work that retrying cannot change (a backup that is
+    /// not DONE): Barman stops retrying the hook on this exit code (63).
+    #[error("{0}")]
+    HookAbort(String),
 }
 
 impl Error {

@@ -7,6 +7,7 @@ mod cnpg;
 mod crafted;
 mod delete;
 mod ec2;
+mod hook_mode;
 mod manifest;
 mod postgres;
 mod restore;

@@ -17,6 +17,7 @@
 //! single member or frame per object.
 
 mod archive;
+pub mod hook;
 mod owners;
 pub mod rules;
 pub mod snapshot;
