@@ -155,6 +155,15 @@ async fn upload(
 ) -> Result<UploadReport> {
     let layout = ServerLayout::new(storage, &request.server_name);
     let id = &backup.backup_id;
+    let label_path = backup.backup_dir.join("data").join(BACKUP_LABEL_ENTRY);
+    let label = std::fs::read(&label_path).map_err(|e| {
+        Error::Failed(format!(
+            "the backup has no usable backup_label ({}: {e})",
+            label_path.display()
+        ))
+    })?;
+    let label_digest = Digest256::of(&label);
+
     let info_key = layout.backup_info(id);
     // An earlier upload of this backup: invisible until this one is whole.
     let removed = storage
@@ -165,15 +174,6 @@ async fn upload(
             "cannot remove the backup.info of an earlier upload ({info_key}): {error}"
         )));
     }
-
-    let label_path = backup.backup_dir.join("data").join(BACKUP_LABEL_ENTRY);
-    let label = std::fs::read(&label_path).map_err(|e| {
-        Error::Failed(format!(
-            "the backup has no usable backup_label ({}: {e})",
-            label_path.display()
-        ))
-    })?;
-    let label_digest = Digest256::of(&label);
 
     let report = if backup.is_snapshot() {
         let key = layout.backup_label(id);
