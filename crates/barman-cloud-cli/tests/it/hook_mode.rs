@@ -47,17 +47,32 @@ fn executable(path: &Path, text: &str) {
 }
 
 /// A hook wrapper: the destination's credentials, then `exec` of our command, its stderr
-/// appended to `<log>`.
+/// appended to `<log>`. While a file `<path>.fail-once` exists (S3 only), one run is
+/// pointed at a closed port instead, and removes the file: storage unreachable once.
 fn hook_script(path: &Path, dest: &Destination, command: &str, options: &str, log: &Path) {
+    let exec = |args: &str| {
+        format!(
+            "exec '{}' {command} {args}{options} '{}' {SERVER} 2>>'{}'\n",
+            our_binary().display(),
+            dest.url,
+            log.display()
+        )
+    };
+    let flag = format!("{}.fail-once", path.display());
+    let fail_once = if dest.service == Service::S3 {
+        format!(
+            "if [ -e '{flag}' ]; then\n  rm -f '{flag}'\n  {}fi\n",
+            exec("--endpoint-url 'http://127.0.0.1:1' ")
+        )
+    } else {
+        String::new()
+    };
     executable(
         path,
         &format!(
-            "#!/bin/sh\n{}exec '{}' {command} {}{options} '{}' {SERVER} 2>>'{}'\n",
+            "#!/bin/sh\n{}{fail_once}{}",
             dest.shell_env(),
-            our_binary().display(),
-            dest.shell_args(),
-            dest.url,
-            log.display()
+            exec(&dest.shell_args())
         ),
     );
 }
@@ -318,7 +333,33 @@ fn server_cycle(service: Service, backup_options: &str) -> (HookServer, String) 
     );
     wait_past(&waiting);
 
+    // Storage unreachable for the first run of the hook (S3): exit 1, and Barman retries
+    // the hook until it succeeds.
+    let fail_once = server.world().path("backup-hook.sh.fail-once");
+    if service == Service::S3 {
+        std::fs::write(&fail_once, b"").unwrap();
+    }
     let backup_id = server.backup(&["--wait"]);
+    if service == Service::S3 {
+        assert!(
+            !fail_once.exists(),
+            "the hook never ran:\n{}",
+            server.logs()
+        );
+        let log = std::fs::read_to_string(server.world().path("backup-hook.log")).unwrap();
+        assert_eq!(
+            log.matches("Backup upload failed uploading data").count(),
+            1,
+            "{}",
+            server.logs()
+        );
+        let barman_log = std::fs::read_to_string(server.world().path("barman.log")).unwrap();
+        assert!(
+            barman_log.contains("backup-hook.sh returned 1"),
+            "{}",
+            server.logs()
+        );
+    }
     let keys = base_keys(&server.dest, &backup_id);
     assert!(
         keys.contains(&"backup.info".to_string()),
@@ -663,6 +704,26 @@ fn hook_refusals_exit_as_barman_and_upload_nothing() {
     assert_eq!(
         barman_listing(&dest),
         vec![(id.to_string(), "DONE".to_string())]
+    );
+
+    // Uploaded again with another compression: the first upload's archive goes.
+    let mut again = dest.command_for_ours("barman-cloud-backup", &["--gzip"], &[SERVER]);
+    again.envs(ok.iter().map(|(k, v)| (k, v)));
+    assert_success(&run(again), "second upload");
+    assert_eq!(
+        base_keys(&dest, id),
+        ["backup.info", "barman-rs.manifest", "data.tar.gz"]
+    );
+    let restored = temp_dir("hookrefuserestore");
+    let target = restored.path().join("data");
+    let out = dest.ours(
+        "barman-cloud-restore",
+        &[SERVER, id, target.to_str().unwrap()],
+    );
+    assert_success(&out, "restore of the second upload");
+    assert_eq!(
+        local_files(&target),
+        ["PG_VERSION", "backup_label", "global/pg_control"]
     );
 }
 
