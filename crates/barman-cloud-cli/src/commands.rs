@@ -607,6 +607,15 @@ async fn hook_backup(
             "Compressed backups are not supported when running as a hook script".into(),
         ));
     }
+    // Not in Barman, which uploads it: an incremental backup holds only the blocks changed
+    // since its parent, and no restore from object storage can combine it. 63 ends
+    // Barman's retries (a retry cannot change it) without failing the backup.
+    if let Some(parent) = backup.incremental_parent() {
+        return Err(Error::HookAbort(format!(
+            "backup {backup_id} is an incremental backup (parent {parent}): it cannot be \
+             restored from object storage, not uploading it"
+        )));
+    }
     let request = HookUploadRequest {
         server_name: args.server_name.clone(),
         compression: args.compression(),

@@ -687,6 +687,25 @@ fn hook_refusals_exit_as_barman_and_upload_nothing() {
         "Compressed backups are not supported when running as a hook script",
         "gz",
     );
+    // Not in Barman (which uploads it): an incremental backup is refused with 63.
+    let (_, incremental) = fake_server_backup(
+        &dir.path().join("incr"),
+        id,
+        "parent_backup_id=20241231T000000\n",
+    );
+    let mut ours = dest.command_for_ours("barman-cloud-backup", &[], &[SERVER]);
+    ours.envs(
+        hook("post", "backup_retry_script", "DONE", Some(&incremental))
+            .iter()
+            .map(|(k, v)| (k, v)),
+    );
+    let out = run(ours);
+    assert_exit(&out, 63, "incremental backup");
+    assert_mentions(
+        &out,
+        "is an incremental backup (parent 20241231T000000)",
+        "incr",
+    );
     assert!(server_keys(&dest).is_empty(), "{:?}", server_keys(&dest));
 
     // Accepted: both tools upload it (each to its own bucket), backup.info unchanged.

@@ -18,7 +18,8 @@
 //!   different `-S` or compression) are removed before the manifest: the directory then
 //!   holds exactly this upload.
 //! * A backup whose `data/backup_label` is missing is refused (our restore would refuse
-//!   what it produced).
+//!   what it produced), and so is an incremental backup ([`ServerBackup::incremental_parent`],
+//!   refused by the command with exit 63): no restore from object storage combines it.
 //! * A snapshot backup of the server (`snapshots_info` in its backup.info, only
 //!   `data/backup_label` on disk) is stored the way `barman-cloud-backup` stores its own
 //!   snapshot backups: `base/<id>/backup_label`, the manifest, the backup.info. Barman
@@ -81,6 +82,14 @@ impl ServerBackup {
             .compression
             .as_deref()
             .is_some_and(|c| !c.is_empty())
+    }
+
+    /// The parent of a block-level incremental backup (PostgreSQL 17+).
+    pub fn incremental_parent(&self) -> Option<&str> {
+        self.info
+            .parent_backup_id
+            .as_deref()
+            .filter(|p| !p.is_empty())
     }
 
     fn is_snapshot(&self) -> bool {
