@@ -1,7 +1,8 @@
 //! barman-cloud-backup and barman-cloud-wal-archive as the hook scripts of a real Python
 //! Barman 3.20.1 server (`post_backup_retry_script`, `pre_archive_retry_script`):
 //! `backup_method = postgres` (pg_basebackup from a PostgreSQL 15 cluster with a
-//! tablespace), `archiver = on` (archive_command `cp` into the server's `incoming/`).
+//! tablespace), `archiver = on` (archive_command `cp` into the server's `incoming/`) or
+//! `streaming_archiver = on` (a replication slot and `barman receive-wal`).
 //! What the server leaves in the bucket through our hooks is restored by our
 //! barman-cloud-restore and wal-restore (and, on S3, by Python Barman's) and recovered to
 //! a target time. Also: Barman's refusals with its exit codes (compared with Python
@@ -77,14 +78,27 @@ fn hook_script(path: &Path, dest: &Destination, command: &str, options: &str, lo
     );
 }
 
+/// How WAL reaches the server.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum WalShipping {
+    /// `archiver = on`: archive_command `cp` into `incoming/`.
+    ArchiveCommand,
+    /// `streaming_archiver = on` through the replication slot `barman` (pg_receivewal
+    /// run by `barman receive-wal`); PostgreSQL's archive_mode off.
+    Streaming,
+}
+
 /// A Python Barman 3.20.1 server `pg` whose hooks are our commands to `dest`.
 struct HookServer {
     host: CheckHost,
     dest: Destination,
+    shipping: WalShipping,
+    /// `barman receive-wal pg`, running while streaming.
+    receiver: Option<std::process::Child>,
 }
 
 impl HookServer {
-    fn new(tag: &str, dest: Destination, backup_options: &str) -> Self {
+    fn new(tag: &str, dest: Destination, backup_options: &str, shipping: WalShipping) -> Self {
         let host = CheckHost::new(tag, "pg", Vec::new());
         let world = &host.world;
         hook_script(
@@ -101,8 +115,69 @@ impl HookServer {
             "",
             &world.path("wal-hook.log"),
         );
-        host.write_conf(&CONF.replace("{pgbin}", &pg_bin_dir()));
-        HookServer { host, dest }
+        let mut conf = CONF.replace("{pgbin}", &pg_bin_dir());
+        if shipping == WalShipping::Streaming {
+            conf = conf.replace(
+                "archiver = on\n",
+                "archiver = off\nstreaming_archiver = on\nslot_name = barman\n",
+            );
+            // (pg_ctl restart would log to, and hold, our output pipe.)
+            host.cluster.pg_ctl("stop");
+            host.cluster.configure("archive_mode = off\n");
+            host.cluster.start();
+        }
+        host.write_conf(&conf);
+        let mut server = HookServer {
+            host,
+            dest,
+            shipping,
+            receiver: None,
+        };
+        if shipping == WalShipping::Streaming {
+            let out = server.barman(&["receive-wal", "--create-slot", "pg"]);
+            assert_success(&out, "barman receive-wal --create-slot");
+            let conf = server.world().path("barman.conf");
+            let log = std::fs::File::create(server.world().path("receive-wal.log")).unwrap();
+            let child = Command::new(python_barman())
+                .arg("-c")
+                .arg(&conf)
+                .args(["receive-wal", "pg"])
+                .current_dir(server.world().path(""))
+                .env_remove("BARMAN_CONFIG_FILE")
+                .stdin(std::process::Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("start barman receive-wal");
+            server.receiver = Some(child);
+        }
+        server
+    }
+
+    /// Every WAL written so far reaches the server's archive (the WAL hook running for
+    /// each file), as cron would do it.
+    fn archive_wal(&self) {
+        match self.shipping {
+            WalShipping::ArchiveCommand => {
+                self.cluster().archive_everything();
+                let out = self.barman(&["archive-wal", "pg"]);
+                assert_success(&out, &format!("barman archive-wal\n{}", self.logs()));
+            }
+            WalShipping::Streaming => {
+                let out = self.barman(&[
+                    "switch-wal",
+                    "--force",
+                    "--archive",
+                    "--archive-timeout",
+                    "120",
+                    "pg",
+                ]);
+                assert_success(
+                    &out,
+                    &format!("barman switch-wal --archive\n{}", self.logs()),
+                );
+            }
+        }
     }
 
     fn world(&self) -> &World {
@@ -118,10 +193,12 @@ impl HookServer {
     }
 
     fn logs(&self) -> String {
+        let receiver =
+            std::fs::read_to_string(self.world().path("receive-wal.log")).unwrap_or_default();
         let read =
             |name: &str| std::fs::read_to_string(self.world().path(name)).unwrap_or_default();
         format!(
-            "backup hook:\n{}\nwal hook:\n{}\nbarman.log:\n{}",
+            "backup hook:\n{}\nwal hook:\n{}\nreceive-wal:\n{receiver}\nbarman.log:\n{}",
             read("backup-hook.log"),
             read("wal-hook.log"),
             read("barman.log")
@@ -162,6 +239,23 @@ impl HookServer {
                     .to_string(),
             ),
         ]
+    }
+}
+
+impl Drop for HookServer {
+    fn drop(&mut self) {
+        let Some(mut child) = self.receiver.take() else {
+            return;
+        };
+        let _ = self.barman(&["receive-wal", "--stop", "pg"]);
+        for _ in 0..100 {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -298,9 +392,13 @@ fn restore_and_recover(
 
 /// The whole cycle on `service`: Barman's backups and WAL reach the bucket through our
 /// hooks, and come back to a target time.
-fn server_cycle(service: Service, backup_options: &str) -> (HookServer, String) {
+fn server_cycle(
+    service: Service,
+    backup_options: &str,
+    shipping: WalShipping,
+) -> (HookServer, String) {
     let dest = Destination::create(service, "hooksrv");
-    let server = HookServer::new("hooksrv", dest, backup_options);
+    let server = HookServer::new("hooksrv", dest, backup_options, shipping);
     let cluster = server.cluster();
     let tablespace = server.world().path("tbs");
     std::fs::create_dir(&tablespace).unwrap();
@@ -314,8 +412,7 @@ fn server_cycle(service: Service, backup_options: &str) -> (HookServer, String) 
     cluster
         .psql("create table big as select g, md5(g::text) as h from generate_series(1, 200000) g");
     // What cron would do first: the WAL so far reaches the server (and the bucket).
-    cluster.archive_everything();
-    assert_success(&server.barman(&["archive-wal", "pg"]), "first archive-wal");
+    server.archive_wal();
 
     // Without --wait, Barman runs the post-backup hooks while the backup waits for its
     // WAL: the hook refuses it with 63, which ends Barman's retries; nothing is uploaded.
@@ -387,14 +484,7 @@ fn server_cycle(service: Service, backup_options: &str) -> (HookServer, String) 
     std::thread::sleep(Duration::from_millis(1200));
     cluster.psql("insert into marks select 'b', g from generate_series(1, 1000) g");
     let last = cluster.psql("select pg_walfile_name(pg_current_wal_lsn())");
-    cluster.archive_everything();
-    let out = server.barman(&["archive-wal", "pg"]);
-    assert_success(&out, &format!("barman archive-wal\n{}", server.logs()));
-    assert!(
-        stdout(&out).contains(&last),
-        "archive-wal did not process {last}: {}",
-        stdout(&out)
-    );
+    server.archive_wal();
     let wal_key = format!("wals/{}/{last}", &last[..16]);
     let stored = server
         .world()
@@ -415,7 +505,11 @@ fn server_cycle(service: Service, backup_options: &str) -> (HookServer, String) 
 
 #[test]
 fn hook_server_backup_and_wal_recover_local() {
-    let (server, _) = server_cycle(Service::Local, "-z -S 2MB -J 3 ");
+    let (server, _) = server_cycle(
+        Service::Local,
+        "-z -S 2MB -J 3 ",
+        WalShipping::ArchiveCommand,
+    );
     // gzip archives split at 2 MB.
     let keys = server_keys(&server.dest);
     assert!(
@@ -425,8 +519,19 @@ fn hook_server_backup_and_wal_recover_local() {
 }
 
 #[test]
+fn hook_server_streaming_archiver_backup_and_wal_recover_local() {
+    let (server, backup_id) = server_cycle(Service::Local, "--lz4 ", WalShipping::Streaming);
+    assert!(
+        base_keys(&server.dest, &backup_id).contains(&"data.tar.lz4".to_string()),
+        "{:?}",
+        server_keys(&server.dest)
+    );
+}
+
+#[test]
 fn hook_server_backup_and_wal_recover_s3_with_both_tools_and_cut_upload() {
-    let (server, backup_id) = server_cycle(Service::S3, "--zstd -J 3 ");
+    let (server, backup_id) =
+        server_cycle(Service::S3, "--zstd -J 3 ", WalShipping::ArchiveCommand);
     assert_eq!(
         barman_listing(&server.dest),
         vec![(backup_id.clone(), "DONE".to_string())]
@@ -436,8 +541,7 @@ fn hook_server_backup_and_wal_recover_s3_with_both_tools_and_cut_upload() {
     // Python Barman's restore and wal-restore, to a time after everything.
     std::thread::sleep(Duration::from_millis(1200));
     server.cluster().psql("insert into marks select 'c', 1");
-    server.cluster().archive_everything();
-    assert_success(&server.barman(&["archive-wal", "pg"]), "archive-wal");
+    server.archive_wal();
     assert_eq!(
         restore_and_recover(&server.dest, &backup_id, &target, Tools::Barman),
         "20000:1000:1000:200000",
