@@ -616,6 +616,17 @@ async fn hook_backup(
              restored from object storage, not uploading it"
         )));
     }
+    // Not in Barman, which fails on the missing global/pg_control (exit 1, retried
+    // forever). A snapshot backup's data is in the cloud provider's snapshots, which the
+    // server's catalog owns: a second catalog of the same snapshots in the bucket would let
+    // either side's retention delete snapshots the other still lists. 63 ends the retries
+    // without failing the backup; the WAL hook still copies the WAL.
+    if backup.is_snapshot() {
+        return Err(Error::HookAbort(format!(
+            "backup {backup_id} is a snapshot backup: its data stays in the snapshots the \
+             server's catalog owns, not uploading it"
+        )));
+    }
     let request = HookUploadRequest {
         server_name: args.server_name.clone(),
         compression: args.compression(),

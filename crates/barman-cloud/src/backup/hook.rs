@@ -20,10 +20,11 @@
 //! * A backup whose `data/backup_label` is missing is refused (our restore would refuse
 //!   what it produced), and so is an incremental backup ([`ServerBackup::incremental_parent`],
 //!   refused by the command with exit 63): no restore from object storage combines it.
-//! * A snapshot backup of the server (`snapshots_info` in its backup.info, only
-//!   `data/backup_label` on disk) is stored the way `barman-cloud-backup` stores its own
-//!   snapshot backups: `base/<id>/backup_label`, the manifest, the backup.info. Barman
-//!   3.20.1 instead fails on the missing `global/pg_control` (exit 1, retried forever).
+//! * A snapshot backup of the server (`snapshots_info` in its backup.info) is refused by the
+//!   command with exit 63 ([`ServerBackup::is_snapshot`]): its data is in snapshots the
+//!   server's catalog owns, and a second catalog of them would let either side's retention
+//!   delete what the other lists. Barman 3.20.1 fails on the missing `global/pg_control`
+//!   (exit 1, retried forever).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,7 +41,7 @@ use super::upload::{UploadReport, run_uploads};
 use super::walk::{self, WalkProgress};
 use super::{MAX_ARCHIVE_SIZE, chunk_size, first_line, integrity_manifest, upload_manifest};
 use crate::catalog::BackupInfo;
-use crate::catalog::manifest::{BACKUP_LABEL_ENTRY, Digest256, IntegrityManifest};
+use crate::catalog::manifest::{BACKUP_LABEL_ENTRY, Digest256};
 use crate::compression::Compression;
 use crate::error::{Error, Result};
 use crate::layout::{ServerLayout, is_backup_id};
@@ -92,7 +93,8 @@ impl ServerBackup {
             .filter(|p| !p.is_empty())
     }
 
-    fn is_snapshot(&self) -> bool {
+    /// A snapshot backup (`snapshots_info`): only its label is on the server's disk.
+    pub fn is_snapshot(&self) -> bool {
         self.info.snapshots_info.is_some()
     }
 }
@@ -184,24 +186,10 @@ async fn upload(
         )));
     }
 
-    let report = if backup.is_snapshot() {
-        let key = layout.backup_label(id);
-        tracing::info!("Uploading '{key}'");
-        storage
-            .put(&key, PutPayload::from(label.clone()), &request.tags)
-            .await?;
-        storage.verify_size(&key, label.len() as u64).await?;
-        let mut manifest = IntegrityManifest::default();
-        manifest.insert(BACKUP_LABEL_ENTRY, label_digest);
-        upload_manifest(storage, &layout.manifest(id), &manifest, &request.tags).await?;
-        UploadReport::default()
-    } else {
-        let report = archive_backup(storage, backup, request, progress).await?;
-        remove_stale_archives(storage, &layout, backup, &report).await?;
-        let manifest = integrity_manifest(&layout.backup_dir(id), &report, label_digest)?;
-        upload_manifest(storage, &layout.manifest(id), &manifest, &request.tags).await?;
-        report
-    };
+    let report = archive_backup(storage, backup, request, progress).await?;
+    remove_stale_archives(storage, &layout, backup, &report).await?;
+    let manifest = integrity_manifest(&layout.backup_dir(id), &report, label_digest)?;
+    upload_manifest(storage, &layout.manifest(id), &manifest, &request.tags).await?;
 
     tracing::info!("Uploading '{info_key}'");
     storage
