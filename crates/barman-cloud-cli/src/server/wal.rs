@@ -232,7 +232,20 @@ pub(super) fn archive_wal_command(config: &Config, name: &str, out: &mut Output)
             match outcome {
                 ArchiveOutcome::Ran(report) => match &report.failure {
                     Some(error) => exception(error, out),
-                    None => out.close(),
+                    None => {
+                        // WAITING_FOR_WALS backups whose WALs are now all archived: DONE.
+                        let home = ServerHome::from_config(&server);
+                        let reporter = super::backup::OutputReporter {
+                            out: std::cell::RefCell::new(&mut *out),
+                            logger: "barman.backup",
+                        };
+                        let checked =
+                            barman_cloud::server::backup::check_waiting_backups(&home, &reporter);
+                        if let Err(error) = checked {
+                            return exception(&error, out);
+                        }
+                        out.close()
+                    }
                 },
                 ArchiveOutcome::Busy { .. } => out.close(),
             }

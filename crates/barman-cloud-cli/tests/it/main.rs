@@ -12,6 +12,7 @@ mod manifest;
 mod postgres;
 mod restore;
 mod robustness;
+mod server_backup;
 mod server_check;
 mod server_check_clouds;
 mod server_config;

@@ -134,7 +134,7 @@ fn parse_pg_time(text: &str) -> Result<timestamp::Timestamp> {
         .map_err(|e| Error::Postgres(format!("unexpected time from PostgreSQL '{text}': {e}")))
 }
 
-fn first_line(error: &Error) -> String {
+pub(crate) fn first_line(error: &Error) -> String {
     let text = error.to_string();
     let line = text.lines().next().unwrap_or_default().trim().to_string();
     if line.is_empty() {
@@ -250,7 +250,7 @@ pub async fn take_backup(
 
 /// A new backup.info for `backup_id` with what PostgreSQL tells about the server: system
 /// identifier, version, data directory, configuration files, tablespaces.
-async fn server_info(
+pub(crate) async fn server_info(
     session: &PgSession,
     backup_id: &str,
     server_name: &str,

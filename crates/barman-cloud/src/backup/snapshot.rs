@@ -61,6 +61,133 @@ pub struct SnapshotBackupRequest {
     pub disks: Vec<String>,
 }
 
+/// Where a snapshot backup's backup.info and backup label are kept: the bucket
+/// (barman-cloud-backup) or a `barman_home` (the `barman` server), and what the front end
+/// says along the way. The snapshot flow itself ([`run_snapshot_backup`]) is shared.
+#[allow(async_fn_in_trait)]
+pub trait SnapshotTarget {
+    /// Saves backup.info as it stands.
+    async fn publish(&self, info: &BackupInfo) -> Result<()>;
+    /// Stores the backup label returned by the end of backup mode.
+    async fn store_label(&self, info: &BackupInfo, label: &str) -> Result<()>;
+    /// A step of the flow has been reached (messages, first-backup WAL clean-up).
+    fn step(&self, _step: SnapshotStep, _info: &BackupInfo) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The steps [`SnapshotTarget::step`] hears of.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SnapshotStep {
+    /// Backup mode started and the STARTED backup.info is saved.
+    Started,
+    /// Every snapshot was created, in this time; backup mode ends next.
+    SnapshotsCreated(std::time::Duration),
+}
+
+/// What one snapshot backup works with.
+pub struct SnapshotJob<'a> {
+    pub session: &'a PgSession,
+    pub provider: &'a dyn SnapshotProvider,
+    pub host: &'a dyn Host,
+    pub instance: &'a str,
+    pub disks: &'a [String],
+    pub keepalive_interval: u64,
+    pub immediate_checkpoint: bool,
+    /// The PostgreSQL backup label (`Barman backup <server> <id>`).
+    pub label: String,
+}
+
+/// Why a snapshot backup failed, and what it was doing then (Barman's `current_action`).
+#[derive(Debug)]
+pub struct SnapshotFailure {
+    pub error: Error,
+    pub action: &'static str,
+}
+
+/// The shared flow, from the start of backup mode to the stored label: backup mode, a
+/// STARTED backup.info, the snapshots (concurrently), the end of backup mode (WAL switch
+/// and restore point included), the wait for complete snapshots and their protection,
+/// the label. Returns the time from the volume look-up to complete snapshots and the
+/// snapshots, and sets
+/// `info.snapshots_info`. On failure the snapshots made are deleted and
+/// `info.snapshots_info` lists those that could not be (the caller records the failure).
+pub async fn run_snapshot_backup<T: SnapshotTarget>(
+    job: &SnapshotJob<'_>,
+    target: &T,
+    info: &mut BackupInfo,
+) -> std::result::Result<(std::time::Duration, Vec<CreatedSnapshot>), SnapshotFailure> {
+    let mut created: Vec<CreatedSnapshot> = Vec::new();
+    let mut action = "issuing start backup command";
+    let interruption = Interruption::watch();
+    let outcome = async {
+        start_backup_mode(job.session, info, &job.label, job.immediate_checkpoint).await?;
+        action = "starting backup";
+        target.publish(info).await?;
+        target.step(SnapshotStep::Started, info)?;
+        action = "copying files";
+        let run = SnapshotRun {
+            job,
+            interruption: &interruption,
+        };
+        run.snapshot_and_store(target, info, &mut created, &mut action)
+            .await
+    }
+    .await;
+    match outcome {
+        Ok(elapsed) => {
+            info.snapshots_info = Some(job.provider.snapshots_info(&created));
+            Ok((elapsed, created))
+        }
+        Err(error) => {
+            let kept = delete_snapshots(job.provider, &created).await;
+            info.snapshots_info = (!kept.is_empty()).then(|| job.provider.snapshots_info(&kept));
+            Err(SnapshotFailure { error, action })
+        }
+    }
+}
+
+/// barman-cloud-backup's target: backup.info, the label and our integrity manifest as
+/// objects of the bucket.
+struct BucketTarget<'a> {
+    storage: &'a CloudStorage,
+    catalog: BucketCatalog<'a>,
+    server_name: &'a str,
+    tags: &'a [(String, String)],
+}
+
+impl SnapshotTarget for BucketTarget<'_> {
+    async fn publish(&self, info: &BackupInfo) -> Result<()> {
+        upload_backup_info(&self.catalog, info, self.tags).await
+    }
+
+    async fn store_label(&self, info: &BackupInfo, label: &str) -> Result<()> {
+        let backup_id = info.backup_id.as_deref().unwrap_or_default();
+        let layout = ServerLayout::new(self.storage, self.server_name);
+        let label_key = layout.backup_label(backup_id);
+        tracing::info!("Uploading '{label_key}'");
+        self.storage
+            .put(
+                &label_key,
+                PutPayload::from(label.to_string().into_bytes()),
+                self.tags,
+            )
+            .await?;
+        self.storage
+            .verify_size(&label_key, label.len() as u64)
+            .await?;
+        let mut manifest = IntegrityManifest::default();
+        manifest.insert(BACKUP_LABEL_ENTRY, Digest256::of(label.as_bytes()));
+        super::upload_manifest(
+            self.storage,
+            &layout.manifest(backup_id),
+            &manifest,
+            self.tags,
+        )
+        .await
+    }
+}
+
 /// Takes a snapshot backup of the server behind `session`, whose disks `provider` reaches
 /// and whose mounts `host` tells.
 pub async fn take_snapshot_backup(
@@ -77,7 +204,7 @@ pub async fn take_snapshot_backup(
         .await
         .map_err(|e| Error::Failed(format!("Backup failed uploading data ({})", first_line(&e))))?;
     let mut info = server_info(&session, &backup_id, &request.server_name).await?;
-    check_data_on_disks(&info, host, &disks).await?;
+    check_data_on_disks(&info, host, &disks, "--snapshot-disk").await?;
     if session.server_version() < MIN_SERVER_VERSION {
         return Err(Error::Unsupported(format!(
             "unsupported PostgresSQL version {}. Expecting 9.6 or above.",
@@ -87,41 +214,40 @@ pub async fn take_snapshot_backup(
 
     let copy_started = Instant::now();
     tracing::info!("Starting backup '{backup_id}'");
-    let label = format!("Barman backup {} {backup_id}", request.server_name);
-    let catalog = BucketCatalog::new(&storage, &request.server_name);
-    let mut created: Vec<CreatedSnapshot> = Vec::new();
-    let interruption = Interruption::watch();
-    let outcome = async {
-        start_backup_mode(&session, &mut info, &label, request.immediate_checkpoint).await?;
-        upload_backup_info(&catalog, &info, &request.tags).await?;
-        let run = SnapshotRun {
-            storage: &storage,
-            session: &session,
-            provider,
-            host,
-            request,
-            interruption: &interruption,
-        };
-        run.snapshot_and_store(&mut info, &mut created).await
-    }
-    .await;
+    let target = BucketTarget {
+        storage: &storage,
+        catalog: BucketCatalog::new(&storage, &request.server_name),
+        server_name: &request.server_name,
+        tags: &request.tags,
+    };
+    let job = SnapshotJob {
+        session: &session,
+        provider,
+        host,
+        instance: &request.instance,
+        disks: &request.disks,
+        keepalive_interval: request.keepalive_interval,
+        immediate_checkpoint: request.immediate_checkpoint,
+        label: format!("Barman backup {} {backup_id}", request.server_name),
+    };
+    let outcome = run_snapshot_backup(&job, &target, &mut info).await;
+    info.backup_name = request.backup_name.clone();
 
     match outcome {
-        Ok(()) => {
+        Ok((_, created)) => {
             // Whole microseconds, as Python's total_seconds() gives them.
             let elapsed = copy_started.elapsed().as_micros() as f64 / 1e6;
             let mut stats = PyDict::new();
             stats.set("copy_time", PyValue::Float(elapsed));
             stats.set("total_time", PyValue::Float(elapsed));
             info.copy_stats = Some(PyValue::Dict(stats));
-            info.snapshots_info = Some(provider.snapshots_info(&created));
             info.status = Some(BackupStatus::Done);
-            info.backup_name = request.backup_name.clone();
-            if let Err(e) = upload_backup_info(&catalog, &info, &request.tags).await {
+            if let Err(e) = target.publish(&info).await {
                 let reason = first_line(&e);
                 let kept = delete_snapshots(provider, &created).await;
+                info.snapshots_info = (!kept.is_empty()).then(|| provider.snapshots_info(&kept));
                 let failure = format!("failure uploading backup.info file ({reason})");
-                record_failure(&catalog, &mut info, request, failure, provider, &kept).await;
+                record_failure(&target, &mut info, failure).await;
                 return Err(Error::Failed(format!(
                     "Backup failed uploading backup.info file ({reason})"
                 )));
@@ -143,20 +269,20 @@ pub async fn take_snapshot_backup(
                 ))
                 .unwrap_or_default()
             );
+            let objects = created.len();
             Ok(BackupOutcome {
                 backup_id,
                 info,
                 bytes_read: 0,
                 bytes_stored: 0,
-                objects: created.len(),
+                objects,
                 elapsed: started.elapsed(),
             })
         }
-        Err(error) => {
+        Err(SnapshotFailure { error, .. }) => {
             let reason = first_line(&error);
-            let kept = delete_snapshots(provider, &created).await;
             let failure = format!("failure uploading data ({reason})");
-            record_failure(&catalog, &mut info, request, failure, provider, &kept).await;
+            record_failure(&target, &mut info, failure).await;
             Err(Error::Failed(format!(
                 "Backup failed uploading data ({reason})"
             )))
@@ -232,10 +358,12 @@ fn not_attached<'a>(disks: &'a [String], attached: &[AttachedDisk]) -> Vec<&'a s
 
 /// Not in Barman: PGDATA and every tablespace must be on the filesystem of one of the
 /// disks to snapshot, or the backup would silently miss them.
-async fn check_data_on_disks(
+/// `setting` names where the disks are listed (`--snapshot-disk`, `snapshot_disks`).
+pub async fn check_data_on_disks(
     info: &BackupInfo,
     host: &dyn Host,
     disks: &[(AttachedDisk, Mount)],
+    setting: &str,
 ) -> Result<()> {
     let mut paths: Vec<(String, String)> = Vec::new();
     if let Some(pgdata) = &info.pgdata {
@@ -260,7 +388,7 @@ async fn check_data_on_disks(
                 return Err(Error::Config(format!(
                     "{what} ({path}) {holder}, which is none of the disks to snapshot ({}): \
                      it would be missing from the backup. List every disk holding PostgreSQL \
-                     data with --snapshot-disk",
+                     data with {setting}",
                     disks
                         .iter()
                         .map(|(d, m)| format!("{} mounted at {}", d.identifier, m.mount_point))
@@ -275,42 +403,35 @@ async fn check_data_on_disks(
 
 /// What a snapshot backup works with once backup mode has started.
 struct SnapshotRun<'a> {
-    storage: &'a CloudStorage,
-    session: &'a PgSession,
-    provider: &'a dyn SnapshotProvider,
-    host: &'a dyn Host,
-    request: &'a SnapshotBackupRequest,
+    job: &'a SnapshotJob<'a>,
     interruption: &'a Interruption,
 }
 
 impl SnapshotRun<'_> {
     /// Inside backup mode: the snapshots, the end of backup mode, then (outside it) the wait
     /// for complete snapshots and the stored label. `created` receives every snapshot made,
-    /// whatever happens, for the cleanup of a failure.
-    async fn snapshot_and_store(
+    /// whatever happens, for the cleanup of a failure; `action` follows the work.
+    async fn snapshot_and_store<T: SnapshotTarget>(
         &self,
+        target: &T,
         info: &mut BackupInfo,
         created: &mut Vec<CreatedSnapshot>,
-    ) -> Result<()> {
-        let SnapshotRun {
-            storage,
-            session,
-            provider,
-            host,
-            request,
-            interruption,
-        } = *self;
+        action: &mut &'static str,
+    ) -> Result<std::time::Duration> {
+        let SnapshotRun { job, interruption } = *self;
+        let provider = job.provider;
         interruption.check()?;
         let backup_id = info.backup_id.clone().unwrap_or_default();
+        let copy_started = Instant::now();
         // Asked again now, as Barman does: a disk may have gone since the precondition check.
         let attached = provider
-            .attached_disks(&request.instance, Some(&request.disks))
+            .attached_disks(job.instance, Some(job.disks))
             .await?;
-        let missing = not_attached(&request.disks, &attached);
+        let missing = not_attached(job.disks, &attached);
         if !missing.is_empty() {
             return Err(Error::Provider(format!(
                 "Disks not attached to instance {}: {}",
-                request.instance,
+                job.instance,
                 missing.join(", ")
             )));
         }
@@ -322,7 +443,7 @@ impl SnapshotRun<'_> {
             {
                 continue;
             }
-            let mount = resolve_mount(host, &disk.device).await?;
+            let mount = resolve_mount(job.host, &disk.device).await?;
             disks.push((disk, mount));
         }
 
@@ -332,12 +453,12 @@ impl SnapshotRun<'_> {
             let name = snapshot_name(&disk.identifier, &backup_id);
             async move {
                 provider
-                    .create_snapshot(&request.instance, disk, &name, mount)
+                    .create_snapshot(job.instance, disk, &name, mount)
                     .await
             }
         }));
         let (results, lost) =
-            keep_alive_during(session, request.keepalive_interval, interruption, creating).await;
+            keep_alive_during(job.session, job.keepalive_interval, interruption, creating).await;
         let mut first_error = None;
         for result in results {
             match result {
@@ -351,14 +472,17 @@ impl SnapshotRun<'_> {
             return Err(error);
         }
         interruption.check()?;
+        target.step(SnapshotStep::SnapshotsCreated(copy_started.elapsed()), info)?;
 
         tracing::info!("Stopping backup '{backup_id}'");
+        *action = "issuing stop backup command";
         let stopped = tokio::select! {
-            result = stop_backup_mode(session, info) => result,
+            result = stop_backup_mode(job.session, info) => result,
             error = interruption.wait() => Err(error),
         };
         let label = stopped?;
 
+        *action = "copying files";
         let metadata: Vec<SnapshotMetadata> = created.iter().map(|c| c.metadata.clone()).collect();
         tokio::select! {
             result = async {
@@ -368,32 +492,16 @@ impl SnapshotRun<'_> {
             error = interruption.wait() => return Err(error),
         }
         interruption.check()?;
+        let elapsed = copy_started.elapsed();
 
-        let layout = ServerLayout::new(storage, &request.server_name);
-        let label_key = layout.backup_label(&backup_id);
-        tracing::info!("Uploading '{label_key}'");
-        storage
-            .put(
-                &label_key,
-                PutPayload::from(label.clone().into_bytes()),
-                &request.tags,
-            )
-            .await?;
-        storage.verify_size(&label_key, label.len() as u64).await?;
-        let mut manifest = IntegrityManifest::default();
-        manifest.insert(BACKUP_LABEL_ENTRY, Digest256::of(label.as_bytes()));
-        super::upload_manifest(
-            storage,
-            &layout.manifest(&backup_id),
-            &manifest,
-            &request.tags,
-        )
-        .await
+        *action = "writing backup label";
+        target.store_label(info, &label).await?;
+        Ok(elapsed)
     }
 }
 
 /// Deletes the snapshots of a failed backup; returns those still there.
-async fn delete_snapshots(
+pub async fn delete_snapshots(
     provider: &dyn SnapshotProvider,
     created: &[CreatedSnapshot],
 ) -> Vec<CreatedSnapshot> {
@@ -432,20 +540,12 @@ async fn delete_snapshots(
     kept
 }
 
-/// Publishes the FAILED backup.info, listing the snapshots that could not be deleted.
-async fn record_failure(
-    catalog: &BucketCatalog<'_>,
-    info: &mut BackupInfo,
-    request: &SnapshotBackupRequest,
-    error: String,
-    provider: &dyn SnapshotProvider,
-    kept: &[CreatedSnapshot],
-) {
+/// Publishes the FAILED backup.info (`info.snapshots_info` already lists the snapshots
+/// that could not be deleted).
+async fn record_failure(target: &BucketTarget<'_>, info: &mut BackupInfo, error: String) {
     info.status = Some(BackupStatus::Failed);
     info.error = Some(error);
-    info.backup_name = request.backup_name.clone();
-    info.snapshots_info = (!kept.is_empty()).then(|| provider.snapshots_info(kept));
-    if let Err(e) = upload_backup_info(catalog, info, &request.tags).await {
+    if let Err(e) = target.publish(info).await {
         tracing::error!(
             "Backup failed uploading backup.info file ({})",
             first_line(&e)

@@ -6,6 +6,7 @@
 //! codes.
 
 pub mod archive;
+pub mod backup;
 pub mod backup_id;
 pub mod check;
 pub mod config;
