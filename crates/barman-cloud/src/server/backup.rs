@@ -118,7 +118,7 @@ pub async fn backup_server(
     let ctx = CheckContext {
         server: &checked,
         paths: home.wal.clone(),
-        archive: archive.clone(),
+        archive,
     };
     let run = check_server(&ctx).await;
     let mut has_error = run.fatal.is_some();
