@@ -519,6 +519,14 @@ fn server_backup_failures_match_barman_and_leave_no_snapshot() {
     assert!(setup.infos().is_empty());
     setup.conf("", "");
 
+    // --incremental: the parent must exist (then snapshot servers refuse it anyway).
+    let out = setup.compare(&["backup", "--incremental", "latest", "snap"]);
+    assert!(
+        stderr(&out).contains("ERROR: Unknown backup 'latest' for server 'snap'"),
+        "{}",
+        stderr(&out)
+    );
+
     // Another backup running: the lock is held.
     let lock = setup.world.path("home/.snap-backup.lock");
     // flock's child (sleep) holds the lock too: the whole process group is ended.
@@ -631,11 +639,23 @@ fn server_backup_hooks_get_barmans_environment() {
             .map(|n| (n.clone(), barman_env(&dir.join(&n))))
             .collect()
     };
+    // Options a snapshot backup does not use are accepted (`--reuse-backup link` changes
+    // the size line only).
+    let options = [
+        "backup",
+        "--wait",
+        "--reuse-backup",
+        "--bwlimit",
+        "100",
+        "--jobs",
+        "2",
+        "--no-manifest",
+        "snap",
+    ];
     let before = setup.infos();
-    assert_success(
-        &setup.barman(&["backup", "--wait", "snap"]),
-        "Barman's backup",
-    );
+    let theirs = setup.barman(&options);
+    assert_success(&theirs, "Barman's backup");
+    assert!(stdout(&theirs).contains(". Actual size on disk: "));
     let (their_id, _) = setup.new_backup(&before);
     let theirs = dumps(&dir);
     for name in file_names(&dir) {
@@ -643,8 +663,19 @@ fn server_backup_hooks_get_barmans_environment() {
     }
     wait_past(&their_id);
     let before = setup.infos();
-    assert_success(&setup.ours(&["backup", "--wait", "snap"]), "our backup");
+    let out = setup.ours(&options);
+    assert_success(&out, "our backup");
+    assert!(stdout(&out).contains(". Actual size on disk: "));
     let (our_id, _) = setup.new_backup(&before);
+    let out = setup.compare(&["backup", "--incremental", "latest", "snap"]);
+    assert!(
+        stderr(&out).contains(
+            "ERROR: failed to start backup: Postgres version 17 or greater is required for \
+             incremental backups using the Postgres backup method"
+        ),
+        "{}",
+        stderr(&out)
+    );
     let ours = dumps(&dir);
     assert_eq!(ours.keys().count(), 4, "{ours:?}");
     assert_eq!(
