@@ -31,8 +31,11 @@ pub(super) struct OutputReporter<'a> {
 }
 
 impl Reporter for OutputReporter<'_> {
+    /// Printed and, as Barman's `output.info` does, logged.
     fn info(&self, text: &str) {
-        self.out.borrow_mut().info(text);
+        let mut out = self.out.borrow_mut();
+        out.info(text);
+        out.log.record(20, self.logger, text);
     }
 
     fn warning(&self, text: &str) {

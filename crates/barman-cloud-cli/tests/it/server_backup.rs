@@ -246,6 +246,14 @@ fn server_backup_with_wait_under_load_matches_barman() {
     assert_success(&theirs, "Barman's backup");
     let (their_id, their_info) = setup.new_backup(&before);
     assert_eq!(their_info["status"], "DONE");
+    // Barman's identity.json, which ours writes the same way (checked in the next test).
+    assert_eq!(
+        std::fs::read_to_string(setup.world.path("home/snap/identity.json")).unwrap(),
+        format!(
+            "{{\n    \"systemid\": \"{}\",\n    \"version\": \"15\"\n}}\n",
+            their_info["systemid"]
+        )
+    );
     let their_label = std::fs::read_to_string(
         setup
             .world
@@ -450,6 +458,14 @@ fn server_backup_waiting_for_wals_then_archive_wal_marks_it_done() {
     assert_success(&out, "backup without --wait");
     let (id, info) = setup.new_backup(&before);
     assert_eq!(info["status"], "WAITING_FOR_WALS", "{info:?}");
+    // The server's identity, as Barman writes it on a backup.
+    assert_eq!(
+        std::fs::read_to_string(setup.world.path("home/snap/identity.json")).unwrap(),
+        format!(
+            "{{\n    \"systemid\": \"{}\",\n    \"version\": \"15\"\n}}\n",
+            info["systemid"]
+        )
+    );
     assert!(
         stderr(&out).contains("WARNING: IMPORTANT: this backup is classified as WAITING_FOR_WALS"),
         "{}",

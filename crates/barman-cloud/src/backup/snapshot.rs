@@ -313,11 +313,25 @@ pub async fn check_preconditions(
     }
     let mut mounted = Vec::new();
     let mut unmounted = Vec::new();
-    for disk in disks {
-        let Some(attached) = attached.iter().find(|a| &a.identifier == disk) else {
-            continue;
-        };
-        match resolve_mount(host, &attached.device).await {
+    // Every mount asked at once (each question may be an ssh connection); reported in the
+    // order of `disks`, as Barman does.
+    let found: Vec<(&String, &AttachedDisk)> = disks
+        .iter()
+        .filter_map(|disk| {
+            attached
+                .iter()
+                .find(|a| &a.identifier == disk)
+                .map(|a| (disk, a))
+        })
+        .collect();
+    let resolved = join_all(
+        found
+            .iter()
+            .map(|(_, attached)| resolve_mount(host, &attached.device)),
+    )
+    .await;
+    for ((disk, attached), result) in found.into_iter().zip(resolved) {
+        match result {
             Ok(mount) => mounted.push((attached.clone(), mount)),
             Err(e) => {
                 tracing::warn!("Error resolving mount point: {e}");

@@ -41,7 +41,7 @@ use crate::server::home::{ServerHome, load_backups, write_file_durably};
 use crate::server::lock::LockFile;
 use crate::server::paths::WalArchivePaths;
 use crate::server::xlogdb::XlogDb;
-use crate::snapshot::host::SshHost;
+use crate::snapshot::host::{CommandOutput, Host, SshHost};
 use crate::wal::name::WalName;
 
 /// Barman's version, as hooks see it (`BARMAN_VERSION`).
@@ -270,6 +270,7 @@ async fn take_backup(
     let session = PgSession::connect(&resolved, "barman").await?;
     let backup_id = new_backup_id(home).await;
     let mut info = server_info(&session, &backup_id, &server.name).await?;
+    write_identity_file(home, &info, &session.major_version(), reporter);
     info.mode = Some("snapshot-concurrent".into());
     info.backup_name = request.name.clone();
     info.status = Some(BackupStatus::Empty);
@@ -307,6 +308,9 @@ async fn take_backup(
                 )),
                 action,
             })?;
+        // The mounts are asked once for our checks and the snapshots (the server's checks
+        // have just asked too): one ssh connection per question.
+        let host = CachingHost::new(&host);
         let instance = server.snapshot_instance.clone().unwrap_or_default();
         let disks = server.snapshot_disks.clone().unwrap_or_default();
         let found = check_preconditions(provider.as_ref(), &host, &instance, &disks)
@@ -448,6 +452,32 @@ async fn wait_for_end_wal(
     check_backup(home, info, reporter)
 }
 
+/// Barman's `write_identity_file`: `<backup_directory>/identity.json` with the system
+/// identifier and major version, unless it exists.
+fn write_identity_file(home: &ServerHome, info: &BackupInfo, major: &str, reporter: &dyn Reporter) {
+    let path = home.dir.join("identity.json");
+    let Some(systemid) = &info.systemid else {
+        return;
+    };
+    if path.exists() {
+        return;
+    }
+    let text = format!(
+        "{{\n    \"systemid\": {},\n    \"version\": {}\n}}\n",
+        serde_json::Value::String(systemid.clone()),
+        serde_json::Value::String(major.to_string())
+    );
+    if let Err(e) = write_file_durably(&path, text.as_bytes()) {
+        reporter.log(
+            40,
+            &format!(
+                "Cannot write system Id file for server \"{}\": {e}",
+                home.server
+            ),
+        );
+    }
+}
+
 /// Python's `str()` of a naive local datetime.
 fn python_local(time: &chrono::DateTime<chrono::Local>) -> String {
     use chrono::Timelike;
@@ -455,6 +485,37 @@ fn python_local(time: &chrono::DateTime<chrono::Local>) -> String {
         time.format("%Y-%m-%d %H:%M:%S").to_string()
     } else {
         time.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+    }
+}
+
+/// A host that runs each distinct command once and answers repeats from memory.
+struct CachingHost<'a> {
+    inner: &'a dyn Host,
+    answers: std::sync::Mutex<std::collections::HashMap<Vec<String>, CommandOutput>>,
+}
+
+impl<'a> CachingHost<'a> {
+    fn new(inner: &'a dyn Host) -> Self {
+        CachingHost {
+            inner,
+            answers: Default::default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Host for CachingHost<'_> {
+    async fn run(&self, program: &str, args: &[&str]) -> Result<CommandOutput> {
+        let key: Vec<String> = std::iter::once(program)
+            .chain(args.iter().copied())
+            .map(str::to_string)
+            .collect();
+        if let Some(answer) = self.answers.lock().unwrap().get(&key) {
+            return Ok(answer.clone());
+        }
+        let answer = self.inner.run(program, args).await?;
+        self.answers.lock().unwrap().insert(key, answer.clone());
+        Ok(answer)
     }
 }
 
