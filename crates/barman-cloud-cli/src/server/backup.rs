@@ -13,10 +13,11 @@
 use std::cell::RefCell;
 
 use barman_cloud::server::backup::{
-    BackupResult, Reporter, ServerBackupRequest, backup_server, incremental_refusal, resolve_backup,
+    BackupResult, Reporter, ServerBackupRequest, backup_server, incremental_refusal,
 };
+use barman_cloud::server::backup_id;
 use barman_cloud::server::config::{Config, ServerConfig, Value};
-use barman_cloud::server::home::ServerHome;
+use barman_cloud::server::home::{ServerHome, load_backups};
 
 use super::args::BackupArgs;
 use super::check::{runtime, select_servers};
@@ -73,12 +74,13 @@ pub(super) fn backup_command(config: &Config, args: &BackupArgs, out: &mut Outpu
             continue;
         }
         if let Some(wanted) = &args.incremental {
-            let home = ServerHome::from_config(&server);
-            if resolve_backup(&home, wanted).is_none() {
-                out.error(
-                    &format!("Unknown backup '{wanted}' for server '{name}'"),
-                    "barman.cli",
-                );
+            let backups = load_backups(&ServerHome::from_config(&server));
+            if let Err(error) = backup_id::resolve(&backups, wanted, &name) {
+                let message = match error {
+                    barman_cloud::Error::UnknownBackup(message) => message,
+                    other => other.to_string(),
+                };
+                out.error(&message, "barman.cli");
                 return out.close();
             }
             let reason = runtime.block_on(incremental_refusal(&server));

@@ -778,32 +778,6 @@ pub async fn incremental_refusal(server: &ServerConfig) -> String {
     }
 }
 
-/// Barman's `parse_backup_id` for `--incremental`: the backup an ID, shortcut or name
-/// designates (`None`: unknown).
-pub fn resolve_backup(home: &ServerHome, wanted: &str) -> Option<String> {
-    let backups = load_backups(home);
-    let done: Vec<&BackupInfo> = backups.iter().filter(|b| copy_done(b)).collect();
-    let id = |b: &BackupInfo| b.backup_id.clone();
-    match wanted {
-        "latest" | "last" | "latest-full" | "last-full" => done.last().and_then(|b| id(b)),
-        "oldest" | "first" => done.first().and_then(|b| id(b)),
-        _ if "last-failed".contains(wanted) => backups
-            .iter()
-            .rev()
-            .find(|b| b.status == Some(BackupStatus::Failed))
-            .and_then(id),
-        _ => backups
-            .iter()
-            .find(|b| b.backup_id.as_deref() == Some(wanted))
-            .or_else(|| {
-                done.iter()
-                    .copied()
-                    .find(|b| b.backup_name.as_deref() == Some(wanted))
-            })
-            .and_then(id),
-    }
-}
-
 /// A reporter for library callers without a console: messages go to `tracing`.
 pub struct TracingReporter;
 
