@@ -113,7 +113,7 @@ install_traps
 # 1. the binary
 if [ -n "${BARMAN_RS_BIN:-}" ]; then
     RS=$BARMAN_RS_BIN
-    GIT_REV="$(cd "$REPO" && git rev-parse --short HEAD) ($(basename "$(dirname "$RS")") build)"
+    GIT_REV="$(cd "$REPO" && git rev-parse --short HEAD), binary $RS"
 else
     build_barman_rs
 fi
