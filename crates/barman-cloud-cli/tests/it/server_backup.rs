@@ -575,7 +575,6 @@ fn server_backup_failures_match_barman_and_leave_no_snapshot() {
         .ec2
         .set_create_error(&setup.ec2.volume(1).id, Some("IncorrectState"));
     let out = setup.ours(&["backup", "snap"]);
-    setup.ec2.set_create_error(&setup.ec2.volume(1).id, None);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let infos = setup.infos();
     assert_eq!(
@@ -607,6 +606,49 @@ fn server_backup_failures_match_barman_and_leave_no_snapshot() {
     );
     let shown = setup.barman(&["show-backup", "snap", infos.keys().next().unwrap()]);
     assert!(stdout(&shown).contains("FAILED"), "{}", stdout(&shown));
+    // Python Barman in the same failure (it leaves the first disk's snapshot, deleted with
+    // the EC2 world): the same messages, lines compared by shape.
+    wait_past(infos.keys().next().unwrap());
+    let theirs = setup.barman(&["backup", "snap"]);
+    setup.ec2.set_create_error(&setup.ec2.volume(1).id, None);
+    let (_, their_info) = setup.new_backup(&infos);
+    assert_same_exit(&out, &theirs, "CreateSnapshot error");
+    assert_eq!(their_info["status"], "FAILED");
+    assert!(their_info["error"].starts_with("failure copying files ("));
+    // Both ended backup mode: the same keys, the same kinds of values (end LSN, label...).
+    let ours_failed = infos.values().next().unwrap();
+    assert_eq!(
+        ours_failed.keys().collect::<Vec<_>>(),
+        their_info.keys().collect::<Vec<_>>()
+    );
+    for (key, value) in ours_failed {
+        assert_eq!(
+            value_kind(value),
+            value_kind(&their_info[key]),
+            "{key}: ours {value}, Barman's {}",
+            their_info[key]
+        );
+    }
+    assert_eq!(
+        shapes(&stdout(&out)),
+        shapes(&stdout(&theirs)),
+        "ours:\n{}\nBarman's:\n{}",
+        stdout(&out),
+        stdout(&theirs)
+    );
+    let errors = |text: &str| -> Vec<String> {
+        crate::server_world::prefixed_lines(text)
+            .iter()
+            .map(|l| shape(l.split(" (").next().unwrap_or(l)))
+            .collect()
+    };
+    assert_eq!(
+        errors(&stderr(&out)),
+        errors(&stderr(&theirs)),
+        "ours:\n{}\nBarman's:\n{}",
+        stderr(&out),
+        stderr(&theirs)
+    );
 
     // PostgreSQL down.
     setup.cluster.pg_ctl("stop");
@@ -617,7 +659,7 @@ fn server_backup_failures_match_barman_and_leave_no_snapshot() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(setup.infos().len(), 1);
+    assert_eq!(setup.infos().len(), 2);
     setup.cluster.start();
 }
 

@@ -309,6 +309,19 @@ async fn start_backup_mode(
 /// Ends backup mode, records where it ended, switches WAL and creates the restore point
 /// `barman_<id>`, as Barman does; returns the backup label.
 async fn stop_backup_mode(session: &PgSession, info: &mut BackupInfo) -> Result<String> {
+    let label = end_backup_mode(session, info).await?;
+    session.switch_wal().await?;
+    session
+        .create_restore_point(&format!(
+            "barman_{}",
+            info.backup_id.as_deref().unwrap_or_default()
+        ))
+        .await;
+    Ok(label)
+}
+
+/// Ends backup mode and records where it ended; returns the backup label.
+async fn end_backup_mode(session: &PgSession, info: &mut BackupInfo) -> Result<String> {
     let stop = session.stop_backup().await?;
     let segment_size = info.xlog_segment_size.unwrap_or(16 << 20);
     info.end_time = Some(parse_pg_time(&stop.timestamp)?);
@@ -318,13 +331,6 @@ async fn stop_backup_mode(session: &PgSession, info: &mut BackupInfo) -> Result<
     }
     info.end_xlog = Some(stop.lsn.clone());
     info.backup_label = Some(stop.backup_label.clone());
-    session.switch_wal().await?;
-    session
-        .create_restore_point(&format!(
-            "barman_{}",
-            info.backup_id.as_deref().unwrap_or_default()
-        ))
-        .await;
     Ok(stop.backup_label)
 }
 

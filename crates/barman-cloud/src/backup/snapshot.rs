@@ -74,6 +74,11 @@ pub trait SnapshotTarget {
     fn step(&self, _step: SnapshotStep, _info: &BackupInfo) -> Result<()> {
         Ok(())
     }
+    /// Whether backup mode is ended (and the label stored) when the snapshots fail, as
+    /// Barman's server does; otherwise the end of the session aborts it.
+    fn stop_after_failure(&self) -> bool {
+        false
+    }
 }
 
 /// The steps [`SnapshotTarget::step`] hears of.
@@ -83,6 +88,8 @@ pub enum SnapshotStep {
     Started,
     /// Every snapshot was created, in this time; backup mode ends next.
     SnapshotsCreated(std::time::Duration),
+    /// The snapshots failed; backup mode ends next ([`SnapshotTarget::stop_after_failure`]).
+    StoppingAfterFailure,
 }
 
 /// What one snapshot backup works with.
@@ -140,6 +147,19 @@ pub async fn run_snapshot_backup<T: SnapshotTarget>(
             Ok((elapsed, created))
         }
         Err(error) => {
+            let in_backup_mode = action == "copying files" && info.end_time.is_none();
+            let lost = matches!(&error, Error::Postgres(_));
+            if in_backup_mode && !lost && target.stop_after_failure() {
+                let _ = target.step(SnapshotStep::StoppingAfterFailure, info);
+                match super::end_backup_mode(job.session, info).await {
+                    Ok(label) => {
+                        if let Err(e) = target.store_label(info, &label).await {
+                            tracing::warn!("cannot store the backup label: {e}");
+                        }
+                    }
+                    Err(e) => tracing::warn!("cannot end backup mode: {e}"),
+                }
+            }
             let kept = delete_snapshots(job.provider, &created).await;
             info.snapshots_info = (!kept.is_empty()).then(|| job.provider.snapshots_info(&kept));
             Err(SnapshotFailure { error, action })

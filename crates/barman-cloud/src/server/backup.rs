@@ -390,9 +390,6 @@ async fn take_backup(
             if lines.is_empty() {
                 lines.push("Error");
             }
-            if action == "copying files" {
-                reporter.error("The backup has failed copying files");
-            }
             info.status = Some(BackupStatus::Failed);
             info.error = Some(format!("failure {action} ({})", lines[0]));
             reporter.error(&format!(
@@ -588,8 +585,16 @@ impl SnapshotTarget for HomeTarget<'_> {
                 self.purge_unused_wals(info)?;
                 reporter.info("Asking PostgreSQL server to finalize the backup.");
             }
+            SnapshotStep::StoppingAfterFailure => {
+                reporter.error("The backup has failed copying files");
+                reporter.info("Asking PostgreSQL server to finalize the backup.");
+            }
         }
         Ok(())
+    }
+
+    fn stop_after_failure(&self) -> bool {
+        true
     }
 }
 
