@@ -508,6 +508,33 @@ fn server_backup_waiting_for_wals_then_archive_wal_marks_it_done() {
         "{}",
         stdout(&shown)
     );
+
+    // Again, and this time `barman cron` (its archive-wal in the background) completes it.
+    wait_past(&id);
+    let before = setup.infos();
+    assert_success(&setup.ours(&["backup", "snap"]), "second backup");
+    let (id, info) = setup.new_backup(&before);
+    assert_eq!(info["status"], "WAITING_FOR_WALS", "{info:?}");
+    let end_wal = info["end_wal"].clone();
+    setup
+        .cluster
+        .wait_for("the end WAL archived", Duration::from_secs(60), || {
+            held.join(&end_wal).exists()
+        });
+    for name in file_names(&held) {
+        std::fs::rename(
+            held.join(&name),
+            setup.world.path("home/snap/incoming").join(&name),
+        )
+        .unwrap();
+    }
+    assert_success(&setup.ours(&["cron"]), "cron");
+    let path = setup.meta().join(format!("{id}-backup.info"));
+    setup
+        .cluster
+        .wait_for("cron's archive-wal", Duration::from_secs(60), || {
+            read_info(&path)["status"] == "DONE"
+        });
 }
 
 #[test]

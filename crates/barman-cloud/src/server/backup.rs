@@ -746,12 +746,29 @@ pub fn check_backup(
     Ok(())
 }
 
-/// After archiving: every WAITING_FOR_WALS backup of the server checked again (Barman's
-/// cron and backup do this); the IDs that became DONE.
+/// After archiving: every WAITING_FOR_WALS backup of the server checked again, each under
+/// its `.<srv>-<id>.lock` (skipped when busy, e.g. being deleted); the IDs that became
+/// DONE. Barman does this in `backup` and in the `check-backup` that `cron` starts; we
+/// also do it after every archive-wal run, so cron's archive-wal does it too.
 pub fn check_waiting_backups(home: &ServerHome, reporter: &dyn Reporter) -> Result<Vec<String>> {
     let mut done = Vec::new();
     for mut info in load_backups(home) {
         if info.status == Some(BackupStatus::WaitingForWals) {
+            let id = info.backup_id.clone().unwrap_or_default();
+            let Some(_lock) = LockFile::try_acquire(&home.backup_id_lock(&id))? else {
+                continue;
+            };
+            // Read again under the lock: it may have changed or gone.
+            let Some(mut fresh) = load_backups(home)
+                .into_iter()
+                .find(|b| b.backup_id.as_deref() == Some(id.as_str()))
+            else {
+                continue;
+            };
+            if fresh.status != Some(BackupStatus::WaitingForWals) {
+                continue;
+            }
+            std::mem::swap(&mut info, &mut fresh);
             check_backup(home, &mut info, reporter)?;
             if info.status == Some(BackupStatus::Done) {
                 done.push(info.backup_id.clone().unwrap_or_default());
