@@ -16,10 +16,15 @@ fn copy_done(info: &BackupInfo) -> bool {
     info.status.as_ref().is_some_and(|s| COPY_DONE.contains(s))
 }
 
-/// Not incremental: snapshot, rsync and full `postgres` backups (Barman's `is_full`).
+/// Barman's `LocalBackupInfo.is_full`: a backup type other than `snapshot` and
+/// `incremental`, so rsync and full `postgres` backups only (snapshot backups are never
+/// "full" for `latest-full`).
 pub fn is_full(info: &BackupInfo) -> bool {
     let mode = info.mode.as_deref().unwrap_or("");
-    mode.starts_with("snapshot") || mode.starts_with("rsync") || info.parent_backup_id.is_none()
+    if mode.starts_with("snapshot") {
+        return false;
+    }
+    mode.starts_with("rsync") || info.parent_backup_id.is_none()
 }
 
 fn id_of(info: &BackupInfo) -> Option<String> {
@@ -109,7 +114,11 @@ mod tests {
         assert_eq!(id("last-failed").unwrap(), "20260105T000000");
         assert_eq!(id("failed").unwrap(), "20260105T000000");
         assert_eq!(id("").unwrap(), "20260105T000000");
-        assert_eq!(id("last-full").unwrap(), "20260104T000000");
+        assert!(
+            id("last-full")
+                .unwrap_err()
+                .contains("Unknown backup 'last-full' for server 'pg'")
+        );
         assert_eq!(id("weekly").unwrap(), "20260102T000000");
         assert_eq!(id("20260106T000000").unwrap(), "20260106T000000");
         assert!(id("twice").unwrap_err().contains(
