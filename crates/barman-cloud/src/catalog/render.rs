@@ -324,8 +324,13 @@ pub fn human_readable_timedelta(seconds: &PyValue) -> Result<String, CatalogErro
 /// Barman's `pretty_size`: powers of 1024 with `KiB`...`YiB`, one decimal; whole bytes
 /// below 1 KiB.
 pub fn pretty_size(size: i64) -> String {
+    pretty_size_float(size as f64)
+}
+
+/// [`pretty_size`] of a Python float (Barman's throughput, bytes per second).
+pub fn pretty_size_float(size: f64) -> String {
     const SUFFIXES: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
-    let mut value = size as f64;
+    let mut value = size;
     let mut unit = 0;
     while value.abs() >= 1024.0 && unit < SUFFIXES.len() - 1 {
         value /= 1024.0;

@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod backup;
 pub mod backup_id;
+pub mod catalog_view;
 pub mod check;
 pub mod config;
 pub mod delete;
