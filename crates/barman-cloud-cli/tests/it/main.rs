@@ -13,6 +13,7 @@ mod postgres;
 mod restore;
 mod robustness;
 mod server_backup;
+mod server_catalog;
 mod server_check;
 mod server_check_clouds;
 mod server_config;
