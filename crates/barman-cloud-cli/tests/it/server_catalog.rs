@@ -619,3 +619,86 @@ fn server_catalog_keep_as_barman() {
         world.compare(&args);
     }
 }
+
+const REAL_CONF: &str = "[barman]
+barman_home = {home}
+barman_user = root
+log_level = INFO
+log_file = {dir}/barman.log
+
+[snap]
+description = Snapshot server
+conninfo = host={socket} port={port} user=postgres dbname=postgres
+ssh_command = {ssh}
+backup_method = snapshot
+backup_options = concurrent_backup
+snapshot_provider = aws
+aws_region = us-east-1
+snapshot_instance = {instance}
+snapshot_disks = {disks}
+archiver = on
+retention_policy = REDUNDANCY 1
+";
+
+/// A real snapshot backup taken by Python Barman (`barman backup snap --wait`) of a real
+/// PostgreSQL 15 whose PGDATA sits on an EC2 volume in moto (the set-up of
+/// `server_check`), then a second one named: both tools show the same catalog.
+#[test]
+fn server_catalog_of_real_snapshot_backups_as_barman() {
+    use crate::ec2::Ec2World;
+    use crate::server_world::CheckHost;
+
+    let ec2 = Ec2World::new("srvcatalog", 1);
+    let host = CheckHost::new("srvcatalog", "snap", ec2.env());
+    host.mounts
+        .mount(&ec2.volume(0).device, &host.cluster.data(), "rw,noatime");
+    host.write_conf(
+        &REAL_CONF
+            .replace("{ssh}", &host.good_ssh.display().to_string())
+            .replace("{instance}", ec2.instance_name())
+            .replace("{disks}", &ec2.volume(0).name),
+    );
+    for args in [
+        vec!["backup", "snap", "--wait"],
+        vec!["backup", "snap", "--wait", "--name", "second"],
+    ] {
+        let out = host.run(&python_barman(), &args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "Barman's backup:\n{}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    for args in [
+        vec!["list-backups", "snap"],
+        vec!["-f", "json", "list-backups", "snap"],
+        vec!["show-backup", "snap", "latest"],
+        vec!["show-backup", "snap", "oldest"],
+        vec!["show-backup", "snap", "second"],
+        vec!["-f", "json", "show-backup", "snap", "latest"],
+        vec!["-f", "json", "show-backup", "snap", "oldest"],
+        vec!["keep", "snap", "oldest", "--status"],
+    ] {
+        host.compare(&args);
+    }
+    let kept = host.run(
+        &host.world.ours(),
+        &["keep", "snap", "oldest", "--target", "full"],
+    );
+    assert_eq!(kept.status.code(), Some(0), "{}", stderr(&kept));
+    for args in [
+        vec!["list-backups", "snap"],
+        vec!["show-backup", "snap", "oldest"],
+        vec!["keep", "snap", "oldest", "--status"],
+    ] {
+        host.compare(&args);
+    }
+    let shown = stdout(&host.compare(&["show-backup", "snap", "oldest"]));
+    assert!(
+        shown.contains("Retention Policy     : KEEP:FULL"),
+        "{shown}"
+    );
+    assert!(shown.contains("Snapshot information:"), "{shown}");
+}
