@@ -1114,6 +1114,67 @@ mod tests {
         assert!(wal_info(&b, None, &[entry("garbage", 1, 1.0)]).is_err());
     }
 
+    fn server(extra: &str) -> ServerConfig {
+        let text = format!("[barman]\nbarman_home = /h\n[pg]\nconninfo = x\n{extra}");
+        let config =
+            crate::server::config::Config::from_text(Path::new("/t.conf"), &text).expect("config");
+        let mut server = config
+            .server_configs(&mut Vec::new())
+            .expect("servers")
+            .servers
+            .remove(0);
+        server.initialise();
+        server
+    }
+
+    #[test]
+    fn retention_statuses_follow_the_server_policy() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-30T00:00:00+00:00").unwrap();
+        let done = |id: &str, end: &str| {
+            let text =
+                format!("backup_id={id}\nstatus=DONE\nmode=snapshot-concurrent\nend_time={end}\n");
+            BackupInfo::load(id, text.as_bytes()).unwrap()
+        };
+        let mut backups = vec![
+            done("20261101T000000", "2026-11-01 00:00:00+00:00"),
+            done("20261110T000000", "2026-11-10 00:00:00+00:00"),
+            done("20261120T000000", "2026-11-20 00:00:00+00:00"),
+            done("20261129T000000", "2026-11-29 00:00:00+00:00"),
+        ];
+        backups.push(BackupInfo::load("20261129T120000", b"status=EMPTY\n").unwrap());
+        let mut keeps = KeepAnnotations::default();
+        keeps.insert("20261110T000000", "standalone");
+        let statuses = |extra: &str| {
+            retention_statuses(&server(extra), &backups, &keeps, now)
+                .unwrap()
+                .map(|r| {
+                    r.into_iter()
+                        .map(|(id, s)| format!("{id}={}", s.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+        };
+        assert_eq!(statuses(""), None);
+        assert_eq!(statuses("retention_policy = nonsense\n"), None);
+        assert_eq!(
+            statuses("retention_policy = REDUNDANCY 2\n").unwrap(),
+            "20261101T000000=OBSOLETE 20261110T000000=KEEP:STANDALONE \
+             20261120T000000=VALID 20261129T000000=VALID"
+        );
+        assert_eq!(
+            statuses("retention_policy = RECOVERY WINDOW OF 5 DAYS\nminimum_redundancy = 3\n")
+                .unwrap(),
+            "20261101T000000=OBSOLETE 20261110T000000=KEEP:STANDALONE \
+             20261120T000000=VALID 20261129T000000=VALID"
+        );
+        assert_eq!(
+            statuses("retention_policy = RECOVERY WINDOW OF 5 DAYS\nminimum_redundancy = 4\n")
+                .unwrap(),
+            "20261101T000000=OBSOLETE* 20261110T000000=KEEP:STANDALONE \
+             20261120T000000=VALID 20261129T000000=VALID"
+        );
+    }
+
     #[test]
     fn names_decode_like_barman() {
         assert!(is_segment("000000010000000000000001"));
