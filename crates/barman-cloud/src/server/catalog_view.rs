@@ -85,7 +85,7 @@ impl ServerCatalog {
 
     pub fn load_home(home: &ServerHome, server: &ServerConfig, now: Timestamp) -> Result<Self> {
         let backups = load_backups(home);
-        let keeps = futures_lite_block_on(HomeCatalog::new(home).keep_annotations())?;
+        let keeps = block_on(HomeCatalog::new(home).keep_annotations())?;
         let xlog = if home.wal.xlogdb_file.exists() {
             XlogDb::new(&home.wal).entries()?
         } else {
@@ -243,7 +243,7 @@ pub fn resolve_backup<'a>(
 
 /// Runs a catalog-store future that never awaits anything real (the file system
 /// catalog is synchronous inside).
-fn futures_lite_block_on<F: std::future::Future>(future: F) -> F::Output {
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("cannot start the async runtime")
