@@ -59,11 +59,13 @@ fn get_server(config: &Config, name: &str, out: &mut Output) -> Result<ServerCon
     Ok(server)
 }
 
+/// Barman's message for an xlog.db name it cannot decode: the text of its
+/// `BadXlogSegmentName` exception (`BadXlogSegmentName:<name>`), quoted.
 fn bad_wal_hint(word: &str, name: &str, server: &str) -> String {
     format!(
         "invalid {word} segment name {}\nHINT: Please run \"barman rebuild-xlogdb {server}\" \
          to solve this issue",
-        repr_str(name)
+        repr_str(&format!("BadXlogSegmentName:{name}"))
     )
 }
 

@@ -71,6 +71,30 @@ snapshot_instance = i-0123456789abcdef0
 snapshot_disks = vol-0123456789abcdef0
 archiver = on
 
+[badcomp]
+description = Disabled (backup_compression is refused for snapshot backups)
+conninfo = host=pg user=postgres
+ssh_command = ssh pg
+backup_method = snapshot
+backup_options = concurrent_backup
+backup_compression = gzip
+snapshot_provider = aws
+aws_region = us-east-1
+snapshot_instance = i-0123456789abcdef0
+snapshot_disks = vol-0123456789abcdef0
+archiver = on
+
+[oddwal]
+conninfo = host=pg user=postgres
+ssh_command = ssh pg
+backup_method = snapshot
+backup_options = concurrent_backup
+snapshot_provider = aws
+aws_region = us-east-1
+snapshot_instance = i-0123456789abcdef0
+snapshot_disks = vol-0123456789abcdef0
+archiver = on
+
 [idle]
 active = false
 conninfo = host=pg user=postgres
@@ -264,7 +288,7 @@ fn write_wals(world: &World, server: &str, entries: &[(String, u64, f64, &str)])
     let mut db = String::new();
     for (name, size, time, compression) in entries {
         db.push_str(&format!("{name}\t{size}\t{time:?}\t{compression}\tNone\n"));
-        if !name.ends_with(".history") {
+        if name.len() >= 24 && !name.ends_with(".history") {
             let hash = wals.join(&name[..16]);
             fs::create_dir_all(&hash).unwrap();
             fs::write(hash.join(name), vec![0u8; *size as usize]).unwrap();
@@ -428,6 +452,15 @@ fn plain_catalog(world: &World) -> Vec<Backup> {
     write_wals(world, "plain", &entries);
     let idle = backup(NOV_1, "DONE", 1, 1, 1);
     write_backup(world, "idle", &idle);
+    write_backup(world, "badcomp", &idle);
+    // An xlog.db line Barman cannot decode: list-backups reports it and goes on,
+    // show-backup stops.
+    for b in [&one, &two] {
+        write_backup(world, "oddwal", b);
+    }
+    let mut odd = entries.clone();
+    odd.insert(2, ("garbage-name".to_string(), 10, NOV_1 as f64, "None"));
+    write_wals(world, "oddwal", &odd);
     vec![one, two]
 }
 
@@ -455,6 +488,9 @@ fn server_catalog_list_backups_as_barman() {
         vec!["-c", c, "list-backups", "empty"],
         vec!["-c", c, "-f", "json", "list-backups", "empty"],
         vec!["-c", c, "list-backups", "idle"],
+        vec!["-c", c, "list-backups", "badcomp"],
+        vec!["-c", c, "list-backups", "oddwal"],
+        vec!["-c", c, "-f", "json", "list-backups", "oddwal"],
         vec!["-c", c, "list-backups", "all"],
         vec!["-c", c, "-f", "json", "list-backups", "all"],
         vec!["-c", c, "list-backup", "window", "snap", "nosuch"],
@@ -506,6 +542,10 @@ fn server_catalog_show_backup_as_barman() {
         vec!["-c", c, "show-backup", "plain", "oldest"],
         vec!["-c", c, "-f", "json", "show-backup", "plain", "oldest"],
         vec!["-c", c, "show-backup", "idle", "latest"],
+        vec!["-c", c, "show-backup", "badcomp", "latest"],
+        vec!["-c", c, "show-backup", "oddwal", "latest"],
+        vec!["-c", c, "show-backup", "oddwal", "oldest"],
+        vec!["-c", c, "-f", "json", "show-backup", "oddwal", "oldest"],
         vec!["-c", c, "show-backup", "empty", "latest"],
         vec!["-c", c, "show-backup", "nosuch", "latest"],
         vec!["-c", c, "show-backup", "all", "latest"],
@@ -615,6 +655,7 @@ fn server_catalog_keep_as_barman() {
         vec!["-c", c, "keep", "nosuch", "latest", "--status"],
         vec!["-c", c, "keep", "all", "latest", "--status"],
         vec!["-c", c, "keep", "idle", "latest", "--status"],
+        vec!["-c", c, "keep", "badcomp", "latest", "--status"],
     ] {
         world.compare(&args);
     }
