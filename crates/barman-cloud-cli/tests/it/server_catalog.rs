@@ -120,6 +120,7 @@ struct Backup {
     /// Offset of the times, e.g. `+00:00`.
     offset: &'static str,
     copy_stats: &'static str,
+    tablespaces: &'static str,
     error: Option<&'static str>,
     /// Write to `base/<id>/backup.info` (before Barman 3.13.2) instead of `meta/`.
     legacy: bool,
@@ -149,6 +150,7 @@ fn backup(start: i64, status: &'static str, timeline: u32, begin: u32, end: u32)
         end,
         offset: "+00:00",
         copy_stats: "{'copy_time': 0.060936, 'total_time': 0.060936}",
+        tablespaces: "None",
         error: None,
         legacy: false,
         start,
@@ -251,7 +253,7 @@ impl Backup {
             format!("status={}", self.status),
             "summarize_wal=None".to_string(),
             "systemid=7713653521696452786".to_string(),
-            "tablespaces=None".to_string(),
+            format!("tablespaces={}", self.tablespaces),
             format!("timeline={}", self.timeline),
             "version=150018".to_string(),
             "xlog_segment_size=16777216".to_string(),
@@ -325,6 +327,7 @@ fn snap_catalog(world: &World) -> Vec<Backup> {
     let mut b4 = backup(NOV_1 + 3 * DAY, "DONE", 1, 7, 7);
     b4.name = Some("nightly");
     b4.copy_stats = "{'copy_time': 3, 'total_time': 3}";
+    b4.tablespaces = "[('tbs_a', 16400, '/srv/tbs_a'), ('tbs_b', 16401, '/srv/tbs b')]";
     let b5 = backup(NOV_1 + 4 * DAY, "WAITING_FOR_WALS", 1, 9, 9);
     let b6 = backup(NOV_1 + 5 * DAY, "STARTED", 1, 0x0B, 0x0B);
     let mut b7 = backup(NOV_1 + 6 * DAY, "DONE", 2, 0x0A, 0x0A);
@@ -561,6 +564,11 @@ fn server_catalog_show_backup_as_barman() {
     ] {
         assert!(shown.contains(expected), "{expected} in {shown}");
     }
+    let shown = stdout(&world.compare(&["-c", c, "show-backup", "snap", &snap[3].id]));
+    assert!(
+        shown.contains("  Tablespaces:\n    tbs_a                : /srv/tbs_a (oid: 16400)\n"),
+        "{shown}"
+    );
 }
 
 #[test]
