@@ -16,15 +16,17 @@ fn copy_done(info: &BackupInfo) -> bool {
     info.status.as_ref().is_some_and(|s| COPY_DONE.contains(s))
 }
 
-/// Barman's `LocalBackupInfo.is_full`: a backup type other than `snapshot` and
-/// `incremental`, so rsync and full `postgres` backups only (snapshot backups are never
-/// "full" for `latest-full`).
+/// Not incremental: snapshot, rsync and full `postgres` backups (Barman's
+/// `NOT_INCREMENTAL` backup types, what `delete`'s minimum redundancy counts).
 pub fn is_full(info: &BackupInfo) -> bool {
     let mode = info.mode.as_deref().unwrap_or("");
-    if mode.starts_with("snapshot") {
-        return false;
-    }
-    mode.starts_with("rsync") || info.parent_backup_id.is_none()
+    mode.starts_with("snapshot") || mode.starts_with("rsync") || info.parent_backup_id.is_none()
+}
+
+/// Barman's `LocalBackupInfo.is_full`, what `latest-full` looks for: a backup type other
+/// than `snapshot` and `incremental` (so a snapshot backup is never "latest-full").
+pub fn is_full_for_shortcut(info: &BackupInfo) -> bool {
+    !info.mode.as_deref().unwrap_or("").starts_with("snapshot") && is_full(info)
 }
 
 fn id_of(info: &BackupInfo) -> Option<String> {
@@ -48,7 +50,7 @@ pub fn shortcut(backups: &[BackupInfo], text: &str) -> Option<String> {
         "latest-full" | "last-full" => backups
             .iter()
             .rev()
-            .find(|b| copy_done(b) && is_full(b))
+            .find(|b| copy_done(b) && is_full_for_shortcut(b))
             .and_then(id_of),
         _ if is_backup_id(text) => Some(text.to_string()),
         _ => None,
