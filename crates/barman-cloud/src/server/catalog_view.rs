@@ -68,7 +68,7 @@ pub fn retention_statuses(
     };
     let source: Vec<BackupInfo> = backups
         .iter()
-        .filter(|b| b.status != Some(BackupStatus::Empty))
+        .filter(|b| b.status.is_some() && b.status != Some(BackupStatus::Empty))
         .cloned()
         .collect();
     let minimum = u64::try_from(server.minimum_redundancy).unwrap_or(0);
