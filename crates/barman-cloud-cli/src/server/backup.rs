@@ -73,6 +73,19 @@ pub(super) fn backup_command(config: &Config, args: &BackupArgs, out: &mut Outpu
             }
             continue;
         }
+        // Not a Barman message: barman-rs takes snapshot backups only, and must not start
+        // another method's work half-way.
+        if server.backup_method != "snapshot" {
+            out.error(
+                &format!(
+                    "barman-rs takes snapshot backups only (backup_method = snapshot); server \
+                     '{name}' has backup_method = {}",
+                    server.backup_method
+                ),
+                "barman.cli",
+            );
+            continue;
+        }
         if let Some(wanted) = &args.incremental {
             let backups = load_backups(&ServerHome::from_config(&server));
             if let Err(error) = backup_id::resolve(&backups, wanted, &name) {

@@ -17,6 +17,7 @@ mod server_catalog;
 mod server_check;
 mod server_check_clouds;
 mod server_config;
+mod server_cycle;
 mod server_delete;
 mod server_recover;
 mod server_status;
