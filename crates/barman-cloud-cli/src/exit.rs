@@ -78,6 +78,7 @@ impl ExitRules {
             | Error::Corrupt(_)
             | Error::Conflict(_)
             | Error::Failed(_)
+            | Error::RetryHookStop(_)
             | Error::SnapshotLocked(_)
             | Error::Postgres(_) => FAILED,
             Error::Connectivity(_)

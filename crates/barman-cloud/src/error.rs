@@ -81,6 +81,11 @@ pub enum Error {
     #[error("{0}")]
     Failed(String),
 
+    /// A `barman` server's retry hook script asked to stop (exit code 63): Barman's
+    /// `AbortedRetryHookScript`, its text.
+    #[error("{0}")]
+    RetryHookStop(String),
+
     /// A compute provider (EC2, Compute Engine, Azure Compute) answered with an error, or
     /// its resources do not allow the operation: no such instance, a disk not attached or
     /// not mounted, a snapshot that is not the backup's.

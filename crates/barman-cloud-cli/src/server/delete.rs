@@ -46,6 +46,7 @@ fn provider_options(server: &ServerConfig) -> ProviderOptions {
 fn say_to(out: &mut Output) -> impl FnMut(Level, String) + '_ {
     move |level, text| match level {
         Level::Log => out.log.record(INFO, "barman.cloud", &text),
+        Level::Hook(level) => out.log.record(level, "barman.hooks", &text),
         Level::Info => out.info(&text),
         Level::Warning => out.warning(&text, LOGGER),
         Level::Error => out.error(&text, LOGGER),
@@ -64,6 +65,7 @@ enum Outcome {
 }
 
 fn run_one(
+    config_file: &std::path::Path,
     server: &ServerConfig,
     home: &ServerHome,
     backup: &BackupInfo,
@@ -73,6 +75,8 @@ fn run_one(
     let providers = CachedProviders::new(provider_options(server));
     let ctx = DeleteContext {
         home,
+        server,
+        config_file,
         providers: &providers,
         // The configuration adds it when no strategy is set, as Barman does.
         concurrent_backup: server
@@ -163,7 +167,7 @@ pub(super) fn delete_command(
             );
             false
         }
-        None => match locked_delete(&server, &home, &backup, out) {
+        None => match locked_delete(&config.config_file, &server, &home, &backup, out) {
             Ok(deleted) => deleted,
             Err(code) => return code,
         },
@@ -180,6 +184,7 @@ pub(super) fn delete_command(
 /// Under `.<server>-backup.lock` then `.<server>-<id>.lock`: the deletion. `Err`: the
 /// exit code when the command stops at once.
 fn locked_delete(
+    config_file: &std::path::Path,
     server: &ServerConfig,
     home: &ServerHome,
     backup: &BackupInfo,
@@ -221,7 +226,7 @@ fn locked_delete(
             return Ok(false);
         }
     };
-    match run_one(server, home, backup, true, out) {
+    match run_one(config_file, server, home, backup, true, out) {
         Outcome::Deleted => {
             drop(id_lock);
             // Nobody waits on a backup's lock: with the backup gone, its file goes too.
@@ -246,7 +251,11 @@ fn locked_delete(
 /// The retention part of `cron` for one server (under its cron lock): the obsolete
 /// backups deleted oldest first, each under its `.<server>-<id>.lock`. Returns `false`
 /// when a locked snapshot stopped it (its message printed as Barman's `SystemExit`).
-pub(super) fn enforce_retention(server: &ServerConfig, out: &mut Output) -> bool {
+pub(super) fn enforce_retention(
+    config_file: &std::path::Path,
+    server: &ServerConfig,
+    out: &mut Output,
+) -> bool {
     let Some(policy) = enforced_policy(server.retention_policy.as_deref()) else {
         return true;
     };
@@ -301,7 +310,7 @@ pub(super) fn enforce_retention(server: &ServerConfig, out: &mut Output) -> bool
             "Enforcing retention policy: removing backup {id} for server {}",
             server.name
         ));
-        let outcome = run_one(server, &home, &backup, false, out);
+        let outcome = run_one(config_file, server, &home, &backup, false, out);
         drop(lock);
         match outcome {
             Outcome::Deleted | Outcome::NotDeleted => {}

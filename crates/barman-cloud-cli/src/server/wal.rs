@@ -500,7 +500,7 @@ fn server_cron(
         return true;
     }
     archive_step(config, server, &paths, keep_descriptors, out);
-    super::delete::enforce_retention(server, out)
+    super::delete::enforce_retention(&config.config_file, server, out)
 }
 
 fn lock_error(error: &Error, path: &Path) -> String {

@@ -36,8 +36,9 @@ use crate::pg::PgSession;
 use crate::pg::conninfo::ConnInfo;
 use crate::server::archive::ArchiveSettings;
 use crate::server::check::{CheckContext, check_server, latest_archived, provider_for_server};
-use crate::server::config::{ServerConfig, Value};
+use crate::server::config::ServerConfig;
 use crate::server::home::{ServerHome, load_backups, write_file_durably};
+use crate::server::hooks::{Hooks, WalDeleteHooks, backup_env};
 use crate::server::lock::LockFile;
 use crate::server::paths::WalArchivePaths;
 use crate::server::xlogdb::XlogDb;
@@ -202,7 +203,13 @@ pub async fn backup_server(
         check_backup(&home, &mut info, reporter)?;
     }
     if info.status != Some(BackupStatus::Failed) && previous_backup(&home, &info).is_none() {
-        remove_wal_before_backup(&home, &info)?;
+        let log = |level: i64, text: &str| reporter.log(level, text);
+        let hooks = Hooks {
+            server,
+            config_file: &request.config_file,
+            log: &log,
+        };
+        remove_wal_before_backup(&home, &info, &hooks)?;
     }
     if info.status == Some(BackupStatus::WaitingForWals) {
         reporter.warning(
@@ -242,13 +249,6 @@ fn previous_backup(home: &ServerHome, info: &BackupInfo) -> Option<BackupInfo> {
         .find(|b| b.backup_id.as_deref().unwrap_or_default() < id && copy_done(b))
 }
 
-fn next_backup(home: &ServerHome, info: &BackupInfo) -> Option<BackupInfo> {
-    let id = info.backup_id.as_deref().unwrap_or_default();
-    load_backups(home)
-        .into_iter()
-        .find(|b| b.backup_id.as_deref().unwrap_or_default() > id && copy_done(b))
-}
-
 fn copy_done(info: &BackupInfo) -> bool {
     matches!(
         info.status,
@@ -280,18 +280,18 @@ async fn take_backup(
         server.name,
         home.backup_dir(&backup_id).display()
     ));
+    let log = |level: i64, text: &str| reporter.log(level, text);
     let hooks = Hooks {
         server,
-        home,
         config_file: &request.config_file,
-        reporter,
+        log: &log,
     };
-    hooks.run("backup_script", "pre", false, &info);
+    hooks.run("backup_script", "pre", &backup_env(home, &info));
     let mut action = "starting backup";
     let mut copy_started: Option<(chrono::DateTime<chrono::Local>, Instant)> = None;
     let outcome: std::result::Result<(), SnapshotFailure> = async {
         hooks
-            .run_retry("backup_retry_script", "pre", &info)
+            .run_retry("backup_retry_script", "pre", &backup_env(home, &info))
             .map_err(|error| SnapshotFailure {
                 error,
                 action: "starting backup",
@@ -321,6 +321,7 @@ async fn take_backup(
             .map_err(|error| SnapshotFailure { error, action })?;
         let target = HomeTarget {
             home,
+            hooks: &hooks,
             server: &server.name,
             reporter,
             copy_started: Cell::new(None),
@@ -399,13 +400,7 @@ async fn take_backup(
         }
     }
     save(home, &info)?;
-    if let Err(e) = hooks.run_retry("backup_retry_script", "post", &info) {
-        reporter.log(
-            30,
-            &format!("Ignoring stop request after receiving abort from post-backup retry hook script: {e}"),
-        );
-    }
-    hooks.run("backup_script", "post", false, &info);
+    hooks.post("backup", "post-backup", &backup_env(home, &info));
     Ok(info)
 }
 
@@ -541,6 +536,7 @@ fn dir_size(dir: &Path) -> Result<i64> {
 /// The `barman_home` as a snapshot flow's target.
 struct HomeTarget<'a> {
     home: &'a ServerHome,
+    hooks: &'a Hooks<'a>,
     server: &'a str,
     reporter: &'a dyn Reporter,
     copy_started: Cell<Option<(chrono::DateTime<chrono::Local>, Instant)>>,
@@ -608,7 +604,7 @@ impl HomeTarget<'_> {
             "This is the first backup for server {}",
             self.server
         ));
-        let removed = remove_wal_before_backup(self.home, info)?;
+        let removed = remove_wal_before_backup(self.home, info, self.hooks)?;
         if !removed.is_empty() {
             self.reporter
                 .info("WAL segments preceding the current backup have been found:");
@@ -625,26 +621,39 @@ impl HomeTarget<'_> {
 
 /// Barman's `remove_wal_before_backup` for a first backup: every WAL (not `.history`)
 /// older than its begin WAL leaves xlog.db and `wals/`. The names removed.
-pub fn remove_wal_before_backup(home: &ServerHome, info: &BackupInfo) -> Result<Vec<String>> {
+/// The WAL deletion hooks run around each file.
+pub(crate) fn remove_wal_before_backup(
+    home: &ServerHome,
+    info: &BackupInfo,
+    hooks: &Hooks<'_>,
+) -> Result<Vec<String>> {
     let Some(begin) = info.begin_wal.clone() else {
         return Ok(Vec::new());
     };
-    remove_wals_before(&home.wal, &begin)
+    remove_wals_before(&home.wal, &begin, hooks)
 }
 
 /// Removes from xlog.db and `wals/` every WAL file (history files excepted) whose name
 /// sorts before `begin_wal`; the names removed, in index order.
-pub fn remove_wals_before(paths: &WalArchivePaths, begin_wal: &str) -> Result<Vec<String>> {
+fn remove_wals_before(
+    paths: &WalArchivePaths,
+    begin_wal: &str,
+    hooks: &Hooks<'_>,
+) -> Result<Vec<String>> {
     let db = XlogDb::new(paths);
     if !db.path().exists() {
         return Ok(Vec::new());
     }
     let mut guard = db.lock()?;
-    let removed = guard.remove_where(paths, |entry| {
-        !entry.name.ends_with(".history")
-            && WalName::try_parse(&entry.name).is_some()
-            && entry.name.as_str() < begin_wal
-    })?;
+    let removed = guard.remove_where_with(
+        paths,
+        |entry| {
+            !entry.name.ends_with(".history")
+                && WalName::try_parse(&entry.name).is_some()
+                && entry.name.as_str() < begin_wal
+        },
+        &mut WalDeleteHooks { hooks },
+    )?;
     Ok(removed.into_iter().map(|entry| entry.name).collect())
 }
 
@@ -815,176 +824,6 @@ impl Reporter for TracingReporter {
     }
     fn log(&self, _level: i64, text: &str) {
         tracing::debug!("{text}");
-    }
-}
-
-// ------------------------------------------------------------------------------------
-// Hooks (Barman's `HookScriptRunner` and `RetryHookScriptRunner`)
-// ------------------------------------------------------------------------------------
-
-/// Retry hook exit codes.
-const EXIT_ABORT_STOP: i32 = 63;
-const EXIT_ABORT_CONTINUE: i32 = 62;
-const ATTEMPTS_BEFORE_NAP: u32 = 5;
-const BREAK_TIME: Duration = Duration::from_secs(3);
-const NAP_TIME: Duration = Duration::from_secs(60);
-
-struct Hooks<'a> {
-    server: &'a ServerConfig,
-    home: &'a ServerHome,
-    config_file: &'a Path,
-    reporter: &'a dyn Reporter,
-}
-
-impl Hooks<'_> {
-    fn script(&self, name: &str, phase: &str) -> Option<String> {
-        let key = format!("{phase}_{name}");
-        self.server
-            .hooks
-            .get(&key)
-            .cloned()
-            .or_else(|| match self.server.value(&key) {
-                Some(Value::Text(text)) => Some(text.clone()),
-                _ => None,
-            })
-            .filter(|s| !s.is_empty())
-    }
-
-    fn environment(
-        &self,
-        name: &str,
-        phase: &str,
-        retry: bool,
-        info: &BackupInfo,
-    ) -> Vec<(String, String)> {
-        let id = info.backup_id.clone().unwrap_or_default();
-        let id_of = |b: Option<BackupInfo>| b.and_then(|b| b.backup_id).unwrap_or_default();
-        vec![
-            ("BARMAN_VERSION".into(), BARMAN_VERSION.into()),
-            ("BARMAN_SERVER".into(), self.server.name.clone()),
-            (
-                "BARMAN_CONFIGURATION".into(),
-                self.config_file.display().to_string(),
-            ),
-            ("BARMAN_HOOK".into(), name.into()),
-            ("BARMAN_RETRY".into(), if retry { "1" } else { "0" }.into()),
-            ("BARMAN_PHASE".into(), phase.into()),
-            (
-                "BARMAN_BACKUP_DIR".into(),
-                self.home.backup_dir(&id).display().to_string(),
-            ),
-            (
-                "BARMAN_BACKUP_INFO_PATH".into(),
-                self.home.backup_info(&id).display().to_string(),
-            ),
-            ("BARMAN_BACKUP_ID".into(), id),
-            (
-                "BARMAN_PREVIOUS_ID".into(),
-                id_of(previous_backup(self.home, info)),
-            ),
-            ("BARMAN_NEXT_ID".into(), id_of(next_backup(self.home, info))),
-            (
-                "BARMAN_STATUS".into(),
-                info.status
-                    .as_ref()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_else(|| "None".into()),
-            ),
-            (
-                "BARMAN_ERROR".into(),
-                info.error.clone().unwrap_or_default(),
-            ),
-        ]
-    }
-
-    /// Runs the script once through the shell; its exit code (`None`: it could not run).
-    fn execute(&self, script: &str, env: &[(String, String)]) -> Option<i32> {
-        let mut command = std::process::Command::new("/bin/sh");
-        command
-            .arg("-c")
-            .arg(script)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(std::process::Stdio::null());
-        if let Some(prefix) = &self.server.path_prefix {
-            let path = std::env::var("PATH").unwrap_or_default();
-            command.env("PATH", format!("{prefix}:{path}"));
-        }
-        match command.output() {
-            Ok(output) => {
-                let code = output.status.code().unwrap_or(-1);
-                if code != 0 {
-                    self.reporter.log(
-                        30,
-                        &format!(
-                            "{script} returned {code}\nOutput details:\n{}{}",
-                            String::from_utf8_lossy(&output.stdout),
-                            String::from_utf8_lossy(&output.stderr)
-                        ),
-                    );
-                } else {
-                    self.reporter.log(10, &format!("{script} returned {code}"));
-                }
-                Some(code)
-            }
-            Err(e) => {
-                self.reporter
-                    .log(40, &format!("Exception running {script}: {e}"));
-                None
-            }
-        }
-    }
-
-    /// A plain hook: run once, its failure only logged.
-    fn run(&self, name: &str, phase: &str, retry: bool, info: &BackupInfo) {
-        if let Some(script) = self.script(name, phase) {
-            let env = self.environment(name, phase, retry, info);
-            self.execute(&script, &env);
-        }
-    }
-
-    /// A retry hook: run until it exits 0, 62 (abort, continue) or 63 (abort, stop: an
-    /// error), pausing 3 s between attempts and 60 s after every 5 failures.
-    fn run_retry(&self, name: &str, phase: &str, info: &BackupInfo) -> Result<()> {
-        let Some(script) = self.script(name, phase) else {
-            return Ok(());
-        };
-        let env = self.environment(name, phase, true, info);
-        let mut attempts = 1;
-        let status = loop {
-            let status = self.execute(&script, &env);
-            if let Some(code @ (0 | EXIT_ABORT_CONTINUE | EXIT_ABORT_STOP)) = status {
-                break code;
-            }
-            if attempts <= ATTEMPTS_BEFORE_NAP {
-                attempts += 1;
-                std::thread::sleep(BREAK_TIME);
-            } else {
-                attempts = 1;
-                std::thread::sleep(NAP_TIME);
-            }
-        };
-        match status {
-            EXIT_ABORT_CONTINUE => {
-                self.reporter.log(
-                    30,
-                    &format!("{script} was aborted (got exit status {status}, Barman resumes)"),
-                );
-                Ok(())
-            }
-            EXIT_ABORT_STOP => {
-                self.reporter.log(
-                    40,
-                    &format!(
-                        "{script} was aborted (got exit status {status}, Barman requested \
-                         to stop)"
-                    ),
-                );
-                Err(Error::Failed(format!(
-                    "Abort '{phase}_{name}' retry hook script ({script}, exit code: {status})"
-                )))
-            }
-            _ => Ok(()),
-        }
     }
 }
 

@@ -8,6 +8,13 @@
 //! 3. then `base/<id>/data`, then the WAL nobody needs any more (xlog.db rewritten
 //!    first, then the files), then the annotation, `base/<id>/` and last the backup.info.
 //!
+//! The hook scripts run as Barman runs them: `pre_delete_script` then
+//! `pre_delete_retry_script` before step 2 (a stop request, exit 63, ends the deletion
+//! there with an error), `wal_delete_script`/`wal_delete_retry_script` pre and post around
+//! each WAL file removed in step 3 (a stop request before one ends the deletion with the
+//! index put back as it was), and `post_delete_retry_script` then `post_delete_script`
+//! once the backup is gone ([`crate::server::hooks`]).
+//!
 //! A run stopped anywhere can be run again: snapshots already gone are skipped, and the
 //! backup.info stays until everything else is gone.
 //!
@@ -23,7 +30,9 @@ use crate::delete::snapshots::check_backup;
 use crate::error::{Error, Result};
 use crate::retention::{RetentionPolicy, RetentionStatus};
 use crate::server::backup_id::{COPY_DONE, is_full};
+use crate::server::config::ServerConfig;
 use crate::server::home::{ServerHome, load_backups, write_file_durably};
+use crate::server::hooks::{Hooks, WalDeleteHooks, backup_env, os_error_text};
 use crate::server::xlogdb::XlogDb;
 use crate::snapshot::ProviderSource;
 use crate::wal::{WalKind, WalName};
@@ -32,6 +41,8 @@ use crate::wal::{WalKind, WalName};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     Log,
+    /// A record of the hook scripts' logger at this Python level.
+    Hook(i64),
     Info,
     Warning,
     Error,
@@ -57,6 +68,10 @@ pub fn sync_lock(home: &ServerHome, backup_id: &str) -> std::path::PathBuf {
 /// What a deletion needs besides the backup.
 pub struct DeleteContext<'a> {
     pub home: &'a ServerHome,
+    /// The server, for its hook scripts.
+    pub server: &'a ServerConfig,
+    /// The configuration file (`BARMAN_CONFIGURATION` of hooks).
+    pub config_file: &'a Path,
     pub providers: &'a dyn ProviderSource,
     /// `concurrent_backup` in `backup_options` (snapshot servers: always): when the last
     /// backup goes, the WAL from its start on stays for the next backup.
@@ -202,19 +217,6 @@ fn remove_file_if_present(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Python's text of an `OSError` about `path`.
-fn os_error_text(error: &std::io::Error, path: &Path) -> String {
-    let text = error.to_string();
-    let text = match text.find(" (os error ") {
-        Some(at) => text[..at].to_string(),
-        None => text,
-    };
-    match error.raw_os_error() {
-        Some(code) => format!("[Errno {code}] {text}: '{}'", path.display()),
-        None => format!("{text}: '{}'", path.display()),
-    }
-}
-
 fn now() -> Timestamp {
     chrono::Local::now().fixed_offset()
 }
@@ -223,10 +225,49 @@ fn now() -> Timestamp {
 /// `.<server>-<id>.lock`. `Ok(false)`: a file could not be removed (said as Barman says
 /// it); `Err`: a snapshot could not be deleted (locked, not the backup's, provider error)
 /// and the backup.info, its data and the WAL stay.
+///
+/// The delete hooks run before (`pre_delete_script`, `pre_delete_retry_script`: a stop
+/// request is an `Err` before anything is deleted) and after a complete deletion; the
+/// WAL deletion hooks around each WAL file removed. Their log records go to `say` as
+/// [`Level::Hook`].
 pub async fn delete_backup(
     ctx: &DeleteContext<'_>,
     backup: &BackupInfo,
     skip_wal_cleanup_if_standalone: bool,
+    say: &mut Say<'_>,
+) -> Result<bool> {
+    let records = std::cell::RefCell::new(Vec::new());
+    let log = |level: i64, text: &str| records.borrow_mut().push((level, text.to_string()));
+    let hooks = Hooks {
+        server: ctx.server,
+        config_file: ctx.config_file,
+        log: &log,
+    };
+    let mut say_all = |level: Level, text: String| {
+        for (level, text) in records.borrow_mut().drain(..) {
+            say(Level::Hook(level), text);
+        }
+        say(level, text);
+    };
+    let result = delete_with_hooks(
+        ctx,
+        backup,
+        skip_wal_cleanup_if_standalone,
+        &hooks,
+        &mut say_all,
+    )
+    .await;
+    for (level, text) in records.borrow_mut().drain(..) {
+        say(Level::Hook(level), text);
+    }
+    result
+}
+
+async fn delete_with_hooks(
+    ctx: &DeleteContext<'_>,
+    backup: &BackupInfo,
+    skip_wal_cleanup_if_standalone: bool,
+    hooks: &Hooks<'_>,
     say: &mut Say<'_>,
 ) -> Result<bool> {
     let home = ctx.home;
@@ -236,6 +277,7 @@ pub async fn delete_backup(
         .ok_or_else(|| Error::BadCatalog("backup without an ID".into()))?;
     write_file_durably(&delete_annotation(home, &id), b"delete")?;
     let started = now();
+    hooks.pre("delete", &backup_env(home, backup))?;
     say(
         Level::Info,
         format!("Deleting backup {id} for server {}", home.server),
@@ -327,8 +369,9 @@ pub async fn delete_backup(
         // were already missing as Barman does.
         let mut listings: BTreeMap<std::path::PathBuf, BTreeSet<String>> = BTreeMap::new();
         let mut selected: Vec<(std::path::PathBuf, String)> = Vec::new();
-        let removed =
-            guard.remove_where(&home.wal, |entry| match WalName::try_parse(&entry.name) {
+        let removed = guard.remove_where_with(
+            &home.wal,
+            |entry| match WalName::try_parse(&entry.name) {
                 Some(name) => {
                     let removed = wal_is_removed(&name, until, &timelines, &ranges);
                     if removed {
@@ -352,7 +395,9 @@ pub async fn delete_backup(
                     invalid.push(entry.name.clone());
                     false
                 }
-            })?;
+            },
+            &mut WalDeleteHooks { hooks },
+        )?;
         drop(guard);
         for (dir, listing) in &listings {
             let names: BTreeSet<&str> = selected
@@ -444,6 +489,7 @@ pub async fn delete_backup(
         ),
     );
     let _ = remove_file_if_present(&sync_lock(home, &id));
+    hooks.post("delete", "post-delete", &backup_env(home, backup));
     Ok(true)
 }
 

@@ -14,6 +14,7 @@ pub mod config;
 pub mod delete;
 pub mod get_wal;
 pub mod home;
+pub mod hooks;
 mod ini;
 pub mod lock;
 pub mod paths;

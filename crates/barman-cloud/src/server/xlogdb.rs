@@ -234,7 +234,19 @@ impl XlogDbGuard<'_> {
     pub fn remove_where(
         &mut self,
         paths: &WalArchivePaths,
+        remove: impl FnMut(&XlogEntry) -> bool,
+    ) -> Result<Vec<XlogEntry>> {
+        self.remove_where_with(paths, remove, &mut NoRemovalHooks)
+    }
+
+    /// [`Self::remove_where`] with `hooks` run around the removal of each file (Barman's
+    /// WAL deletion hook scripts). A `pre` error stops the removal there (the index is
+    /// already rewritten).
+    pub fn remove_where_with(
+        &mut self,
+        paths: &WalArchivePaths,
         mut remove: impl FnMut(&XlogEntry) -> bool,
+        hooks: &mut dyn RemovalHooks,
     ) -> Result<Vec<XlogEntry>> {
         let path = self.db.file.clone();
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -270,24 +282,87 @@ impl XlogDbGuard<'_> {
             let _ = std::fs::remove_file(&temporary);
             return Ok(removed);
         }
+        // The index as it was, put back if a hook stops the removal (Barman then leaves
+        // the index untouched).
+        let saved = dir.join(format!(
+            ".{}.saved-{}",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&saved);
+        let saved = std::fs::hard_link(&path, &saved).is_ok().then_some(saved);
         std::fs::rename(&temporary, &path).map_err(|e| Error::io(&path, e))?;
         durable::sync_dir(&dir)?;
-        let mut touched_dirs = std::collections::BTreeSet::new();
-        for entry in &removed {
+        let result = Self::remove_files(paths, &removed, hooks);
+        if let Some(saved) = &saved {
+            if matches!(result, Err(Error::RetryHookStop(_))) {
+                std::fs::rename(saved, &path).map_err(|e| Error::io(&path, e))?;
+                durable::sync_dir(&dir)?;
+            } else {
+                let _ = std::fs::remove_file(saved);
+            }
+        }
+        result?;
+        Ok(removed)
+    }
+
+    fn remove_files(
+        paths: &WalArchivePaths,
+        removed: &[XlogEntry],
+        hooks: &mut dyn RemovalHooks,
+    ) -> Result<()> {
+        // The files, hash directory by hash directory (in order of first appearance): a
+        // directory whose every file goes is removed whole, the hooks of all its files
+        // run before and after; otherwise each file goes between its own hooks.
+        let mut groups: Vec<(PathBuf, Vec<(XlogEntry, PathBuf)>)> = Vec::new();
+        for entry in removed {
             let Some(wal) = WalName::try_parse(&entry.name) else {
                 continue;
             };
             let stored = paths.stored_path(&wal);
-            match std::fs::remove_file(&stored) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(&stored, e)),
-            }
-            if let Some(parent) = stored.parent() {
-                touched_dirs.insert(parent.to_path_buf());
+            let parent = stored.parent().map(Path::to_path_buf).unwrap_or_default();
+            match groups.iter_mut().find(|(d, _)| *d == parent) {
+                Some((_, files)) => files.push((entry.clone(), stored)),
+                None => groups.push((parent, vec![(entry.clone(), stored)])),
             }
         }
-        for dir in &touched_dirs {
+        for (dir, files) in &groups {
+            let whole = *dir != paths.wals
+                && (files.len() >= 256
+                    || std::fs::read_dir(dir).is_ok_and(|listing| {
+                        listing.flatten().all(|e| {
+                            let name = e.file_name();
+                            files
+                                .iter()
+                                .any(|(f, _)| std::ffi::OsStr::new(&f.name) == name)
+                        })
+                    }));
+            if whole {
+                for (entry, stored) in files {
+                    hooks.pre(entry, stored)?;
+                }
+                match std::fs::remove_dir_all(dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(dir, e)),
+                }
+                for (entry, stored) in files {
+                    hooks.post(entry, stored, None);
+                }
+                continue;
+            }
+            for (entry, stored) in files {
+                hooks.pre(entry, stored)?;
+                match std::fs::remove_file(stored) {
+                    Ok(()) => hooks.post(entry, stored, None),
+                    Err(e) => {
+                        hooks.post(entry, stored, Some(&e));
+                        if e.kind() != std::io::ErrorKind::NotFound {
+                            return Err(Error::io(stored, e));
+                        }
+                    }
+                }
+            }
             // Only an empty hash directory goes.
             if *dir != paths.wals && std::fs::remove_dir(dir).is_ok() {
                 continue;
@@ -297,8 +372,27 @@ impl XlogDbGuard<'_> {
         if paths.wals.is_dir() {
             durable::sync_dir(&paths.wals)?;
         }
-        Ok(removed)
+        Ok(())
     }
+}
+
+/// What runs around the removal of each WAL file of the archive.
+pub trait RemovalHooks {
+    /// Before `file` goes; an error stops the removal ([`Error::RetryHookStop`]: the index is
+    /// put back as it was).
+    fn pre(&mut self, entry: &XlogEntry, file: &Path) -> Result<()>;
+    /// After `file` went, or could not (`error`).
+    fn post(&mut self, entry: &XlogEntry, file: &Path, error: Option<&std::io::Error>);
+}
+
+/// No hooks.
+pub struct NoRemovalHooks;
+
+impl RemovalHooks for NoRemovalHooks {
+    fn pre(&mut self, _: &XlogEntry, _: &Path) -> Result<()> {
+        Ok(())
+    }
+    fn post(&mut self, _: &XlogEntry, _: &Path, _: Option<&std::io::Error>) {}
 }
 
 #[cfg(test)]
