@@ -10,6 +10,7 @@ use barman_cloud::server::archive::archive_incoming;
 use barman_cloud::server::backup_id;
 use barman_cloud::server::config::{Config, Value};
 use barman_cloud::server::home::{ServerHome, load_backups};
+use barman_cloud::server::hooks::{Hooks, RecoverOption, recover_env};
 use barman_cloud::server::recover::{RecoverOptions, RecoveryResults, Report, recover_snapshot};
 use barman_cloud::server::recovery_conf::Assertion;
 use barman_cloud::snapshot::aws::AwsSnapshotSettings;
@@ -335,30 +336,6 @@ pub(super) fn recover_command(config: &Config, args: &RecoverArgs, out: &mut Out
         server.gcp_zone = Some(zone.clone());
     }
 
-    // Barman runs these around the recovery; skipping them silently could break what
-    // they guard, so they are refused until barman-rs runs them.
-    let hooks: Vec<&str> = [
-        "pre_recovery_script",
-        "pre_recovery_retry_script",
-        "post_recovery_retry_script",
-        "post_recovery_script",
-    ]
-    .into_iter()
-    .filter(|k| server.hooks.get(*k).is_some_and(|v| !v.trim().is_empty()))
-    .collect();
-    if !hooks.is_empty() {
-        out.error(
-            &format!(
-                "barman-rs does not run recovery hook scripts yet: {} configured for server \
-                 '{}'",
-                hooks.join(", "),
-                server.name
-            ),
-            "barman.cli",
-        );
-        return out.close();
-    }
-
     // Barman files the WALs waiting in incoming/ first (quietly).
     if !args.skip_archive_wal && server.archiver {
         match archive_settings(&server) {
@@ -434,6 +411,30 @@ pub(super) fn recover_command(config: &Config, args: &RecoverArgs, out: &mut Out
             _ => None,
         },
     };
+    // The recovery hook scripts' environment (Barman's: the recovery's options set, the
+    // snapshot recovery instance among them).
+    let hook_env = recover_env(
+        &home,
+        &info,
+        &args.destination,
+        &tablespaces,
+        args.remote_ssh_command.as_deref(),
+        recover_hook_options(&options),
+    );
+    let hooks_log = |level: i64, text: &str| out.log.record(level, "barman.hooks", text);
+    let hooks = Hooks {
+        server: &server,
+        config_file: &config.config_file,
+        log: &hooks_log,
+    };
+    let pre = hooks.pre("recovery", &hook_env);
+    if let Err(error) = pre {
+        out.exception(
+            &format!("{error}\nSee log file for more details."),
+            "barman.cli",
+        );
+        return out.close();
+    }
     let runtime = super::check::runtime();
     let snapshots = info.snapshots_info.clone().expect("a snapshot backup");
     let name = server.name.clone();
@@ -452,6 +453,13 @@ pub(super) fn recover_command(config: &Config, args: &RecoverArgs, out: &mut Out
     });
     match outcome {
         Ok(results) => {
+            let hooks_log = |level: i64, text: &str| out.log.record(level, "barman.hooks", text);
+            let hooks = Hooks {
+                server: &server,
+                config_file: &config.config_file,
+                log: &hooks_log,
+            };
+            hooks.post("recovery", "post-recovery", &hook_env);
             print_results(&results, out);
             out.close()
         }
@@ -470,6 +478,43 @@ pub(super) fn recover_command(config: &Config, args: &RecoverArgs, out: &mut Out
             out.close()
         }
     }
+}
+
+/// The options Barman gives its recovery (`BARMAN_RECOVER_OPTIONS` keeps those set).
+fn recover_hook_options(options: &RecoverOptions) -> Vec<(&'static str, RecoverOption)> {
+    let text = |value: &Option<String>| RecoverOption::Text(value.clone().unwrap_or_default());
+    let tli = match options.target_tli.as_deref() {
+        Some(tli) => match tli.parse::<i64>() {
+            Ok(n) => RecoverOption::Int(n),
+            Err(_) => RecoverOption::Text(tli.to_string()),
+        },
+        None => RecoverOption::Text(String::new()),
+    };
+    vec![
+        ("target_tli", tli),
+        ("target_time", text(&options.target_time)),
+        ("target_xid", text(&options.target_xid)),
+        ("target_lsn", text(&options.target_lsn)),
+        ("target_name", text(&options.target_name)),
+        (
+            "target_immediate",
+            RecoverOption::Bool(options.target_immediate),
+        ),
+        ("exclusive", RecoverOption::Bool(options.exclusive)),
+        ("target_action", text(&options.target_action)),
+        ("standby_mode", RecoverOption::Bool(options.standby_mode)),
+        (
+            "recovery_conf_filename",
+            text(&options.recovery_conf_filename),
+        ),
+        ("recovery_option_port", text(&options.recovery_option_port)),
+        ("custom_restore_command", text(&options.restore_command)),
+        ("copy_partial", RecoverOption::Bool(options.partial_wal)),
+        (
+            "recovery_instance",
+            RecoverOption::Text(options.recovery_instance.clone()),
+        ),
+    ]
 }
 
 fn elapsed_seconds(results: &RecoveryResults) -> f64 {
