@@ -19,6 +19,7 @@ mod server_check_clouds;
 mod server_config;
 mod server_cycle;
 mod server_delete;
+mod server_hooks;
 mod server_recover;
 mod server_status;
 mod server_wal_cli;

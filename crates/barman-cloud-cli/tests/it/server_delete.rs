@@ -36,9 +36,9 @@ archiver = on
 
 /// One crafted backup.
 #[derive(Clone)]
-struct Spec {
-    id: String,
-    status: &'static str,
+pub(crate) struct Spec {
+    pub id: String,
+    pub status: &'static str,
     /// Segment numbers of begin_wal and end_wal (timeline 1).
     begin: u32,
     end: u32,
@@ -50,7 +50,7 @@ struct Spec {
     snapshot: bool,
 }
 
-fn spec(id: &str, begin: u32, end: u32) -> Spec {
+pub(crate) fn spec(id: &str, begin: u32, end: u32) -> Spec {
     Spec {
         id: id.to_string(),
         status: "DONE",
@@ -63,15 +63,15 @@ fn spec(id: &str, begin: u32, end: u32) -> Spec {
     }
 }
 
-fn wal(segment: u32) -> String {
+pub(crate) fn wal(segment: u32) -> String {
     format!("00000001{:08X}{:08X}", 0, segment)
 }
 
 /// One copy of the crafted home, with its own snapshots.
-struct Home {
-    world: World,
+pub(crate) struct Home {
+    pub world: World,
     /// Snapshot IDs by backup ID.
-    snapshots: BTreeMap<String, String>,
+    pub snapshots: BTreeMap<String, String>,
 }
 
 /// One "now" for the whole test binary, so that both copies get the same times.
@@ -230,7 +230,7 @@ impl Home {
         Home { world, snapshots }
     }
 
-    fn run(&self, program: &Path, args: &[&str], ec2: &Ec2World) -> Output {
+    pub fn run(&self, program: &Path, args: &[&str], ec2: &Ec2World) -> Output {
         let conf = self.world.path("barman.conf").display().to_string();
         let mut all = vec!["-c", conf.as_str()];
         all.extend(args);
@@ -268,7 +268,7 @@ impl Home {
     }
 
     /// `text` with this copy's directory written `<DIR>`.
-    fn masked(&self, text: &str) -> String {
+    pub fn masked(&self, text: &str) -> String {
         text.replace(&self.world.path("").display().to_string(), "<DIR>/")
     }
 
@@ -296,7 +296,7 @@ fn walk(root: &Path, dir: &Path, found: &mut BTreeMap<String, String>) {
 
 /// Barman names the backup of `Cannot delete backup (<server> <backup>)` by the repr of
 /// its `LocalBackupInfo` object; we print the backup ID.
-fn error_lines(text: &str) -> Vec<String> {
+pub(crate) fn error_lines(text: &str) -> Vec<String> {
     prefixed_lines(text)
         .into_iter()
         .map(
@@ -312,7 +312,7 @@ fn error_lines(text: &str) -> Vec<String> {
 }
 
 /// The run's `Deleted backup ... (start time: ..., elapsed time: ...)` times masked.
-fn mask(text: &str) -> String {
+pub(crate) fn mask(text: &str) -> String {
     text.lines()
         .map(|line| match line.find(" (start time: ") {
             Some(at) if line.starts_with("Deleted backup ") => {
@@ -325,14 +325,14 @@ fn mask(text: &str) -> String {
 }
 
 /// The two copies and the world their snapshots live in.
-struct Pair {
-    ec2: Ec2World,
-    theirs: Home,
-    ours: Home,
+pub(crate) struct Pair {
+    pub ec2: Ec2World,
+    pub theirs: Home,
+    pub ours: Home,
 }
 
 impl Pair {
-    fn new(tag: &str, extra: &str, specs: &[Spec], wals: &[u32]) -> Pair {
+    pub fn new(tag: &str, extra: &str, specs: &[Spec], wals: &[u32]) -> Pair {
         let ec2 = Ec2World::new(tag, 1);
         let theirs = Home::craft(&format!("{tag}-py"), &ec2, extra, specs, wals);
         let ours = Home::craft(&format!("{tag}-rs"), &ec2, extra, specs, wals);
@@ -342,7 +342,7 @@ impl Pair {
 
     /// Runs `args` on both copies: same stdout (times masked), same error lines, same
     /// exit code, same trees afterwards. Returns ours.
-    fn compare(&self, args: &[&str]) -> Output {
+    pub fn compare(&self, args: &[&str]) -> Output {
         let theirs = self.theirs.run(&python_barman(), args, &self.ec2);
         let ours = self.ours.run(&self.ours.world.ours(), args, &self.ec2);
         let what = format!("barman {}", args.join(" "));
@@ -397,7 +397,7 @@ impl Pair {
     }
 }
 
-fn xlog(home: &Home) -> String {
+pub(crate) fn xlog(home: &Home) -> String {
     std::fs::read_to_string(home.world.path("home/snap/wals/snap-xlog.db")).unwrap()
 }
 
@@ -533,7 +533,7 @@ fn server_delete_locked_snapshot_keeps_the_backup() {
 /// `barman cron` on both copies, then the trees compared once the background
 /// archive-wal runs have finished (Barman's retention runs inside cron itself, its
 /// archive-wal in a detached process).
-fn compare_cron(pair: &Pair) -> (Output, Output) {
+pub(crate) fn compare_cron(pair: &Pair) -> (Output, Output) {
     let theirs = pair.theirs.run(&python_barman(), &["cron"], &pair.ec2);
     let ours = pair.ours.run(&pair.ours.world.ours(), &["cron"], &pair.ec2);
     assert_eq!(

@@ -528,30 +528,6 @@ fn server_recover_of_a_snapshot_backup_matches_barman_and_postgresql_replays_it(
     ])));
     assert!(stderr(&out).contains("Cannot find any candidate backup for recovery."));
 
-    // Recovery hook scripts are not run yet: refused rather than skipped.
-    let conf = setup.host.world.path("barman.conf");
-    let original = std::fs::read_to_string(&conf).unwrap();
-    std::fs::write(
-        &conf,
-        format!("{original}pre_recovery_script = /bin/true\n"),
-    )
-    .unwrap();
-    let out = setup.run(
-        &setup.host.world.ours(),
-        &strs(&{
-            let mut all = vec!["recover".to_string(), "snap".to_string()];
-            all.extend(with_instance(&[]));
-            all
-        }),
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("does not run recovery hook scripts yet: pre_recovery_script"),
-        "{}",
-        stderr(&out)
-    );
-    std::fs::write(&conf, original).unwrap();
-
     // Another region: the recovery instance is not found there (Barman: an exception).
     let args = with_instance(&["--aws-region", "eu-west-3"]);
     let out = setup.compare_refusal(&strs(&args));
@@ -651,7 +627,23 @@ fn server_recover_of_a_snapshot_backup_matches_barman_and_postgresql_replays_it(
         "{auto}"
     );
 
-    // Remote: checks and files over the ssh command.
+    // Remote: checks and files over the ssh command. The recovery hook scripts dump
+    // their arguments and environment (see `server_hooks`); the post retry hook asks to
+    // stop (63), which a post hook cannot do.
+    let conf = setup.host.world.path("barman.conf");
+    let original = std::fs::read_to_string(&conf).unwrap();
+    let hooks = crate::server_hooks::RECOVERY_HOOKS;
+    std::fs::write(
+        &conf,
+        format!("{original}{}", crate::server_hooks::hook_lines(&hooks)),
+    )
+    .unwrap();
+    crate::server_hooks::install_dump_in(&setup.host.world);
+    std::fs::write(
+        setup.host.world.path("exit-post_recovery_retry_script"),
+        "63",
+    )
+    .unwrap();
     let ssh = setup.host.good_ssh.display().to_string();
     let (remote, text) = setup.compare_recoveries(
         "ours-remote",
@@ -675,6 +667,26 @@ fn server_recover_of_a_snapshot_backup_matches_barman_and_postgresql_replays_it(
     );
     let auto = std::fs::read_to_string(remote.join("postgresql.auto.conf")).unwrap();
     assert!(auto.contains("restore_command = 'barman-wal-restore -P -U root --port 2222 "));
+    std::fs::write(&conf, original).unwrap();
+    // Barman's run came first: its four dumps, then ours, the same.
+    let dumps = crate::server_hooks::take_dumps(&setup.host.world.path(""), |t| t.to_string());
+    let dumps: Vec<(&str, &String)> = dumps.iter().map(|(k, v)| (&k[4..], v)).collect();
+    assert_eq!(dumps.len(), 8, "{dumps:?}");
+    assert_eq!(dumps[..4], dumps[4..]);
+    let names: Vec<&str> = dumps[..4].iter().map(|(k, _)| *k).collect();
+    assert_eq!(names, hooks);
+    let env: std::collections::BTreeMap<&str, &str> = dumps[3]
+        .1
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    assert_eq!(env["BARMAN_REMOTE_COMMAND"], ssh);
+    assert_eq!(env["BARMAN_DESTINATION_DIRECTORY"], dest);
+    assert_eq!(env["BARMAN_PHASE"], "post");
+    assert!(
+        env["BARMAN_RECOVER_OPTIONS"].contains("\"recovery_option_port\": \"2222\""),
+        "{env:?}"
+    );
 
     let cluster = &setup.host.cluster;
 
