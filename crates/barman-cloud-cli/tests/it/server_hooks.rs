@@ -328,3 +328,30 @@ fn server_hooks_recovery_pre_hooks_match_barman() {
     assert!(stderr(&out).contains("are not attached to recovery instance"));
     same_dumps(&pair, "recovery after 62");
 }
+
+#[test]
+fn server_hooks_wal_directory_removed_whole_matches_barman() {
+    // Every WAL of the hash directory goes: Barman runs all the pre hooks, removes the
+    // directory, then runs all the post hooks.
+    let specs = [spec("20261102T100000", 5, 6), spec("20261103T100000", 8, 9)];
+    let wals: Vec<u32> = (1..=7).collect();
+    let pair = Pair::new("srvhookwhole", &hook_lines(&DELETE_HOOKS), &specs, &wals);
+    install_dump(&pair);
+    pair.compare(&["delete", "snap", "20261102T100000"]);
+    let dumps = same_dumps(&pair, "delete emptying a hash directory");
+    let names: Vec<&str> = dumps.keys().map(|k| &k[4..]).collect();
+    // 7 segments and a .backup file: 16 pre hooks, then 16 post hooks.
+    let pre = names
+        .iter()
+        .position(|n| n.starts_with("post_wal"))
+        .unwrap();
+    assert_eq!(pre, 2 + 16, "{names:?}");
+    assert!(names[2..pre].iter().all(|n| n.starts_with("pre_wal")));
+    assert!(
+        !pair
+            .ours
+            .world
+            .path("home/snap/wals/0000000100000000")
+            .exists()
+    );
+}
