@@ -411,6 +411,18 @@ pub(super) fn recover_command(config: &Config, args: &RecoverArgs, out: &mut Out
             _ => None,
         },
     };
+    // Barman's remote command: tried (`true`) before the hooks run.
+    if let Some(ssh) = &args.remote_ssh_command
+        && super::check::runtime()
+            .block_on(barman_cloud::snapshot::host::SshHost::connect(ssh))
+            .is_err()
+    {
+        out.error(
+            &format!("Unable to connect to the target host using the command '{ssh}'"),
+            "barman.fs",
+        );
+        return out.close();
+    }
     // The recovery hook scripts' environment (Barman's: the recovery's options set, the
     // snapshot recovery instance among them).
     let hook_env = recover_env(

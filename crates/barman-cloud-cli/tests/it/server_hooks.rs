@@ -327,6 +327,19 @@ fn server_hooks_recovery_pre_hooks_match_barman() {
     let out = compare(&[], "recovery after 62");
     assert!(stderr(&out).contains("are not attached to recovery instance"));
     same_dumps(&pair, "recovery after 62");
+
+    // A remote command that cannot connect: Barman fails before the hooks.
+    exit_code(&pair, "pre_recovery_retry_script", None);
+    let out = compare(
+        &[
+            "--remote-ssh-command",
+            "ssh -o BatchMode=yes -o ConnectTimeout=5 nowhere.invalid",
+        ],
+        "recovery with a remote command that cannot connect",
+    );
+    assert_ne!(out.status.code(), Some(0));
+    let dumps = same_dumps(&pair, "recovery with a remote command that cannot connect");
+    assert!(dumps.is_empty(), "{dumps:?}");
 }
 
 #[test]
