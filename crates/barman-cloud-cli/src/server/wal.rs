@@ -500,7 +500,38 @@ fn server_cron(
         return true;
     }
     archive_step(config, server, &paths, keep_descriptors, out);
+    cron_check_backup(server, out);
     super::delete::enforce_retention(&config.config_file, server, out)
+}
+
+/// Barman's `cron_check_backup`: the oldest WAITING_FOR_WALS backup is announced when its
+/// backup-ID lock is free, then checked. Barman starts `check-backup` in the background;
+/// the check is cheap (xlog.db and the archive's files), so it runs here, under the same
+/// lock, and the archive-wal just started repeats it once it has filed the new WALs.
+fn cron_check_backup(server: &ServerConfig, out: &mut Output) {
+    let home = ServerHome::from_config(server);
+    let waiting = barman_cloud::server::home::load_backups(&home)
+        .into_iter()
+        .find(|b| b.status == Some(barman_cloud::catalog::BackupStatus::WaitingForWals))
+        .and_then(|b| b.backup_id);
+    let Some(id) = waiting else {
+        return;
+    };
+    match LockFile::try_acquire(&home.backup_id_lock(&id)) {
+        // Printed, not logged, as Barman does.
+        Ok(Some(_lock)) => out.info(&format!(
+            "Starting check-backup for backup {id} of server {}",
+            server.name
+        )),
+        _ => return,
+    }
+    let reporter = super::backup::OutputReporter {
+        out: std::cell::RefCell::new(&mut *out),
+        logger: "barman.backup",
+    };
+    if let Err(error) = barman_cloud::server::backup::check_waiting_backups(&home, &reporter) {
+        out.error(&error.to_string(), "barman.server");
+    }
 }
 
 fn lock_error(error: &Error, path: &Path) -> String {
