@@ -137,33 +137,8 @@ pub fn backup_show_console(info: &BackupInfo) -> Result<String, CatalogError> {
         return Ok(out.text);
     }
 
-    if let Some(snapshots) = &info.snapshots_info {
-        out.header("Snapshot information");
-        out.nested("provider", snapshots.provider().as_str());
-        for key in snapshots.provider().info_fields() {
-            let value = snapshots.info(key).cloned().unwrap_or(PyValue::None);
-            out.nested(key, &value.py_str());
-        }
-        out.line("");
-        for snapshot in &snapshots.snapshots {
-            let mut keys = snapshots.provider().snapshot_fields().to_vec();
-            keys.sort_unstable();
-            for key in keys {
-                let value = snapshot.field(key).cloned().unwrap_or(PyValue::None);
-                out.nested(key, &value.py_str());
-            }
-            out.nested("Mount point", &snapshot.mount_point.py_str());
-            out.nested("Mount options", &snapshot.mount_options.py_str());
-            out.line("");
-        }
-    }
-
-    if let Some(tablespaces) = info.tablespaces.as_ref().filter(|t| !t.is_empty()) {
-        out.header("Tablespaces");
-        for t in tablespaces {
-            out.nested(&t.name, &format!("{} (oid: {})", t.location, t.oid));
-        }
-        out.line("");
+    for line in snapshot_and_tablespace_blocks(info) {
+        out.line(&line);
     }
 
     out.header("Base backup information");
@@ -209,6 +184,41 @@ pub fn backup_show_console(info: &BackupInfo) -> Result<String, CatalogError> {
 /// A string field Python finds truthy (set and not empty).
 fn set(value: &Option<String>) -> Option<&str> {
     value.as_deref().filter(|s| !s.is_empty())
+}
+
+/// The `Snapshot information` and `Tablespaces` blocks of show-backup, as both Barman's
+/// cloud and server renderers print them: the provider and its details, then for each
+/// snapshot a blank line, its provider keys sorted, its mount point and options.
+pub(crate) fn snapshot_and_tablespace_blocks(info: &BackupInfo) -> Vec<String> {
+    let mut out = Show::default();
+    if let Some(snapshots) = &info.snapshots_info {
+        out.header("Snapshot information");
+        out.nested("provider", snapshots.provider().as_str());
+        for key in snapshots.provider().info_fields() {
+            let value = snapshots.info(key).cloned().unwrap_or(PyValue::None);
+            out.nested(key, &value.py_str());
+        }
+        out.line("");
+        for snapshot in &snapshots.snapshots {
+            let mut keys = snapshots.provider().snapshot_fields().to_vec();
+            keys.sort_unstable();
+            for key in keys {
+                let value = snapshot.field(key).cloned().unwrap_or(PyValue::None);
+                out.nested(key, &value.py_str());
+            }
+            out.nested("Mount point", &snapshot.mount_point.py_str());
+            out.nested("Mount options", &snapshot.mount_options.py_str());
+            out.line("");
+        }
+    }
+    if let Some(tablespaces) = info.tablespaces.as_ref().filter(|t| !t.is_empty()) {
+        out.header("Tablespaces");
+        for t in tablespaces {
+            out.nested(&t.name, &format!("{} (oid: {})", t.location, t.oid));
+        }
+        out.line("");
+    }
+    out.text.lines().map(str::to_string).collect()
 }
 
 #[derive(Default)]

@@ -728,33 +728,8 @@ pub fn show_lines(
         return Ok(out.0);
     };
 
-    if let Some(snapshots) = &info.snapshots_info {
-        out.header("Snapshot information");
-        out.nested("provider", snapshots.provider().as_str());
-        for key in snapshots.provider().info_fields() {
-            let value = snapshots.info(key).cloned().unwrap_or(PyValue::None);
-            out.nested(key, &value.py_str());
-        }
-        out.line("");
-        for snapshot in &snapshots.snapshots {
-            let mut keys = snapshots.provider().snapshot_fields().to_vec();
-            keys.sort_unstable();
-            for key in keys {
-                let value = snapshot.field(key).cloned().unwrap_or(PyValue::None);
-                out.nested(key, &value.py_str());
-            }
-            out.nested("Mount point", &snapshot.mount_point.py_str());
-            out.nested("Mount options", &snapshot.mount_options.py_str());
-            out.line("");
-        }
-    }
-    if let Some(tablespaces) = info.tablespaces.as_ref().filter(|t| !t.is_empty()) {
-        out.header("Tablespaces");
-        for t in tablespaces {
-            out.nested(&t.name, &format!("{} (oid: {})", t.location, t.oid));
-        }
-        out.line("");
-    }
+    out.0
+        .extend(crate::catalog::render::snapshot_and_tablespace_blocks(info));
 
     out.header("Base backup information");
     if let Some(mode) = set(&info.mode) {
