@@ -10,13 +10,14 @@ use barman_cloud::catalog_store::{CatalogStore, KeepTarget};
 use barman_cloud::server::catalog_view::{
     ServerCatalog, ShowError, list_json, list_line, resolve_backup, show_json, show_lines,
 };
-use barman_cloud::server::config::{Config, ServerConfig};
+use barman_cloud::server::config::Config;
 use barman_cloud::server::home::{HomeCatalog, ServerHome};
 
 use super::args::Format;
 use super::check::{runtime, select_servers};
+use super::emit;
 use super::output::Output;
-use super::{emit, report_stop};
+use super::wal::{CATALOG, get_server};
 
 fn now() -> barman_cloud::catalog::Timestamp {
     chrono::Utc::now().fixed_offset()
@@ -29,34 +30,6 @@ fn exception(error: &Error, out: &mut Output) -> u8 {
         "barman.cli",
     );
     out.close()
-}
-
-/// Barman's `get_server` with every skip and error flag off (the catalog commands):
-/// `all` and unknown names are errors, inactive and disabled servers are served.
-fn get_server(config: &Config, name: &str, out: &mut Output) -> Result<ServerConfig, u8> {
-    if name == "all" {
-        out.error(
-            "You cannot use 'all' in a single server context",
-            "barman.cli",
-        );
-        return Err(out.close());
-    }
-    let mut warnings = Vec::new();
-    let configs = config.server_configs(&mut warnings);
-    emit(warnings, out);
-    let configs = configs.map_err(|e| report_stop(&e, out))?;
-    if !configs.errors.is_empty() {
-        for error in &configs.errors {
-            out.error(error, "barman.cli");
-        }
-        return Err(out.close());
-    }
-    let Some(mut server) = configs.servers.into_iter().find(|s| s.name == name) else {
-        out.error(&format!("Unknown server '{name}'"), "barman.cli");
-        return Err(out.close());
-    };
-    emit(server.initialise(), out);
-    Ok(server)
 }
 
 /// Barman's message for an xlog.db name it cannot decode: the text of its
@@ -130,7 +103,7 @@ pub(super) fn show_backup_command(
     backup_id: &str,
     out: &mut Output,
 ) -> u8 {
-    let server = match get_server(config, server, out) {
+    let server = match get_server(config, server, CATALOG, out) {
         Ok(server) => server,
         Err(code) => return code,
     };
@@ -205,7 +178,7 @@ pub(super) fn keep_command(
         );
         return out.close();
     }
-    let server = match get_server(config, server, out) {
+    let server = match get_server(config, server, CATALOG, out) {
         Ok(server) => server,
         Err(code) => return code,
     };

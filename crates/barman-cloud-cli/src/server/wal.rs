@@ -37,25 +37,37 @@ pub(super) struct Policy {
     skip_inactive: bool,
     /// Inactive: an error.
     inactive_is_error: bool,
+    /// Disabled (a configuration error): an error, Barman's first reason.
+    disabled_is_error: bool,
 }
 
 const ARCHIVE_WAL: Policy = Policy {
     skip_inactive: true,
     inactive_is_error: false,
+    disabled_is_error: true,
 };
 const PUT_WAL: Policy = Policy {
     skip_inactive: false,
     inactive_is_error: true,
+    disabled_is_error: true,
 };
 const GET_WAL: Policy = Policy {
     skip_inactive: false,
     inactive_is_error: false,
+    disabled_is_error: true,
 };
 
+/// The catalog commands (list-backups aside): inactive and disabled servers are served.
+pub(super) const CATALOG: Policy = Policy {
+    skip_inactive: false,
+    inactive_is_error: false,
+    disabled_is_error: false,
+};
 /// `recover`: inactive servers recover too, disabled ones are refused.
 pub(super) const RECOVER: Policy = Policy {
     skip_inactive: false,
     inactive_is_error: false,
+    disabled_is_error: true,
 };
 
 /// The server a command runs on, or the exit code when it must not run.
@@ -98,7 +110,8 @@ pub(super) fn get_server(
         }
     }
     // Barman reports the first reason only.
-    if server.disabled
+    if policy.disabled_is_error
+        && server.disabled
         && let Some(first) = server.msg_list.first()
     {
         out.error(first, "barman.cli");
