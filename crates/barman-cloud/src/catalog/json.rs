@@ -72,6 +72,13 @@ fn key_text(key: &PyValue) -> Result<String, CatalogError> {
     }
 }
 
+/// `text` as Python's `json.dumps` writes a string (`ensure_ascii`).
+pub(crate) fn quote(text: &str) -> String {
+    let mut out = String::new();
+    write_str(&mut out, text);
+    out
+}
+
 /// A JSON string with `ensure_ascii`: only printable ASCII is kept as is.
 fn write_str(out: &mut String, s: &str) {
     out.push('"');

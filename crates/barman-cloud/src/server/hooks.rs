@@ -116,37 +116,12 @@ pub enum RecoverOption {
     Bool(bool),
 }
 
-/// Python's `json.dumps` of a string (ASCII only).
-fn json_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7f => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// Python's `json.dumps(..., sort_keys=True)` of the non-empty options ("" when none).
 fn options_json<'a>(options: impl IntoIterator<Item = (&'a str, RecoverOption)>) -> String {
     let mut kept: Vec<(&str, String)> = options
         .into_iter()
         .filter_map(|(key, value)| match value {
-            RecoverOption::Text(t) if !t.is_empty() => Some((key, json_string(&t))),
+            RecoverOption::Text(t) if !t.is_empty() => Some((key, crate::catalog::json::quote(&t))),
             RecoverOption::Int(n) if n != 0 => Some((key, n.to_string())),
             RecoverOption::Bool(true) => Some((key, "true".into())),
             _ => None,
@@ -158,7 +133,7 @@ fn options_json<'a>(options: impl IntoIterator<Item = (&'a str, RecoverOption)>)
     kept.sort();
     let body: Vec<String> = kept
         .iter()
-        .map(|(k, v)| format!("{}: {v}", json_string(k)))
+        .map(|(k, v)| format!("{}: {v}", crate::catalog::json::quote(k)))
         .collect();
     format!("{{{}}}", body.join(", "))
 }
@@ -182,7 +157,13 @@ pub fn recover_env<'a>(
         sorted.sort();
         let body: Vec<String> = sorted
             .iter()
-            .map(|(k, v)| format!("{}: {}", json_string(k), json_string(v)))
+            .map(|(k, v)| {
+                format!(
+                    "{}: {}",
+                    crate::catalog::json::quote(k),
+                    crate::catalog::json::quote(v)
+                )
+            })
             .collect();
         format!("{{{}}}", body.join(", "))
     };
