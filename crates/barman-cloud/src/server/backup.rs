@@ -20,6 +20,7 @@
 //! WALs are not removed before a FAILED first backup.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -35,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::pg::PgSession;
 use crate::pg::conninfo::ConnInfo;
 use crate::server::archive::ArchiveSettings;
-use crate::server::check::{CheckContext, check_server, latest_archived, provider_for_server};
+use crate::server::check::{CheckContext, check_server, provider_for_server};
 use crate::server::config::ServerConfig;
 use crate::server::home::{ServerHome, load_backups, write_file_durably};
 use crate::server::hooks::{Hooks, WalDeleteHooks, backup_env};
@@ -687,6 +688,45 @@ fn segments_between(begin: &str, end: &str, segment_size: i64) -> Vec<String> {
     names
 }
 
+/// The newest WAL file stored per timeline, found as Barman's check-backup finds it
+/// (`get_latest_archived_wals_info`): hash directories of `wals/` in reverse name order, the
+/// first one of a timeline holding a WAL file gives it. Read from the files rather than
+/// from xlog.db, so a backup is judged on what the archive actually holds.
+pub fn latest_archived_files(paths: &WalArchivePaths) -> BTreeMap<u32, String> {
+    let mut latest = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(&paths.wals) else {
+        return latest;
+    };
+    let mut dirs: Vec<(String, std::path::PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect();
+    dirs.sort_by(|a, b| b.0.cmp(&a.0));
+    for (name, dir) in dirs {
+        let Some(timeline) = name.get(..8).and_then(|t| u32::from_str_radix(t, 16).ok()) else {
+            continue;
+        };
+        if latest.contains_key(&timeline) {
+            continue;
+        }
+        let Ok(files) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut names: Vec<String> = files
+            .flatten()
+            .filter(|e| !e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| WalName::try_parse(n).is_some())
+            .collect();
+        names.sort();
+        if let Some(newest) = names.pop() {
+            latest.insert(timeline, newest);
+        }
+    }
+    latest
+}
+
 /// Barman's `check_backup`: a backup becomes DONE once every WAL from its begin to its end
 /// is archived, FAILED when one is missing before the newest archived one (or when it
 /// spans timelines), else stays WAITING_FOR_WALS. Saves the backup.info when it changed.
@@ -714,7 +754,7 @@ pub fn check_backup(
         return Ok(());
     }
     let timeline = u32::from_str_radix(begin_tli, 16).unwrap_or(0);
-    let latest = latest_archived(&home.wal);
+    let latest = latest_archived_files(&home.wal);
     let last = match latest.get(&timeline) {
         Some(last) if last.as_str() >= begin.as_str() => last.clone(),
         _ => {
